@@ -11,7 +11,7 @@ pkgs=()
 for a in "$@"; do
 	case "$a" in
 	redis) pkgs+=(redis-server redis-tools) ;;
-	cluster) pkgs+=(containerd runc containernetworking-plugins iptables conntrack ipset socat iproute2 util-linux kmod procps) ;;
+	cluster) pkgs+=(containerd runc containernetworking-plugins iptables nftables conntrack ipset socat iproute2 util-linux kmod procps openssl) ;;
 	*) pkgs+=("$a") ;;
 	esac
 done

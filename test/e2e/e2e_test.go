@@ -1,0 +1,182 @@
+//go:build e2e
+
+// Package e2e holds the end-to-end tests: they run against the real single-node cluster from
+// `make cluster-up` (KUBECONFIG), with the image from `make image` loaded into its containerd.
+// `make test-e2e` sets everything up and runs them.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// cluster connects to the cluster in KUBECONFIG and gives the test a namespace of its own,
+// deleted (with everything in it) when the test ends.
+func cluster(t *testing.T) (client.Client, string) {
+	t.Helper()
+	if os.Getenv("KUBECONFIG") == "" {
+		t.Fatal("KUBECONFIG is not set: run the e2e tests with make test-e2e")
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		t.Fatalf("loading kubeconfig: %v", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		t.Fatalf("creating client: %v", err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"}}
+	if err := c.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Delete(context.Background(), ns); err != nil {
+			t.Errorf("deleting namespace %s: %v", ns.Name, err)
+		}
+	})
+	return c, ns.Name
+}
+
+// eventually polls cond until it returns nil or the timeout passes, and fails with its last error.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestImageServesThroughClusterIP runs the locally built image as a Deployment under the
+// "restricted" security settings and reaches its admin endpoint from the host through a ClusterIP
+// Service: the image, containerd, the CNI bridge, the scheduler, the kubelet's probes and
+// kube-proxy all have to work for this to pass.
+func TestImageServesThroughClusterIP(t *testing.T) {
+	image, version := os.Getenv("E2E_IMAGE"), os.Getenv("E2E_VERSION")
+	if image == "" || version == "" {
+		t.Fatal("E2E_IMAGE and E2E_VERSION are not set: run the e2e tests with make test-e2e")
+	}
+	c, ns := cluster(t)
+	ctx := context.Background()
+	labels := map[string]string{"app.kubernetes.io/name": "exporter-smoke"}
+
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "exporter-smoke", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:            "exporter",
+						Image:           image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Command:         []string{"/exporter"},
+						Ports:           []corev1.ContainerPort{{Name: "admin", ContainerPort: 8888}},
+						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+							HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("admin")},
+						}, PeriodSeconds: 1},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+				},
+			},
+		},
+	}
+	if err := c.Create(ctx, dep); err != nil {
+		t.Fatalf("creating Deployment: %v", err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "exporter-smoke", Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: labels,
+			Ports:    []corev1.ServicePort{{Name: "admin", Port: 8888, TargetPort: intstr.FromString("admin")}},
+		},
+	}
+	if err := c.Create(ctx, svc); err != nil {
+		t.Fatalf("creating Service: %v", err)
+	}
+
+	eventually(t, 2*time.Minute, "Deployment ready", func() error {
+		var d appsv1.Deployment
+		if err := c.Get(ctx, client.ObjectKeyFromObject(dep), &d); err != nil {
+			return err
+		}
+		if d.Status.ReadyReplicas != 1 {
+			return fmt.Errorf("readyReplicas = %d, pods: %s", d.Status.ReadyReplicas, podSummary(ctx, c, ns))
+		}
+		return nil
+	})
+
+	url := fmt.Sprintf("http://%s:8888/version", svc.Spec.ClusterIP)
+	httpc := &http.Client{Timeout: 2 * time.Second}
+	var body string
+	// kube-proxy programs the Service's rules asynchronously: poll until they are in place.
+	eventually(t, time.Minute, "GET "+url, func() error {
+		resp, err := httpc.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		body = strings.TrimSpace(string(b))
+		return nil
+	})
+	if body != version {
+		t.Errorf("GET %s = %q, want the image's version %q", url, body, version)
+	}
+}
+
+func podSummary(ctx context.Context, c client.Client, ns string) string {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, p := range pods.Items {
+		s := string(p.Status.Phase)
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Waiting != nil {
+				s += " " + cs.State.Waiting.Reason + ": " + cs.State.Waiting.Message
+			}
+		}
+		parts = append(parts, p.Name+"="+s)
+	}
+	return strings.Join(parts, ", ")
+}
