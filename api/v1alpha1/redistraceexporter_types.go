@@ -60,7 +60,3 @@ type RedisTraceExporterList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RedisTraceExporter `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&RedisTraceExporter{}, &RedisTraceExporterList{})
-}

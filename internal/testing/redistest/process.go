@@ -1,0 +1,236 @@
+package redistest
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// stopGrace bounds how long Stop waits for Redis to flush the AOF after SIGTERM
+	// before it escalates to SIGKILL.
+	stopGrace = 10 * time.Second
+	// readyTimeout is generous because the machine running the tests may be busy and
+	// a restart may have to load a large AOF first.
+	readyTimeout = 30 * time.Second
+	// pollInterval is short because Redis reacts in milliseconds and tests wait on it.
+	pollInterval = 25 * time.Millisecond
+	// startAttempts bounds the retries when another process takes a chosen port
+	// between our probe and Redis's bind.
+	startAttempts = 5
+	// logTailLines is how much of a server log goes into a failure message.
+	logTailLines = 30
+)
+
+// errPortInUse marks a failed start that another port may fix.
+var errPortInUse = errors.New("port already in use")
+
+// lookPath finds redis-server on every call rather than once, so that a test can take
+// it off PATH.
+func lookPath(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found: run hack/install-debs.sh redis (%v)", err)
+	}
+	return path
+}
+
+// process is one run of a server; a restart makes a new one.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd.Wait has reaped the process
+	err  error         // cmd.Wait's result, valid after done is closed
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill signals the whole process group, so that Redis's forked children die with it,
+// and only while the leader is unreaped, so that the group ID cannot have been reused.
+func (p *process) kill() {
+	if !p.exited() {
+		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// terminate lets Redis shut down cleanly (flush the AOF, kill its own children) and
+// falls back to kill when that takes longer than grace.
+func (p *process) terminate(grace time.Duration) {
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		p.kill()
+	}
+}
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+var (
+	spawnOnce     sync.Once
+	spawnRequests = make(chan spawnRequest)
+)
+
+// startProcess starts cmd from the spawner thread; see the package comment for why.
+func startProcess(cmd *exec.Cmd) (*process, error) {
+	spawnOnce.Do(func() { go spawnLoop() })
+	req := spawnRequest{cmd: cmd, err: make(chan error, 1)}
+	spawnRequests <- req
+	if err := <-req.err; err != nil {
+		return nil, err
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// spawnLoop locks its OS thread and never returns, so the thread it forks from outlives
+// every child and Pdeathsig fires only when the test binary itself dies.
+func spawnLoop() {
+	runtime.LockOSThread()
+	for req := range spawnRequests {
+		req.err <- req.cmd.Start()
+	}
+}
+
+func newCommand(bin, dir, confPath, outPath string, sentinel bool) (*exec.Cmd, *os.File, error) {
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	args := []string{confPath}
+	if sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	// An *os.File, not a pipe: with a pipe, Wait would also wait for Redis's forked
+	// children that inherited it.
+	cmd.Stdout, cmd.Stderr = out, out
+	// Redis reads nothing from the environment; an empty one keeps the developer's
+	// from leaking into what a test observes.
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd, out, nil
+}
+
+var (
+	portsMu sync.Mutex
+	// handedOut keeps two servers of one test binary from being given the same port
+	// when the kernel hands a just-closed port out again.
+	handedOut = map[int]bool{}
+)
+
+// pickPorts is freePorts, replaceable so that a test can hand out a taken port and
+// exercise the retry.
+var pickPorts = freePorts
+
+// freePorts returns n loopback ports that were free a moment ago. Another process can
+// still take one before Redis binds it; the caller retries on errPortInUse.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for len(ports) < n {
+		if len(listeners) > n+100 {
+			t.Fatalf("finding %d free loopback ports: only %d after %d tries", n, len(ports), len(listeners))
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free loopback port: %v", err)
+		}
+		listeners = append(listeners, l)
+		port := l.Addr().(*net.TCPAddr).Port
+		if handedOut[port] {
+			continue
+		}
+		handedOut[port] = true
+		ports = append(ports, port)
+	}
+	return ports
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// readFrom returns what was appended to path since offset, so that a restart's failure
+// is not blamed on an earlier run's log lines.
+func readFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	return string(b[offset:])
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// eventually polls check until it returns nil and fails the test with check's last error
+// when timeout passes first.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	if err := poll(timeout, check); err != nil {
+		t.Fatalf("%s: not done after %s: %v", what, timeout, err)
+	}
+}
+
+func poll(timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	ticker := time.NewTicker(pollInterval)
+	defer ticker.Stop()
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		<-ticker.C
+	}
+}
