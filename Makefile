@@ -83,8 +83,8 @@ test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster 
 		go test -tags e2e -count=1 -timeout 30m $(GOTEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench
-bench: ## End-to-end benchmarks against redis-benchmark (not yet: the performance issue).
-	@echo "make bench: not yet (arrives with the performance issue)"; exit 1
+bench: ## Micro-benchmarks and end-to-end spans/s next to redis-benchmark XADD in the same run.
+	hack/bench.sh
 
 ##@ Build
 

@@ -1,9 +1,12 @@
-// Command exporter is Tracestream's data plane: it receives OTLP traces and writes every span to a
-// Redis Stream.
+// Command exporter is Tracestream's data plane: it receives OTLP traces over gRPC and HTTP and
+// writes every span as a Redis Stream entry, answering a client only once its spans are in Redis.
 //
-// Today it serves only its admin endpoint (/healthz, /readyz, /version); the OTLP receivers and the
-// Redis sink arrive with the exporter issue. The binary exists now so that the image, the local
-// cluster and the end-to-end tests have a real process to run.
+//	exporter --config /etc/tracestream/exporter.yaml [--redis.addresses=host:6379 ...]
+//
+// Settings come from defaults, then the YAML file, then TRACESTREAM_* environment variables, then
+// flags named by their key path (docs/exporter-config.md). An invalid configuration exits with
+// status 2 and a message naming each field at fault. SIGTERM drains: readiness flips at once, the
+// receivers stop accepting, in-flight writes finish within delivery.drainTimeout, then exit 0.
 package main
 
 import (
@@ -12,61 +15,43 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
+	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/exporter/service"
+	"github.com/tracestream/tracestream/internal/exporter/sink"
 	"github.com/tracestream/tracestream/internal/version"
 )
 
 func main() {
-	if err := run(); err != nil {
-		slog.Error("Exporter failed", "err", err)
-		os.Exit(1)
+	fs := flag.NewFlagSet("exporter", flag.ContinueOnError)
+	configPath := fs.String("config", os.Getenv(config.EnvPrefix+"CONFIG"), "path of the YAML configuration file")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	config.RegisterFlags(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
 	}
-}
-
-func run() error {
-	adminEndpoint := flag.String("admin-endpoint", envOr("TRACESTREAM_ADMIN_ENDPOINT", ":8888"),
-		"address of the admin endpoint (health, readiness, version)")
-	flag.Parse()
-
+	if *showVersion {
+		fmt.Println(version.Version)
+		return
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	sink.SetLogger(log)
+	cfg, err := config.LoadWithFlags(*configPath, fs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "exporter: %v\n", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, version.Version) })
-
-	ln, err := net.Listen("tcp", *adminEndpoint)
-	if err != nil {
-		return fmt.Errorf("admin.endpoint %q: %w", *adminEndpoint, err)
+	log.Info("Starting exporter", "version", version.Version)
+	if err := service.Run(ctx, cfg, log); err != nil {
+		log.Error("Exporter failed", "err", err)
+		os.Exit(1)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	slog.Info("Serving admin endpoint", "addr", ln.Addr().String(), "version", version.Version)
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutting down admin endpoint: %w", err)
-	}
-	return nil
-}
-
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
 }

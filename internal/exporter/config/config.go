@@ -1,0 +1,313 @@
+// Package config is the exporter's configuration: the one type that the operator renders into a
+// ConfigMap and that the exporter parses at start-up. The JSON/YAML keys are a contract
+// (docs/exporter-config.md): renaming one breaks every deployed ConfigMap.
+package config
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Redis modes.
+const (
+	ModeStandalone = "standalone"
+	ModeCluster    = "cluster"
+	ModeSentinel   = "sentinel"
+)
+
+// Stream entry encodings.
+const (
+	FormatJSON = "json"
+	FormatFlat = "flat"
+	FormatOTLP = "otlp"
+)
+
+// Config is the whole exporter configuration. Build one with Default or Load; a Config that did
+// not come from Load should pass Validate before it is used.
+//
+// The zero value of a field is either its default or invalid, never a third meaning: a renderer
+// that omits zero fields (yaml.Marshal does, through omitempty and omitzero) loses nothing.
+type Config struct {
+	Receivers Receivers `json:"receivers"`
+	Redis     Redis     `json:"redis"`
+	Stream    Stream    `json:"stream"`
+	Filter    Filter    `json:"filter"`
+	Delivery  Delivery  `json:"delivery"`
+	Admin     Admin     `json:"admin"`
+}
+
+// Default returns the configuration used for every key that the file, the environment and the
+// flags leave unset. It needs no I/O, so the operator can call it too; Delivery.ProducerID stays
+// empty and the exporter resolves it to its hostname.
+func Default() Config {
+	return Config{
+		Receivers: Receivers{
+			GRPC:            GRPC{Endpoint: ":4317", MaxConcurrentStreams: 100},
+			HTTP:            HTTP{Endpoint: ":4318", ReadHeaderTimeout: Duration{10 * time.Second}},
+			MaxRequestBytes: 16 << 20,
+		},
+		Redis: Redis{
+			Mode:         ModeStandalone,
+			Addresses:    []string{"localhost:6379"},
+			DialTimeout:  Duration{5 * time.Second},
+			ReadTimeout:  Duration{3 * time.Second},
+			WriteTimeout: Duration{3 * time.Second},
+			PoolSize:     8,
+		},
+		Stream: Stream{
+			KeyTemplate:  "traces:{service.name}",
+			Fallback:     "unknown",
+			Format:       FormatJSON,
+			PipelineSize: 1000,
+			// FlushInterval stays 0: the pipeline then sends as soon as a writer is free (group
+			// commit), so batches grow by themselves while Redis is busy and light load pays no
+			// added latency. A fixed wait would only delay every pipeline that is not yet full.
+			Writers: 4,
+		},
+		Delivery: Delivery{
+			MaxInFlightSpans:     200_000,
+			RetryInitialInterval: Duration{50 * time.Millisecond},
+			RetryMaxInterval:     Duration{5 * time.Second},
+			RequestTimeout:       Duration{10 * time.Second},
+			DrainTimeout:         Duration{20 * time.Second},
+		},
+		Admin: Admin{Endpoint: ":8888"},
+	}
+}
+
+// Receivers configures the OTLP endpoints.
+type Receivers struct {
+	GRPC GRPC `json:"grpc"`
+	HTTP HTTP `json:"http"`
+	// MaxRequestBytes bounds a request body after decompression.
+	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
+	// TLS enables TLS (and mTLS with clientCAFile) on both receivers.
+	TLS ServerTLS `json:"tls"`
+	// BearerTokenFile, when set, requires "Authorization: Bearer <token>" on every request. The file
+	// is re-read when it changes, so a rotated Secret needs no restart.
+	BearerTokenFile string `json:"bearerTokenFile,omitempty"`
+}
+
+// GRPC configures the OTLP/gRPC receiver.
+type GRPC struct {
+	// Endpoint is the host:port to listen on.
+	Endpoint string `json:"endpoint,omitempty"`
+	// MaxConcurrentStreams bounds the concurrent gRPC streams (requests) per client connection.
+	MaxConcurrentStreams uint32 `json:"maxConcurrentStreams,omitempty"`
+}
+
+// HTTP configures the OTLP/HTTP receiver.
+type HTTP struct {
+	// Endpoint is the host:port to listen on.
+	Endpoint string `json:"endpoint,omitempty"`
+	// ReadHeaderTimeout bounds how long a client may take to send its request headers.
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitzero"`
+}
+
+// ServerTLS is a receiver's TLS configuration.
+type ServerTLS struct {
+	// CertFile and KeyFile are the serving certificate and its key (PEM); both or neither.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	// ClientCAFile, when set, requires clients to present a certificate signed by one of its CAs.
+	ClientCAFile string `json:"clientCAFile,omitempty"`
+}
+
+// Enabled reports whether the receivers serve TLS.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
+
+// Redis says where and how to write.
+type Redis struct {
+	// Mode is ModeStandalone, ModeCluster or ModeSentinel.
+	Mode string `json:"mode,omitempty"`
+	// Addresses are host:port, redis://host:port or rediss://host:port: the server
+	// (standalone), seed nodes (cluster) or the sentinels (sentinel). rediss:// turns TLS on, as
+	// TLS.Enabled does.
+	Addresses []string `json:"addresses,omitempty"`
+	// Sentinel is used only in sentinel mode.
+	Sentinel Sentinel `json:"sentinel"`
+	// DB is the database number; it must be 0 in cluster mode.
+	DB int `json:"db,omitempty"`
+	// UsernameFile and PasswordFile hold ACL credentials (mounted Secret keys). They are read
+	// whenever a connection is dialled, so rotating the Secret needs no restart.
+	UsernameFile string `json:"usernameFile,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// TLS is the TLS configuration towards every Redis node (and the sentinels).
+	TLS ClientTLS `json:"tls"`
+	// DialTimeout, ReadTimeout and WriteTimeout bound each connection's operations.
+	DialTimeout  Duration `json:"dialTimeout,omitzero"`
+	ReadTimeout  Duration `json:"readTimeout,omitzero"`
+	WriteTimeout Duration `json:"writeTimeout,omitzero"`
+	// PoolSize is the number of connections per Redis node.
+	PoolSize int `json:"poolSize,omitempty"`
+}
+
+// TLSEnabled reports whether connections to Redis use TLS: TLS.Enabled is set or the addresses
+// use the rediss:// scheme (Validate rejects a mix of rediss:// and plain addresses).
+func (r Redis) TLSEnabled() bool {
+	if r.TLS.Enabled {
+		return true
+	}
+	for _, a := range r.Addresses {
+		if strings.HasPrefix(a, rediss) {
+			return true
+		}
+	}
+	return false
+}
+
+// HostPorts returns Addresses without their redis:// or rediss:// scheme, as go-redis wants them.
+func (r Redis) HostPorts() []string {
+	out := make([]string, len(r.Addresses))
+	for i, a := range r.Addresses {
+		out[i] = trimScheme(a)
+	}
+	return out
+}
+
+// The address schemes: rediss marks an address as TLS, redis as plaintext (the default).
+const (
+	rediss     = "rediss://"
+	redisPlain = "redis://"
+)
+
+func trimScheme(addr string) string {
+	if s, ok := strings.CutPrefix(addr, rediss); ok {
+		return s
+	}
+	return strings.TrimPrefix(addr, redisPlain)
+}
+
+// Sentinel configures sentinel mode; Redis.Addresses are then the sentinels.
+type Sentinel struct {
+	// MasterName is the name the sentinels monitor the master under; required in sentinel mode.
+	MasterName string `json:"masterName,omitempty"`
+	// PasswordFile authenticates to the sentinels themselves, when they require it.
+	PasswordFile string `json:"passwordFile,omitempty"`
+}
+
+// ClientTLS is the TLS configuration towards Redis.
+type ClientTLS struct {
+	// Enabled turns TLS on; rediss:// addresses do too.
+	Enabled bool `json:"enabled,omitempty"`
+	// CAFile verifies the servers' certificates; empty uses the system roots.
+	CAFile string `json:"caFile,omitempty"`
+	// CertFile and KeyFile are a client certificate for mutual TLS; both or neither.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	// ServerName overrides the name verified in the servers' certificates.
+	ServerName string `json:"serverName,omitempty"`
+	// InsecureSkipVerify disables verification of the servers' certificates (tests only).
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// Stream says what each span becomes.
+type Stream struct {
+	// KeyTemplate names the stream of each span: {attr} placeholders, {{ and }} for literal braces.
+	KeyTemplate string `json:"keyTemplate,omitempty"`
+	// Fallback replaces a placeholder whose attribute is missing.
+	Fallback string `json:"fallback,omitempty"`
+	// Format is the entry encoding: FormatJSON, FormatFlat or FormatOTLP.
+	Format string `json:"format,omitempty"`
+	// MaxLen trims each stream with MAXLEN ~ on every XADD; 0 disables.
+	MaxLen int64 `json:"maxLen,omitempty"`
+	// MinIDAge trims entries older than this with MINID ~; 0 disables.
+	MinIDAge Duration `json:"minIdAge,omitzero"`
+	// TTL sets EXPIRE on each written stream, refreshed at most once per key per pipeline.
+	TTL Duration `json:"ttl,omitzero"`
+	// PipelineSize is the most XADDs sent in one pipeline.
+	PipelineSize int `json:"pipelineSize,omitempty"`
+	// FlushInterval is how long a pipeline waits to fill before it is sent; 0 sends it as soon as
+	// a writer is free (group commit).
+	FlushInterval Duration `json:"flushInterval,omitzero"`
+	// Writers is the number of pipelines in flight at once.
+	Writers int `json:"writers,omitempty"`
+}
+
+// Filter selects spans by their resource's service.name.
+type Filter struct {
+	// IncludeServices, when set, keeps only the spans of these services.
+	IncludeServices []string `json:"includeServices,omitempty"`
+	// ExcludeServices, when set, drops the spans of these services.
+	ExcludeServices []string `json:"excludeServices,omitempty"`
+}
+
+// Delivery bounds memory and retries.
+type Delivery struct {
+	// MaxInFlightSpans bounds the spans accepted but not yet acknowledged by Redis; past it,
+	// clients get a retryable "resource exhausted".
+	MaxInFlightSpans int `json:"maxInFlightSpans,omitempty"`
+	// RetryInitialInterval and RetryMaxInterval shape the exponential backoff (with jitter) of
+	// writes that failed with a retryable error.
+	RetryInitialInterval Duration `json:"retryInitialInterval,omitzero"`
+	RetryMaxInterval     Duration `json:"retryMaxInterval,omitzero"`
+	// RequestTimeout bounds how long a request waits for Redis before the client is told to retry.
+	RequestTimeout Duration `json:"requestTimeout,omitzero"`
+	// DrainTimeout bounds the wait for in-flight writes at shutdown.
+	DrainTimeout Duration `json:"drainTimeout,omitzero"`
+	// ProducerID names this exporter for idempotent XADD (Redis >= 8.6); defaults to the hostname.
+	ProducerID string `json:"producerId,omitempty"`
+}
+
+// Admin configures the health, metrics and status endpoint.
+type Admin struct {
+	// Endpoint is the host:port to listen on.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Debug enables GET /spans, which returns stream entries.
+	Debug bool `json:"debug,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s", "100ms").
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string. null leaves the duration as it was (the default, when
+// decoding over Default()), and a bare 0 is accepted since it needs no unit.
+//
+// A bad value is reported as a *json.UnmarshalTypeError so that encoding/json adds the key path.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "null":
+		return nil
+	case "0":
+		d.Duration = 0
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[Duration]()}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "string " + strconv.Quote(s), Type: reflect.TypeFor[Duration]()}
+	}
+	d.Duration = v
+	return nil
+}
+
+// IsZero reports whether the duration is 0; the omitzero tag uses it to drop unset durations.
+func (d Duration) IsZero() bool { return d.Duration == 0 }
+
+// jsonKind names the kind of a JSON value for an error message, as encoding/json does.
+func jsonKind(b []byte) string {
+	if len(b) == 0 {
+		return "empty value"
+	}
+	switch b[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	default:
+		return "number " + string(b)
+	}
+}

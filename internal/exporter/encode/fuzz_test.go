@@ -1,0 +1,166 @@
+package encode_test
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/exporter/encode"
+	"github.com/tracestream/tracestream/internal/exporter/entry"
+	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
+	. "github.com/tracestream/tracestream/internal/exporter/otlpwire/otlpwiretest"
+)
+
+var writeCorpus = flag.Bool("write-corpus", false, "rewrite the seed corpora under testdata/fuzz")
+
+// FuzzKeyTemplate checks that Parse never panics, that its errors point inside the template,
+// that a parsed template prints back as the same text (there is one way to write each), and that
+// rendering one never panics and writes the literal text with the braces unescaped.
+func FuzzKeyTemplate(f *testing.F) {
+	req := Marshal(templateRequest())
+	f.Fuzz(func(t *testing.T, s string) {
+		tmpl, err := encode.Parse(s)
+		if err != nil {
+			var te *encode.TemplateError
+			if !errors.As(err, &te) || te.Offset < 0 || te.Offset > len(s) || te.Template != s {
+				t.Fatalf("error %v does not locate the problem inside the template", err)
+			}
+			return
+		}
+		if got := tmpl.String(); got != s {
+			t.Fatalf("Parse(%q).String() = %q", s, got)
+		}
+		again, err := encode.Parse(tmpl.String())
+		if err != nil || again.String() != s {
+			t.Fatalf("the printed template does not parse back: %v", err)
+		}
+		for rs := range otlpwire.NewTraces(req).ResourceSpans() {
+			for ss := range rs.ScopeSpans() {
+				for sp := range ss.Spans() {
+					key := string(tmpl.Append(nil, &sp, rs.Resource(), ss.Scope(), "\x00"))
+					// Without placeholders, the key is the template with its braces unescaped.
+					if len(tmpl.Attributes()) == 0 {
+						want := strings.NewReplacer("{{", "{", "}}", "}").Replace(s)
+						if key != want {
+							t.Fatalf("key %q, want %q", key, want)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// traceparentRE is the W3C traceparent of version 00.
+var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// FuzzEncodeJSON encodes every request that Validate accepts in the three formats and checks
+// that the json format's data is valid JSON, that every entry carries a well-formed traceparent
+// and the span's ids, that the otlp format decodes to one span, and that nothing panics.
+func FuzzEncodeJSON(f *testing.F) {
+	encoders := map[string]*encode.Encoder{}
+	for _, format := range []string{config.FormatJSON, config.FormatFlat, config.FormatOTLP} {
+		encoders[format] = newEncoder(f, format)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		spans, err := otlpwire.Validate(b)
+		if err != nil {
+			return
+		}
+		for format, e := range encoders {
+			var batch entry.Batch
+			rejected := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil).Rejected
+			if batch.Len()+rejected != spans {
+				t.Fatalf("%s: %d entries and %d rejected, want %d spans", format, batch.Len(), rejected, spans)
+			}
+			for i := range batch.Len() {
+				fs := fields(t, &batch, i)
+				tp := fs["traceparent"]
+				if !traceparentRE.MatchString(tp) {
+					t.Fatalf("%s: traceparent %q", format, tp)
+				}
+				ent := batch.Entries[i]
+				if want := fmt.Sprintf("00-%x-%x-", ent.TraceID, ent.SpanID); !strings.HasPrefix(tp, want) {
+					t.Fatalf("%s: traceparent %q does not carry the entry's ids %s", format, tp, want)
+				}
+				switch format {
+				case config.FormatJSON:
+					if !json.Valid([]byte(fs["data"])) {
+						t.Fatalf("data is not valid JSON: %s", fs["data"])
+					}
+				case config.FormatOTLP:
+					var td tracepb.TracesData
+					if err := proto.Unmarshal([]byte(fs["otlp"]), &td); err != nil {
+						t.Fatalf("otlp does not decode: %v", err)
+					}
+					if n := len(td.ResourceSpans); n != 1 || len(td.ResourceSpans[0].ScopeSpans) != 1 || len(td.ResourceSpans[0].ScopeSpans[0].Spans) != 1 {
+						t.Fatalf("otlp holds %d resources, want one resource, scope and span", n)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestWriteSeedCorpus regenerates the seed corpora (go test . -run TestWriteSeedCorpus -args
+// -write-corpus).
+func TestWriteSeedCorpus(t *testing.T) {
+	if !*writeCorpus {
+		t.Skip("run with -write-corpus to regenerate testdata/fuzz")
+	}
+	traceJSON, err := os.ReadFile("../otlpwire/testdata/trace.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracePB, err := otlpwire.FromJSON(traceJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := map[string]map[string]string{
+		"FuzzKeyTemplate": {
+			"hash-tag":   "traces:{{{service.name}}}",
+			"two":        "t:{tenant}:{service.name}",
+			"literal":    "a{{b}}c",
+			"unclosed":   "t:{x",
+			"stray":      "t}",
+			"empty":      "{}",
+			"nested":     "{a{b}}",
+			"plain":      "traces",
+			"unicode":    "трасы:{сервис}",
+			"many-brace": "{{{{{{x}}}}}}",
+		},
+		"FuzzEncodeJSON": {
+			"full":       string(Marshal(Full())),
+			"realistic":  string(Marshal(Realistic(2))),
+			"trace-json": string(tracePB),
+			"template":   string(Marshal(templateRequest())),
+		},
+	}
+	for target, files := range seeds {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		typ := "[]byte"
+		if target == "FuzzKeyTemplate" {
+			typ = "string"
+		}
+		for name, v := range files {
+			content := fmt.Sprintf("go test fuzz v1\n%s(%s)\n", typ, strconv.Quote(v))
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,102 @@
+// Package entry is the hand-off between the encoders and the Redis sink: a reusable arena of
+// encoded Redis Stream entries (stream key + field/value pairs + the span's identity).
+//
+// Encoders append bytes into one buffer and record offsets instead of slices, so that a batch of
+// thousands of entries costs no allocation per entry once the arena has grown to size, and the
+// sink reads the bytes back without copying them.
+package entry
+
+// Range is a half-open byte range [Start, End) of Batch.Buf.
+type Range struct{ Start, End int }
+
+// Entry is one stream entry: XADD <Key> * <field> <value> ...
+type Entry struct {
+	// Key is the stream key.
+	Key Range
+	// first and n locate this entry's field and value ranges in Batch.fields: field i is
+	// fields[first+2i], its value fields[first+2i+1].
+	first, n int
+	// TraceID and SpanID identify the span, for idempotent XADD (IDMP) and for consumers that
+	// deduplicate; a retry of the same span carries the same pair.
+	TraceID [16]byte
+	SpanID  [8]byte
+	// Spans is how many spans this entry carries (always 1 today: one entry per span).
+	Spans int
+}
+
+// Batch is a reusable arena of entries. The zero value is ready to use; Reset keeps the memory.
+type Batch struct {
+	Buf     []byte
+	Entries []Entry
+	fields  []Range
+	open    bool
+}
+
+// Reset empties the batch and keeps its memory for reuse.
+func (b *Batch) Reset() {
+	b.Buf = b.Buf[:0]
+	b.Entries = b.Entries[:0]
+	b.fields = b.fields[:0]
+	b.open = false
+}
+
+// Len is the number of entries.
+func (b *Batch) Len() int { return len(b.Entries) }
+
+// Begin starts a new entry whose key is the bytes appended to Buf since keyStart.
+// Encoders append the key to b.Buf, then call Begin(keyStart), then add fields.
+func (b *Batch) Begin(keyStart int, traceID [16]byte, spanID [8]byte) {
+	b.Entries = append(b.Entries, Entry{
+		Key:     Range{keyStart, len(b.Buf)},
+		first:   len(b.fields),
+		TraceID: traceID,
+		SpanID:  spanID,
+		Spans:   1,
+	})
+	b.open = true
+}
+
+// Field records a field whose name is [nameStart, valueStart) and whose value is
+// [valueStart, len(Buf)) of Buf: encoders append the name, note the offset, append the value,
+// then call Field.
+func (b *Batch) Field(nameStart, valueStart int) {
+	b.fields = append(b.fields, Range{nameStart, valueStart}, Range{valueStart, len(b.Buf)})
+	b.Entries[len(b.Entries)-1].n++
+}
+
+// AddField appends a field name and value and records them.
+func (b *Batch) AddField(name string, value []byte) {
+	n := len(b.Buf)
+	b.Buf = append(b.Buf, name...)
+	v := len(b.Buf)
+	b.Buf = append(b.Buf, value...)
+	b.Field(n, v)
+}
+
+// Abort drops the entry begun last (for example when its span turns out to be invalid) and the
+// bytes appended for it since keyStart.
+func (b *Batch) Abort(keyStart int) {
+	if !b.open || len(b.Entries) == 0 {
+		return
+	}
+	e := b.Entries[len(b.Entries)-1]
+	b.fields = b.fields[:e.first]
+	b.Entries = b.Entries[:len(b.Entries)-1]
+	b.Buf = b.Buf[:keyStart]
+	b.open = false
+}
+
+// Bytes returns the bytes of r. The slice aliases Buf: valid until the next append or Reset.
+func (b *Batch) Bytes(r Range) []byte { return b.Buf[r.Start:r.End] }
+
+// Key returns entry i's stream key.
+func (b *Batch) Key(i int) []byte { return b.Bytes(b.Entries[i].Key) }
+
+// NumFields is the number of field/value pairs of entry i.
+func (b *Batch) NumFields(i int) int { return b.Entries[i].n }
+
+// FieldPair returns field j of entry i: its name and value.
+func (b *Batch) FieldPair(i, j int) (name, value []byte) {
+	e := b.Entries[i]
+	return b.Bytes(b.fields[e.first+2*j]), b.Bytes(b.fields[e.first+2*j+1])
+}

@@ -1,0 +1,244 @@
+package otlpwire
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// MaxValueDepth is how deeply AnyValues may nest: an attribute's value is at depth 1, a value
+// inside its array or kvlist at depth 2, and so on. protobuf itself allows 10,000 levels of
+// messages; the encoders recurse per level, so an unbounded depth would let one request cost
+// unbounded stack and time. No instrumentation library produces more than a handful of levels.
+const MaxValueDepth = 32
+
+// The kinds of problems that Validate reports. An *Error wraps exactly one of them, so callers can
+// tell them apart with errors.Is: all of them are the client's fault (OTLP: INVALID_ARGUMENT /
+// HTTP 400, not retryable).
+var (
+	// ErrMalformed is a violation of the protobuf wire format: a truncated or over-long varint, a
+	// length that runs past the end of its message, an invalid wire type or field number, an
+	// unbalanced group. proto.Unmarshal rejects the same inputs.
+	ErrMalformed = errors.New("malformed protobuf")
+	// ErrInvalidUTF8 is a string field that is not valid UTF-8, which proto3 forbids
+	// (proto.Unmarshal rejects it too).
+	ErrInvalidUTF8 = errors.New("string is not valid UTF-8")
+	// ErrInvalidID is a trace or span id of the wrong length. OTLP requires 16-byte trace ids and
+	// 8-byte span ids (or empty ones); proto.Unmarshal does not check lengths, but every consumer
+	// of the ids does (W3C traceparent, the collector's pdata).
+	ErrInvalidID = errors.New("invalid id length")
+	// ErrTooDeep is an AnyValue nested deeper than MaxValueDepth.
+	ErrTooDeep = errors.New("value nested too deeply")
+)
+
+// Error is a rejected input: what is wrong (Err, one of the Err* kinds), where (Path, in proto
+// field names with indexes of repeated fields, and Offset, the byte offset in the input) and a
+// detail that names the values involved. It says where because a client whose exporter produces
+// such bytes needs to find the offending span among thousands.
+type Error struct {
+	// Err is the kind of problem: ErrMalformed, ErrInvalidUTF8, ErrInvalidID or ErrTooDeep.
+	Err error
+	// Path locates the field, as "resource_spans[0].scope_spans[1].spans[7].trace_id".
+	Path string
+	// Offset is the position in the input where the offending field or value starts.
+	Offset int
+	// Detail describes the problem in the terms of the input.
+	Detail string
+
+	rev []string // path elements, innermost first, while the error travels up
+}
+
+// Error formats the problem as "otlpwire: <kind> at <path> (offset N): <detail>".
+func (e *Error) Error() string {
+	path := e.Path
+	if path == "" {
+		path = "top level"
+	}
+	return fmt.Sprintf("otlpwire: %v at %s (offset %d): %s", e.Err, path, e.Offset, e.Detail)
+}
+
+// Unwrap returns the kind of problem, for errors.Is.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Validate checks that b is a well-formed ExportTraceServiceRequest (or TracesData, which has the
+// same layout) that the readers of this package and the encoders can use without further checks,
+// and counts its spans. It accepts exactly what proto.Unmarshal into the generated Go types accepts,
+// except that it also rejects ids of the wrong length (ErrInvalidID) and values nested deeper than
+// MaxValueDepth (ErrTooDeep). Unknown fields, and known fields that arrive with another wire type
+// (which protobuf treats as unknown), are skipped. It does not allocate unless it fails.
+func Validate(b []byte) (spans int, err error) {
+	v := validator{}
+	if e := v.message(descRequest, b, 0); e != nil {
+		return 0, finish(e)
+	}
+	return v.spans, nil
+}
+
+// validator walks a message against its description.
+type validator struct {
+	spans int
+	depth int // AnyValue nesting
+}
+
+func fail(kind error, off int, format string, args ...any) *Error {
+	return &Error{Err: kind, Offset: off, Detail: fmt.Sprintf(format, args...)}
+}
+
+// message validates the message body b of type d that starts at offset off of the input.
+func (v *validator) message(d *msgDesc, b []byte, off int) *Error {
+	if d.isValue {
+		if v.depth++; v.depth > MaxValueDepth {
+			return fail(ErrTooDeep, off, "more than %d levels of array or kvlist values", MaxValueDepth)
+		}
+		err := v.fields(d, b, off)
+		v.depth--
+		return err
+	}
+	return v.fields(d, b, off)
+}
+
+// fields validates the fields of message body b. It is the hot loop of Validate: one-byte tags
+// and lengths (almost all of them) are decoded inline.
+func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
+	pos := 0
+	for pos < len(b) {
+		fieldOff := off + pos
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[pos]; c < 0x80 && c >= 8 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+			pos++
+		} else {
+			var n int
+			num, typ, n = protowire.ConsumeTag(b[pos:])
+			if n < 0 {
+				return fail(ErrMalformed, fieldOff, "bad field tag in %s: %v", d.name, wireError(n))
+			}
+			if num > protowire.MaxValidNumber {
+				return fail(ErrMalformed, fieldOff, "field number %d of %s is out of range", num, d.name)
+			}
+			pos += n
+		}
+		f := d.field(num)
+		if f == nil || f.kind.wireType() != typ {
+			if typ == protowire.EndGroupType {
+				return fail(ErrMalformed, fieldOff, "end-group tag for field %d of %s without a start-group tag", num, d.name)
+			}
+			m := protowire.ConsumeFieldValue(num, typ, b[pos:])
+			if m < 0 {
+				return fail(ErrMalformed, fieldOff, "field %d of %s, wire type %d: %v", num, d.name, typ, wireError(m))
+			}
+			pos += m
+			continue
+		}
+		var err *Error
+		switch typ {
+		case protowire.VarintType:
+			_, m := protowire.ConsumeVarint(b[pos:])
+			if m < 0 {
+				err = fail(ErrMalformed, fieldOff, "truncated or over-long varint")
+			}
+			pos += m
+		case protowire.Fixed32Type:
+			if len(b)-pos < 4 {
+				err = fail(ErrMalformed, fieldOff, "fixed32 needs 4 bytes, %d left", len(b)-pos)
+			}
+			pos += 4
+		case protowire.Fixed64Type:
+			if len(b)-pos < 8 {
+				err = fail(ErrMalformed, fieldOff, "fixed64 needs 8 bytes, %d left", len(b)-pos)
+			}
+			pos += 8
+		case protowire.BytesType:
+			var l uint64
+			m := 1
+			if pos < len(b) && b[pos] < 0x80 {
+				l = uint64(b[pos])
+			} else if l, m = protowire.ConsumeVarint(b[pos:]); m < 0 {
+				err = fail(ErrMalformed, fieldOff, "truncated or over-long length")
+				break
+			}
+			if l > uint64(len(b)-pos-m) {
+				err = fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-pos-m)
+				break
+			}
+			pos += m
+			err = v.value(f, b[pos:pos+int(l)], off+pos)
+			if err == nil && f.msg == descSpan {
+				v.spans++
+			}
+			pos += int(l)
+		}
+		if err != nil {
+			err.rev = append(err.rev, pathElem(f, num, b[:fieldOff-off]))
+			return err
+		}
+	}
+	return nil
+}
+
+// pathElem names field f (number num) in an error's path; a repeated field gets the index of this
+// occurrence, found by counting the earlier ones in before. Counting only when there is an error
+// keeps the bookkeeping out of the hot loop.
+func pathElem(f *fieldDesc, num protowire.Number, before []byte) string {
+	if !f.repeated {
+		return f.name
+	}
+	idx := 0
+	for len(before) > 0 {
+		n, typ, m := protowire.ConsumeField(before)
+		if m < 0 {
+			break
+		}
+		if n == num && typ == f.kind.wireType() {
+			idx++
+		}
+		before = before[m:]
+	}
+	return f.name + "[" + strconv.Itoa(idx) + "]"
+}
+
+// value validates the contents of length-delimited field f.
+func (v *validator) value(f *fieldDesc, val []byte, off int) *Error {
+	switch f.kind {
+	case kindString:
+		if !utf8.Valid(val) {
+			bad := firstInvalidUTF8(val)
+			return fail(ErrInvalidUTF8, off+bad, "byte 0x%02x at position %d of a %d-byte string", val[bad], bad, len(val))
+		}
+	case kindTraceID:
+		if len(val) != 0 && len(val) != 16 {
+			return fail(ErrInvalidID, off, "trace id has %d bytes, want 16", len(val))
+		}
+	case kindSpanID:
+		if len(val) != 0 && len(val) != 8 {
+			return fail(ErrInvalidID, off, "span id has %d bytes, want 8", len(val))
+		}
+	case kindMessage:
+		return v.message(f.msg, val, off)
+	}
+	return nil
+}
+
+// wireError describes a protowire error code without protowire's "proto: " prefix, which would
+// repeat what Error.Error says (protobuf-go randomly writes that prefix with a non-breaking space,
+// to keep callers from matching its text).
+func wireError(n int) string {
+	return strings.TrimLeft(strings.TrimPrefix(protowire.ParseError(n).Error(), "proto:"), " \u00a0")
+}
+
+// firstInvalidUTF8 is the index of the first byte of b that does not start a valid UTF-8 sequence.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return 0
+}

@@ -1,0 +1,47 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Outcome classes of an export, mapped once to OTLP status codes by the receivers.
+var (
+	// ErrInvalid: the payload is malformed. Permanent: gRPC INVALID_ARGUMENT, HTTP 400.
+	ErrInvalid = errors.New("invalid request")
+	// ErrBusy: the in-flight limit is reached. Retryable: gRPC RESOURCE_EXHAUSTED with RetryInfo,
+	// HTTP 429 with Retry-After.
+	ErrBusy = errors.New("exporter at its in-flight limit")
+	// ErrUnavailable: Redis did not acknowledge every span in time (down, failing over, refusing
+	// our credentials). Retryable: gRPC UNAVAILABLE, HTTP 503 with Retry-After.
+	ErrUnavailable = errors.New("redis unavailable")
+	// ErrShuttingDown: the exporter is draining. Retryable like ErrUnavailable.
+	ErrShuttingDown = errors.New("exporter shutting down")
+)
+
+// Error carries one of the classes above with the detail a client should see and a retry hint.
+type Error struct {
+	Class      error
+	Detail     string
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.Detail == "" {
+		return e.Class.Error()
+	}
+	return fmt.Sprintf("%s: %s", e.Class, e.Detail)
+}
+
+// Unwrap lets errors.Is match the class.
+func (e *Error) Unwrap() error { return e.Class }
+
+// RetryAfterOf returns the retry hint of err, or def when it has none.
+func RetryAfterOf(err error, def time.Duration) time.Duration {
+	var pe *Error
+	if errors.As(err, &pe) && pe.RetryAfter > 0 {
+		return pe.RetryAfter
+	}
+	return def
+}

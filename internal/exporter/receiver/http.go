@@ -1,0 +1,199 @@
+package receiver
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+
+	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
+)
+
+const (
+	contentProtobuf = "application/x-protobuf"
+	contentJSON     = "application/json"
+)
+
+// HTTP is the OTLP/HTTP receiver.
+type HTTP struct {
+	srv     *http.Server
+	exp     Exporter
+	tok     *tokenFile
+	maxBody int64
+	bufs    sync.Pool
+}
+
+// NewHTTP builds the HTTP receiver.
+func NewHTTP(cfg config.Receivers, exp Exporter) (*HTTP, error) {
+	h := &HTTP{exp: exp, maxBody: cfg.MaxRequestBytes}
+	h.bufs.New = func() any { return new(bytes.Buffer) }
+	if cfg.BearerTokenFile != "" {
+		t, err := newTokenFile(cfg.BearerTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		h.tok = t
+	}
+	tlsCfg, err := serverTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/traces", h.traces)
+	for _, p := range []string{"/v1/metrics", "/v1/logs", "/v1development/profiles"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "this endpoint receives traces only: POST /v1/traces", http.StatusNotFound)
+		})
+	}
+	h.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		TLSConfig:         tlsCfg,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return h, nil
+}
+
+// Serve serves on ln until Stop.
+func (h *HTTP) Serve(ln net.Listener) error {
+	var err error
+	if h.srv.TLSConfig != nil {
+		err = h.srv.ServeTLS(ln, "", "")
+	} else {
+		err = h.srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("http receiver: %w", err)
+}
+
+// Stop stops accepting requests and waits for the ones in flight until ctx ends.
+func (h *HTTP) Stop(ctx context.Context) {
+	if err := h.srv.Shutdown(ctx); err != nil {
+		_ = h.srv.Close()
+	}
+}
+
+func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "OTLP/HTTP traces are sent with POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.tok != nil && !h.tok.allow(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != contentProtobuf && mt != contentJSON {
+		http.Error(w, fmt.Sprintf("unsupported Content-Type %q: send %s or %s", mt, contentProtobuf, contentJSON), http.StatusUnsupportedMediaType)
+		return
+	}
+	buf := h.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer h.bufs.Put(buf)
+	if status, msg := h.readBody(w, r, buf); status != 0 {
+		h.writeStatus(w, mt, status, msg, 0)
+		return
+	}
+	body := buf.Bytes()
+	if mt == contentJSON {
+		pb, err := otlpwire.FromJSON(body)
+		if err != nil {
+			h.writeStatus(w, mt, http.StatusBadRequest, "invalid OTLP/JSON: "+err.Error(), 0)
+			return
+		}
+		body = pb
+	}
+	res, err := h.exp.Export(r.Context(), body, "http")
+	if err != nil {
+		o := classify(err)
+		h.writeStatus(w, mt, o.httpStatus, o.message, int(o.retryAfter.Seconds()+0.999))
+		return
+	}
+	resp := &coltracepb.ExportTraceServiceResponse{}
+	if res.Rejected > 0 {
+		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(res.Rejected), ErrorMessage: res.Message}
+	}
+	h.write(w, mt, http.StatusOK, resp)
+}
+
+// readBody reads the (possibly gzip-compressed) body into buf, refusing anything larger than the
+// limit after decompression: a decompression bomb stops at maxBody+1 bytes.
+func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (int, string) {
+	body := http.MaxBytesReader(w, r.Body, h.maxBody)
+	var src io.Reader = body
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return http.StatusBadRequest, "invalid gzip body: " + err.Error()
+		}
+		defer func() { _ = zr.Close() }()
+		src = zr
+	default:
+		return http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(src, h.maxBody+1))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr) || n > h.maxBody:
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody)
+	case err != nil:
+		return http.StatusBadRequest, "reading body: " + err.Error()
+	}
+	return 0, ""
+}
+
+// writeStatus answers an error as OTLP/HTTP prescribes: a google.rpc.Status in the request's
+// encoding, with Retry-After on retryable answers.
+func (h *HTTP) writeStatus(w http.ResponseWriter, mt string, status int, msg string, retryAfter int) {
+	if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	code := int32(14) // UNAVAILABLE
+	switch status {
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		code = 3 // INVALID_ARGUMENT
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		code = 8 // RESOURCE_EXHAUSTED
+	}
+	h.write(w, mt, status, &spb.Status{Code: code, Message: msg})
+}
+
+func (h *HTTP) write(w http.ResponseWriter, mt string, status int, m proto.Message) {
+	var (
+		b   []byte
+		err error
+	)
+	if mt == contentJSON {
+		b, err = protojson.Marshal(m)
+	} else {
+		mt = contentProtobuf
+		b, err = proto.Marshal(m)
+	}
+	if err != nil {
+		http.Error(w, "encoding response: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", mt)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,212 @@
+// Package service assembles the exporter from its configuration (receivers, pipeline, Redis sink,
+// admin endpoint) and owns its lifecycle: start, readiness, and the drain on shutdown.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/exporter/pipeline"
+	"github.com/tracestream/tracestream/internal/exporter/receiver"
+	"github.com/tracestream/tracestream/internal/exporter/sink"
+	"github.com/tracestream/tracestream/internal/exporter/telemetry"
+)
+
+// probeInterval is how often Redis is pinged for readiness while no writes prove it reachable.
+const probeInterval = 2 * time.Second
+
+// Service is a running exporter.
+type Service struct {
+	cfg  config.Config
+	log  *slog.Logger
+	tel  *telemetry.Telemetry
+	sink *sink.Sink
+	pipe *pipeline.Pipeline
+	grpc *receiver.GRPC
+	http *receiver.HTTP
+	adm  *http.Server
+
+	grpcLn, httpLn, admLn net.Listener
+	errc                  chan error
+	stopProbe             context.CancelFunc
+	wg                    sync.WaitGroup
+}
+
+// New builds the exporter from a validated configuration. Nothing listens until Start.
+func New(cfg config.Config, log *slog.Logger) (*Service, error) {
+	s := &Service{cfg: cfg, log: log, tel: telemetry.New(), errc: make(chan error, 3)}
+	producer := cfg.Delivery.ProducerID
+	if producer == "" {
+		producer, _ = os.Hostname()
+	}
+	snk, err := sink.New(cfg.Redis, cfg.Stream, producer)
+	if err != nil {
+		return nil, err
+	}
+	s.sink = snk
+	enc, err := pipeline.NewSpanEncoder(cfg.Stream, cfg.Filter)
+	if err != nil {
+		_ = snk.Close()
+		return nil, err
+	}
+	s.pipe = pipeline.New(pipeline.Options{
+		PipelineSize:         cfg.Stream.PipelineSize,
+		FlushInterval:        cfg.Stream.FlushInterval.Duration,
+		Writers:              cfg.Stream.Writers,
+		MaxInFlightSpans:     cfg.Delivery.MaxInFlightSpans,
+		RetryInitialInterval: cfg.Delivery.RetryInitialInterval.Duration,
+		RetryMaxInterval:     cfg.Delivery.RetryMaxInterval.Duration,
+		RequestTimeout:       cfg.Delivery.RequestTimeout.Duration,
+	}, enc, snk, classify, s.tel, log)
+	if s.grpc, err = receiver.NewGRPC(cfg.Receivers, s.pipe); err != nil {
+		_ = snk.Close()
+		return nil, err
+	}
+	if s.http, err = receiver.NewHTTP(cfg.Receivers, s.pipe); err != nil {
+		_ = snk.Close()
+		return nil, err
+	}
+	var extra map[string]http.Handler
+	if cfg.Admin.Debug {
+		extra = map[string]http.Handler{"GET /spans": spansHandler(snk)}
+	}
+	s.adm = &http.Server{Handler: s.tel.Handler(extra), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+func classify(err error) (string, bool) {
+	c := sink.Classify(err)
+	return c.String(), c.Retryable()
+}
+
+// Start binds the endpoints, probes Redis once (a failure is logged, not fatal: the exporter
+// stays not-ready and keeps probing, as Redis may come up later) and starts serving.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	if s.admLn, err = net.Listen("tcp", s.cfg.Admin.Endpoint); err != nil {
+		return fmt.Errorf("admin.endpoint %q: %w", s.cfg.Admin.Endpoint, err)
+	}
+	if s.grpcLn, err = net.Listen("tcp", s.cfg.Receivers.GRPC.Endpoint); err != nil {
+		_ = s.admLn.Close()
+		return fmt.Errorf("receivers.grpc.endpoint %q: %w", s.cfg.Receivers.GRPC.Endpoint, err)
+	}
+	if s.httpLn, err = net.Listen("tcp", s.cfg.Receivers.HTTP.Endpoint); err != nil {
+		_ = s.admLn.Close()
+		_ = s.grpcLn.Close()
+		return fmt.Errorf("receivers.http.endpoint %q: %w", s.cfg.Receivers.HTTP.Endpoint, err)
+	}
+	if info, err := s.sink.Probe(ctx); err != nil {
+		s.log.Warn("Redis not reachable at start-up; will keep trying", "class", sink.Classify(err).String(), "err", err)
+		s.tel.SetRedisReachable(false)
+		s.tel.RedisError(sink.Classify(err).String(), 1)
+	} else {
+		s.log.Info("Connected to Redis", "mode", info.Mode, "masters", len(info.Masters), "idempotentXADD", info.Idempotent)
+		s.tel.SetRedisReachable(true)
+	}
+	s.pipe.Start()
+	probeCtx, cancel := context.WithCancel(context.Background())
+	s.stopProbe = cancel
+	s.wg.Add(1)
+	go s.probe(probeCtx)
+	s.serve("admin", func() error {
+		if err := s.adm.Serve(s.admLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin endpoint: %w", err)
+		}
+		return nil
+	})
+	s.serve("grpc", func() error { return s.grpc.Serve(s.grpcLn) })
+	s.serve("http", func() error { return s.http.Serve(s.httpLn) })
+	s.tel.SetReady(true)
+	s.log.Info("Exporter started", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(),
+		"admin", s.admLn.Addr().String(), "format", s.cfg.Stream.Format, "keyTemplate", s.cfg.Stream.KeyTemplate)
+	return nil
+}
+
+func (s *Service) serve(name string, f func() error) {
+	go func() {
+		if err := f(); err != nil {
+			s.errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// probe keeps readiness true to Redis: a ping every probeInterval.
+func (s *Service) probe(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, probeInterval)
+			if err := s.pipe.Probe(pctx); err != nil && ctx.Err() == nil {
+				s.tel.RedisError(sink.Classify(err).String(), 1)
+			}
+			cancel()
+		}
+	}
+}
+
+// Addrs returns the bound addresses of the gRPC, HTTP and admin endpoints.
+func (s *Service) Addrs() (grpcAddr, httpAddr, adminAddr string) {
+	return s.grpcLn.Addr().String(), s.httpLn.Addr().String(), s.admLn.Addr().String()
+}
+
+// Telemetry exposes the exporter's metrics and health (for tests and the admin endpoint).
+func (s *Service) Telemetry() *telemetry.Telemetry { return s.tel }
+
+// Errors reports a server that stopped on its own.
+func (s *Service) Errors() <-chan error { return s.errc }
+
+// Shutdown drains: readiness flips to not-ready at once, the receivers stop accepting and finish
+// their in-flight requests, the pipeline finishes its writes, all bounded by ctx.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.tel.SetReady(false)
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.grpc.Stop(ctx) }()
+	go func() { defer wg.Done(); s.http.Stop(ctx) }()
+	wg.Wait()
+	err := s.pipe.Shutdown(ctx)
+	s.stopProbe()
+	s.wg.Wait()
+	actx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.adm.Shutdown(actx)
+	_ = s.sink.Close()
+	s.log.Info("Exporter drained", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
+	return err
+}
+
+// Run starts the exporter and drains it when ctx ends (SIGTERM), bounded by the drain timeout.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-s.errc:
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.Delivery.DrainTimeout.Duration)
+	defer cancel()
+	if err := s.Shutdown(dctx); err != nil {
+		return errors.Join(runErr, err)
+	}
+	return runErr
+}

@@ -1,0 +1,158 @@
+// Package telemetry is the exporter's view of itself: Prometheus metrics, the health state behind
+// /healthz and /readyz, and the /status summary that the operator reads.
+package telemetry
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tracestream/tracestream/internal/version"
+)
+
+// Reasons a span is dropped (never written, and the client told so or it asked for it).
+const (
+	DropFiltered = "filtered" // excluded by the service filter: the user asked for it
+	DropInvalid  = "invalid"  // rejected as invalid (OTLP partial success)
+	DropRejected = "rejected" // Redis refused it permanently (e.g. WRONGTYPE), reported as partial success
+)
+
+// Telemetry holds the exporter's metrics and health. Safe for concurrent use.
+type Telemetry struct {
+	Registry *prometheus.Registry
+
+	SpansReceived *prometheus.CounterVec // by protocol: grpc, http
+	SpansExported prometheus.Counter
+	SpansFailed   *prometheus.CounterVec // by class: answered with a retryable error
+	SpansDropped  *prometheus.CounterVec // by reason
+	RedisErrors   *prometheus.CounterVec // by class
+	BatchSize     prometheus.Histogram
+	PipelineTime  prometheus.Histogram
+	InFlight      prometheus.Gauge
+
+	received, exported, failed, dropped atomic.Int64
+	ready                               atomic.Bool
+	redisReachable                      atomic.Bool
+	lastWrite                           atomic.Int64 // unix nanos
+
+	mu        sync.Mutex
+	lastClass string
+	lastError time.Time
+}
+
+// New registers the metrics on a fresh registry.
+func New() *Telemetry {
+	t := &Telemetry{Registry: prometheus.NewRegistry()}
+	ns := "tracestream_exporter"
+	t.SpansReceived = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spans_received_total",
+		Help: "Spans received, by protocol."}, []string{"protocol"})
+	t.SpansExported = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "spans_exported_total",
+		Help: "Spans acknowledged by Redis."})
+	t.SpansFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spans_failed_total",
+		Help: "Spans whose request was answered with a retryable error, by error class."}, []string{"class"})
+	t.SpansDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spans_dropped_total",
+		Help: "Spans not written, by reason (filtered, invalid, rejected)."}, []string{"reason"})
+	t.RedisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "redis_errors_total",
+		Help: "Redis command errors, by class."}, []string{"class"})
+	t.BatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "pipeline_entries",
+		Help: "Entries per Redis pipeline.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)})
+	t.PipelineTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "pipeline_duration_seconds",
+		Help: "Time from sending a pipeline to reading all its replies.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)})
+	t.InFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_spans",
+		Help: "Spans accepted and not yet acknowledged by Redis."})
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Build information; always 1."}, []string{"version"})
+	build.WithLabelValues(version.Version).Set(1)
+	t.Registry.MustRegister(t.SpansReceived, t.SpansExported, t.SpansFailed, t.SpansDropped, t.RedisErrors,
+		t.BatchSize, t.PipelineTime, t.InFlight, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return t
+}
+
+// Received counts spans that arrived over protocol.
+func (t *Telemetry) Received(protocol string, n int) {
+	t.SpansReceived.WithLabelValues(protocol).Add(float64(n))
+	t.received.Add(int64(n))
+}
+
+// Exported counts spans Redis acknowledged and records the time of the write.
+func (t *Telemetry) Exported(n int) {
+	t.SpansExported.Add(float64(n))
+	t.exported.Add(int64(n))
+	t.lastWrite.Store(time.Now().UnixNano())
+	t.redisReachable.Store(true)
+}
+
+// Failed counts spans whose request got a retryable error.
+func (t *Telemetry) Failed(class string, n int) {
+	t.SpansFailed.WithLabelValues(class).Add(float64(n))
+	t.failed.Add(int64(n))
+}
+
+// Dropped counts spans not written for reason.
+func (t *Telemetry) Dropped(reason string, n int) {
+	if n == 0 {
+		return
+	}
+	t.SpansDropped.WithLabelValues(reason).Add(float64(n))
+	t.dropped.Add(int64(n))
+}
+
+// RedisError counts a Redis error of class and remembers it for /status.
+func (t *Telemetry) RedisError(class string, n int) {
+	t.RedisErrors.WithLabelValues(class).Add(float64(n))
+	t.mu.Lock()
+	t.lastClass, t.lastError = class, time.Now()
+	t.mu.Unlock()
+}
+
+// SetReady flips readiness (false while starting and draining).
+func (t *Telemetry) SetReady(v bool) { t.ready.Store(v) }
+
+// SetRedisReachable records the outcome of the last probe of Redis.
+func (t *Telemetry) SetRedisReachable(v bool) { t.redisReachable.Store(v) }
+
+// Ready reports whether the exporter accepts work and Redis is reachable.
+func (t *Telemetry) Ready() bool { return t.ready.Load() && t.redisReachable.Load() }
+
+// Status is the JSON summary served on /status for the operator.
+type Status struct {
+	Version        string     `json:"version"`
+	Ready          bool       `json:"ready"`
+	RedisReachable bool       `json:"redisReachable"`
+	SpansReceived  int64      `json:"spansReceived"`
+	SpansExported  int64      `json:"spansExported"`
+	SpansFailed    int64      `json:"spansFailed"`
+	SpansDropped   int64      `json:"spansDropped"`
+	LastWrite      *time.Time `json:"lastSuccessfulWrite,omitempty"`
+	LastErrorClass string     `json:"lastErrorClass,omitempty"`
+	LastErrorTime  *time.Time `json:"lastErrorTime,omitempty"`
+}
+
+// Snapshot returns the current status.
+func (t *Telemetry) Snapshot() Status {
+	s := Status{
+		Version:        version.Version,
+		Ready:          t.Ready(),
+		RedisReachable: t.redisReachable.Load(),
+		SpansReceived:  t.received.Load(),
+		SpansExported:  t.exported.Load(),
+		SpansFailed:    t.failed.Load(),
+		SpansDropped:   t.dropped.Load(),
+	}
+	if ns := t.lastWrite.Load(); ns != 0 {
+		w := time.Unix(0, ns).UTC()
+		s.LastWrite = &w
+	}
+	t.mu.Lock()
+	if t.lastClass != "" {
+		s.LastErrorClass = t.lastClass
+		e := t.lastError.UTC()
+		s.LastErrorTime = &e
+	}
+	t.mu.Unlock()
+	return s
+}
