@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/tracestream/tracestream/internal/exporter/encode/streamkey"
 	"io/fs"
 	"net"
 	"os"
@@ -180,19 +181,11 @@ func (c Config) validateStream(v *validator) {
 	}
 }
 
-// parseKeyTemplate checks stream.keyTemplate's syntax.
-//
-// TODO(encode): return the error of encode.Parse (internal/exporter/encode) here, as is: Validate
-// adds the key path. It cannot be called yet: package encode imports this package (encode.New
-// takes a config.Stream), so importing encode here is an import cycle. Once Parse lives in a
-// package that does not import config (or encode stops importing it), replace the body with
-//
-//	_, err := encode.Parse(template)
-//	return err
-//
-// Until then Validate checks only that the template is not empty; encode.New still rejects a bad
-// template when the exporter starts.
-func parseKeyTemplate(string) error { return nil }
+// parseKeyTemplate checks stream.keyTemplate's syntax with the parser the encoder uses.
+func parseKeyTemplate(template string) error {
+	_, err := streamkey.Parse(template)
+	return err
+}
 
 func (c Config) validateFilter(v *validator) {
 	f := c.Filter

@@ -284,6 +284,14 @@ func TestValidate(t *testing.T) {
 			mutate: func(c *Config) { c.Stream.KeyTemplate = "" },
 			want:   []string{"stream.keyTemplate: required"},
 		},
+		"a key template with an unclosed placeholder is rejected": {
+			mutate: func(c *Config) { c.Stream.KeyTemplate = "traces:{service.name" },
+			want:   []string{"stream.keyTemplate: "},
+		},
+		"a key template with a stray closing brace is rejected": {
+			mutate: func(c *Config) { c.Stream.KeyTemplate = "traces:}" },
+			want:   []string{"stream.keyTemplate: "},
+		},
 		"an empty fallback is rejected": {
 			mutate: func(c *Config) { c.Stream.Fallback = "" },
 			want:   []string{"stream.fallback: required"},

@@ -17,5 +17,4 @@ func (b *Batch) Append(src *Batch, i int) {
 		b.Buf = append(b.Buf, value...)
 		b.Field(n, v)
 	}
-	b.open = false
 }

@@ -29,7 +29,6 @@ type Batch struct {
 	Buf     []byte
 	Entries []Entry
 	fields  []Range
-	open    bool
 }
 
 // Reset empties the batch and keeps its memory for reuse.
@@ -37,7 +36,6 @@ func (b *Batch) Reset() {
 	b.Buf = b.Buf[:0]
 	b.Entries = b.Entries[:0]
 	b.fields = b.fields[:0]
-	b.open = false
 }
 
 // Len is the number of entries.
@@ -53,7 +51,6 @@ func (b *Batch) Begin(keyStart int, traceID [16]byte, spanID [8]byte) {
 		SpanID:  spanID,
 		Spans:   1,
 	})
-	b.open = true
 }
 
 // Field records a field whose name is [nameStart, valueStart) and whose value is
@@ -71,19 +68,6 @@ func (b *Batch) AddField(name string, value []byte) {
 	v := len(b.Buf)
 	b.Buf = append(b.Buf, value...)
 	b.Field(n, v)
-}
-
-// Abort drops the entry begun last (for example when its span turns out to be invalid) and the
-// bytes appended for it since keyStart.
-func (b *Batch) Abort(keyStart int) {
-	if !b.open || len(b.Entries) == 0 {
-		return
-	}
-	e := b.Entries[len(b.Entries)-1]
-	b.fields = b.fields[:e.first]
-	b.Entries = b.Entries[:len(b.Entries)-1]
-	b.Buf = b.Buf[:keyStart]
-	b.open = false
 }
 
 // Bytes returns the bytes of r. The slice aliases Buf: valid until the next append or Reset.

@@ -58,24 +58,14 @@ func (e *spanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
 	if err != nil {
 		return EncodeStats{}, err
 	}
-	st := EncodeStats{Spans: n}
-	for rs := range otlpwire.NewTraces(req).ResourceSpans() {
-		res := rs.Resource()
-		keep := e.keep(res.ServiceName())
-		for ss := range rs.ScopeSpans() {
-			for sp := range ss.Spans() {
-				if !keep {
-					st.Filtered++
-					continue
-				}
-				if err := e.enc.Encode(b, &rs, &ss, &sp); err != nil {
-					if st.Invalid == 0 {
-						st.InvalidMessage = err.Error()
-					}
-					st.Invalid++
-				}
-			}
-		}
+	var keep func([]byte) bool
+	if e.include != nil || e.exclude != nil {
+		keep = e.keep
+	}
+	r := e.enc.EncodeTraces(b, otlpwire.NewTraces(req), keep)
+	st := EncodeStats{Spans: n, Filtered: r.Filtered, Invalid: r.Rejected}
+	if r.FirstRejection != nil {
+		st.InvalidMessage = r.FirstRejection.Error()
 	}
 	return st, nil
 }

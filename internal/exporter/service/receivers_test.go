@@ -88,15 +88,15 @@ func TestHTTPReceiverAnswersEachInput(t *testing.T) {
 		entries                     int64
 	}{
 		"the reference OTLP/JSON payload is written": {"/v1/traces", "application/json", "", traceJSON, 200, "", "traces:my.service", 1},
-		"protobuf is written":                       {"/v1/traces", "application/x-protobuf", "", pbBytes, 200, "", "traces:http-proto", 3},
-		"gzip-compressed protobuf is written":       {"/v1/traces", "application/x-protobuf", "gzip", gzipped(t, pbGzipBytes), 200, "", "traces:http-gzip", 2},
-		"malformed protobuf is a 400":               {"/v1/traces", "application/x-protobuf", "", []byte{0x0a, 0xff, 0x01}, 400, "", "", 0},
-		"malformed JSON is a 400":                   {"/v1/traces", "application/json", "", []byte(`{"resourceSpans":[{`), 400, "invalid OTLP/JSON", "", 0},
-		"a wrong content type is a 415":             {"/v1/traces", "text/plain", "", []byte("hello"), 415, "unsupported Content-Type", "", 0},
-		"an unknown content encoding is a 415":      {"/v1/traces", "application/x-protobuf", "br", pbBytes, 415, "Content-Encoding", "", 0},
-		"a broken gzip body is a 400":               {"/v1/traces", "application/x-protobuf", "gzip", []byte("not gzip"), 400, "gzip", "", 0},
-		"metrics are refused with a 404":            {"/v1/metrics", "application/x-protobuf", "", pbBytes, 404, "traces only", "", 0},
-		"logs are refused with a 404":               {"/v1/logs", "application/json", "", []byte("{}"), 404, "traces only", "", 0},
+		"protobuf is written":                        {"/v1/traces", "application/x-protobuf", "", pbBytes, 200, "", "traces:http-proto", 3},
+		"gzip-compressed protobuf is written":        {"/v1/traces", "application/x-protobuf", "gzip", gzipped(t, pbGzipBytes), 200, "", "traces:http-gzip", 2},
+		"malformed protobuf is a 400":                {"/v1/traces", "application/x-protobuf", "", []byte{0x0a, 0xff, 0x01}, 400, "", "", 0},
+		"malformed JSON is a 400":                    {"/v1/traces", "application/json", "", []byte(`{"resourceSpans":[{`), 400, "invalid OTLP/JSON", "", 0},
+		"a wrong content type is a 415":              {"/v1/traces", "text/plain", "", []byte("hello"), 415, "unsupported Content-Type", "", 0},
+		"an unknown content encoding is a 415":       {"/v1/traces", "application/x-protobuf", "br", pbBytes, 415, "Content-Encoding", "", 0},
+		"a broken gzip body is a 400":                {"/v1/traces", "application/x-protobuf", "gzip", []byte("not gzip"), 400, "gzip", "", 0},
+		"metrics are refused with a 404":             {"/v1/metrics", "application/x-protobuf", "", pbBytes, 404, "traces only", "", 0},
+		"logs are refused with a 404":                {"/v1/logs", "application/json", "", []byte("{}"), 404, "traces only", "", 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -164,7 +164,9 @@ func TestLimitsRefuseOversizedRequestsAndBombs(t *testing.T) {
 	})
 	t.Run("HTTP gzip bomb is a 413 without expanding it", func(t *testing.T) {
 		var resp *http.Response
-		n := allocated(func() { resp, _ = post(t, "http://"+e.http+"/v1/traces", "application/x-protobuf", "gzip", bomb.Bytes()) })
+		n := allocated(func() {
+			resp, _ = post(t, "http://"+e.http+"/v1/traces", "application/x-protobuf", "gzip", bomb.Bytes())
+		})
 		t.Logf("%d KB bomb of %d MiB: %d MiB allocated by the whole test process", bomb.Len()>>10, bombSize>>20, n>>20)
 		if resp.StatusCode != 413 {
 			t.Errorf("status %d, want 413", resp.StatusCode)
