@@ -273,7 +273,7 @@ func TestWrongPasswordFailsClearlyWithoutReconnectStorm(t *testing.T) {
 	eventually(t, 10*time.Second, "readiness reports Redis unreachable", func() error {
 		code, body, err := get("http://" + e.admin + "/readyz")
 		if err != nil || code != 503 {
-			return fmt.Errorf("readyz %d %q %v", code, body, err)
+			return fmt.Errorf("readyz %d %q: %w", code, body, err)
 		}
 		return nil
 	})

@@ -117,7 +117,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	eventually(t, 5*time.Second, "requests in flight", func() error {
 		code, body, err := get("http://" + started.Admin + "/metrics")
 		if err != nil || code != 200 {
-			return fmt.Errorf("metrics: %d %v", code, err)
+			return fmt.Errorf("metrics: %d: %w", code, err)
 		}
 		for _, l := range strings.Split(body, "\n") {
 			if strings.HasPrefix(l, "tracestream_exporter_inflight_spans ") && l != "tracestream_exporter_inflight_spans 0" {

@@ -33,7 +33,13 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 )
 
-func post(t *testing.T, url, contentType, encoding string, body []byte) (*http.Response, string) {
+// reply is what a test needs of an HTTP response, read and closed.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func post(t *testing.T, url, contentType, encoding string, body []byte) (reply, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -49,7 +55,7 @@ func post(t *testing.T, url, contentType, encoding string, body []byte) (*http.R
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return reply{resp.StatusCode, resp.Header}, string(b)
 }
 
 func gzipped(t *testing.T, b []byte) []byte {
@@ -163,7 +169,7 @@ func TestLimitsRefuseOversizedRequestsAndBombs(t *testing.T) {
 		}
 	})
 	t.Run("HTTP gzip bomb is a 413 without expanding it", func(t *testing.T) {
-		var resp *http.Response
+		var resp reply
 		n := allocated(func() {
 			resp, _ = post(t, "http://"+e.http+"/v1/traces", "application/x-protobuf", "gzip", bomb.Bytes())
 		})
@@ -250,7 +256,7 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 		req, _ := request("busy", 1)
 		_, err = client.Export(context.Background(), req)
 		if status.Code(err) != codes.ResourceExhausted {
-			return fmt.Errorf("got %v", err)
+			return fmt.Errorf("got %w", err)
 		}
 		return nil
 	})
