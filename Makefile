@@ -68,8 +68,26 @@ verify: manifests generate ## Regenerate code and manifests, format, vet, and fa
 ##@ Test
 
 .PHONY: test
-test: test-deps ## Unit, envtest and Redis-harness tests (with -race).
+test: test-deps ## Unit, envtest and Redis-harness tests (with -race), then a short run of each fuzz target.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test -race -count=1 $(GOTEST_FLAGS) ./...
+	$(MAKE) fuzz
+
+# Fuzz targets as package:Target; make fuzz runs each for FUZZTIME (the seed corpora under
+# testdata/fuzz also run as plain tests in every go test).
+FUZZ_TARGETS := \
+	./internal/exporter/otlpwire:FuzzValidate \
+	./internal/exporter/otlpwire:FuzzFromJSON \
+	./internal/exporter/encode:FuzzEncodeJSON \
+	./internal/exporter/encode:FuzzKeyTemplate
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 .PHONY: test-deps
 test-deps: ## Install redis-server and build the envtest control plane (cached).
