@@ -1,42 +1,567 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Redis modes.
+const (
+	RedisModeStandalone = "standalone"
+	RedisModeCluster    = "cluster"
+	RedisModeSentinel   = "sentinel"
 )
 
 // RedisTraceExporterSpec is the desired state of a RedisTraceExporter.
 //
-// This is the foundation's placeholder: it carries just enough for the tooling (controller-gen,
-// envtest, the CRD schema) to be exercised. The full API arrives with the operator.
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.replicas) || self.replicas >= self.autoscaling.minReplicas",message="spec.replicas must not be below spec.autoscaling.minReplicas"
 type RedisTraceExporterSpec struct {
-	// replicas is the number of exporter pods.
+	// redis says where the exporter writes.
+	// +required
+	Redis RedisSpec `json:"redis"`
+
+	// stream says what each span becomes: the stream key, the entry format, trimming and TTL.
+	// +optional
+	Stream StreamSpec `json:"stream,omitempty"`
+
+	// filter selects spans by their resource's service.name.
+	// +optional
+	Filter FilterSpec `json:"filter,omitempty"`
+
+	// receivers configures the OTLP endpoints the exporter serves.
+	// +optional
+	Receivers ReceiversSpec `json:"receivers,omitempty"`
+
+	// lag says which streams and consumer groups are reported in status.streams.
+	// +optional
+	Lag LagSpec `json:"lag,omitempty"`
+
+	// replicas is the number of exporter pods. Ignored while autoscaling is set.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +kubebuilder:default=1
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
+
+	// image is the exporter image. Defaults to the operator's own image.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// imagePullPolicy of the exporter container.
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// resources of the exporter container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// nodeSelector of the exporter pods.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations of the exporter pods.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// affinity of the exporter pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// topologySpreadConstraints of the exporter pods.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// priorityClassName of the exporter pods.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// podAnnotations are added to the exporter pods.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
+	// podLabels are added to the exporter pods (the selector labels win on conflict).
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// serviceAccountName runs the pods under an existing ServiceAccount instead of the one the
+	// operator creates.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// podDisruptionBudget of the exporter pods. Defaults to maxUnavailable 1 when replicas > 1.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// autoscaling, when set, creates a HorizontalPodAutoscaler that owns the replica count.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// env adds environment variables to the exporter container (TRACESTREAM_* override the
+	// rendered configuration; never put credentials here, use spec.redis.auth).
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// RedisSpec is where and how the exporter writes.
+//
+// +kubebuilder:validation:XValidation:rule="self.mode != 'sentinel' || (has(self.sentinel) && size(self.sentinel.masterName) > 0)",message="spec.redis.sentinel.masterName is required when spec.redis.mode is sentinel"
+// +kubebuilder:validation:XValidation:rule="self.mode == 'sentinel' || !has(self.sentinel)",message="spec.redis.sentinel is only valid when spec.redis.mode is sentinel"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'cluster' || !has(self.db) || self.db == 0",message="spec.redis.db must be 0 when spec.redis.mode is cluster"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'standalone' || size(self.addresses) == 1",message="spec.redis.addresses must hold exactly one address when spec.redis.mode is standalone"
+type RedisSpec struct {
+	// mode is the Redis deployment: standalone, cluster or sentinel.
+	// +kubebuilder:validation:Enum=standalone;cluster;sentinel
+	// +kubebuilder:default=standalone
+	// +optional
+	Mode string `json:"mode,omitempty"`
+
+	// addresses are host:port (or rediss://host:port) of the server, of cluster seed nodes, or of
+	// the sentinels.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=300
+	// +kubebuilder:validation:items:Pattern=`^(rediss?://)?[^\s/@]+:[0-9]{1,5}$`
+	// +listType=atomic
+	// +required
+	Addresses []string `json:"addresses"`
+
+	// sentinel configures sentinel mode.
+	// +optional
+	Sentinel *SentinelSpec `json:"sentinel,omitempty"`
+
+	// db is the database number (standalone and sentinel only).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	DB int32 `json:"db,omitempty"`
+
+	// auth names the Secret holding the ACL username and password. The Secret is mounted into the
+	// pods as files; its values never appear in the ConfigMap, the environment or this resource.
+	// +optional
+	Auth *RedisAuth `json:"auth,omitempty"`
+
+	// tls configures TLS towards Redis.
+	// +optional
+	TLS *RedisTLS `json:"tls,omitempty"`
+}
+
+// SentinelSpec configures sentinel mode.
+type SentinelSpec struct {
+	// masterName is the name the sentinels monitor the master under.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	MasterName string `json:"masterName"`
+}
+
+// RedisAuth names the Secret with the Redis ACL credentials.
+type RedisAuth struct {
+	// secretRef is the Secret (in the resource's namespace) and its keys.
+	// +required
+	SecretRef CredentialsSecretRef `json:"secretRef"`
+}
+
+// CredentialsSecretRef names a Secret and the keys of a username and a password in it.
+type CredentialsSecretRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// usernameKey is the key of the username; when the key is absent from the Secret, the
+	// default user is used.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=username
+	// +optional
+	UsernameKey string `json:"usernameKey,omitempty"`
+
+	// passwordKey is the key of the password.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=password
+	// +optional
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret in the resource's namespace.
+type SecretKeyRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// key in the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Key string `json:"key"`
+}
+
+// SecretRef names a Secret in the resource's namespace.
+type SecretRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// RedisTLS configures TLS towards Redis.
+//
+// +kubebuilder:validation:XValidation:rule="self.enabled || (!has(self.caSecretRef) && !has(self.clientCertSecretRef) && !has(self.serverName) && !has(self.insecureSkipVerify))",message="spec.redis.tls settings need spec.redis.tls.enabled: true"
+type RedisTLS struct {
+	// enabled turns TLS on (also implied by rediss:// addresses).
+	// +required
+	Enabled bool `json:"enabled"`
+
+	// caSecretRef is the key of a Secret holding the PEM CA bundle that signs the server
+	// certificates; without it the pod's system roots are used.
+	// +optional
+	CASecretRef *SecretKeyRef `json:"caSecretRef,omitempty"`
+
+	// clientCertSecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key) presented to
+	// Redis for mutual TLS.
+	// +optional
+	ClientCertSecretRef *SecretRef `json:"clientCertSecretRef,omitempty"`
+
+	// serverName overrides the name verified in the server certificate.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ServerName string `json:"serverName,omitempty"`
+
+	// insecureSkipVerify disables server certificate verification. For tests only.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// StreamSpec says what each span becomes.
+type StreamSpec struct {
+	// keyTemplate names each span's stream: {attribute} placeholders are looked up in the span's,
+	// then the resource's, then the scope's attributes; {{ and }} are literal braces, so a Redis
+	// Cluster hash tag is written traces:{{{service.name}}}.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([^{}]|[{][{]|[}][}]|[{][^{}]+[}])*$')",message="spec.stream.keyTemplate does not parse: write placeholders as {attribute} and literal braces as {{ and }}"
+	// +kubebuilder:default="traces:{service.name}"
+	// +optional
+	KeyTemplate string `json:"keyTemplate,omitempty"`
+
+	// format of each entry: json (traceparent + data), flat (one field per value) or otlp (a
+	// TracesData protobuf).
+	// +kubebuilder:validation:Enum=json;flat;otlp
+	// +kubebuilder:default=json
+	// +optional
+	Format string `json:"format,omitempty"`
+
+	// maxLen trims each stream with XADD MAXLEN ~ maxLen; 0 keeps everything.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxLen int64 `json:"maxLen,omitempty"`
+
+	// minIdAge trims entries older than this (XADD/XTRIM MINID ~).
+	// +optional
+	MinIDAge *metav1.Duration `json:"minIdAge,omitempty"`
+
+	// ttl expires each stream when no span has been written to it for this long.
+	// +optional
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+
+	// pipelineSize is the most XADDs in one Redis pipeline.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	PipelineSize int32 `json:"pipelineSize,omitempty"`
+}
+
+// FilterSpec selects spans by service.name.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.includeServices) && size(self.includeServices) > 0 && has(self.excludeServices) && size(self.excludeServices) > 0)",message="spec.filter.includeServices and spec.filter.excludeServices cannot both be set"
+type FilterSpec struct {
+	// includeServices keeps only spans of these services.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=set
+	// +optional
+	IncludeServices []string `json:"includeServices,omitempty"`
+
+	// excludeServices drops spans of these services.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=set
+	// +optional
+	ExcludeServices []string `json:"excludeServices,omitempty"`
+}
+
+// ReceiversSpec configures the OTLP endpoints.
+//
+// +kubebuilder:validation:XValidation:rule="self.grpcPort != self.httpPort",message="spec.receivers.grpcPort and spec.receivers.httpPort must differ"
+type ReceiversSpec struct {
+	// grpcPort serves OTLP/gRPC.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=4317
+	// +optional
+	GRPCPort int32 `json:"grpcPort,omitempty"`
+
+	// httpPort serves OTLP/HTTP.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=4318
+	// +optional
+	HTTPPort int32 `json:"httpPort,omitempty"`
+
+	// tlsSecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key) served by both receivers;
+	// when it also holds ca.crt, clients must present a certificate signed by it (mutual TLS).
+	// +optional
+	TLSSecretRef *SecretRef `json:"tlsSecretRef,omitempty"`
+
+	// bearerTokenSecretRef requires "Authorization: Bearer <token>" on every request.
+	// +optional
+	BearerTokenSecretRef *SecretKeyRef `json:"bearerTokenSecretRef,omitempty"`
+}
+
+// LagSpec says which streams and consumer groups status reports.
+type LagSpec struct {
+	// streams to report by name. When empty, the streams matching the key template (its
+	// placeholders as *) are reported.
+	// +kubebuilder:validation:MaxItems=500
+	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=set
+	// +optional
+	Streams []string `json:"streams,omitempty"`
+
+	// groups to report; empty reports every consumer group.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=set
+	// +optional
+	Groups []string `json:"groups,omitempty"`
+
+	// refreshInterval bounds how stale the reported lag can be.
+	// +kubebuilder:default="30s"
+	// +optional
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
+
+	// maxStreams bounds the streams reported in status.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=500
+	// +kubebuilder:default=50
+	// +optional
+	MaxStreams *int32 `json:"maxStreams,omitempty"`
+}
+
+// PodDisruptionBudgetSpec sets the exporter pods' disruption budget (one of the two).
+//
+// +kubebuilder:validation:XValidation:rule="has(self.minAvailable) != has(self.maxUnavailable)",message="spec.podDisruptionBudget needs exactly one of minAvailable and maxUnavailable"
+type PodDisruptionBudgetSpec struct {
+	// minAvailable pods during a voluntary disruption.
+	// +optional
+	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+
+	// maxUnavailable pods during a voluntary disruption.
+	// +optional
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+}
+
+// AutoscalingSpec configures a HorizontalPodAutoscaler on CPU.
+//
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas"
+type AutoscalingSpec struct {
+	// minReplicas of the autoscaler.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=1
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas of the autoscaler.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +required
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// targetCPUUtilizationPercentage is the average CPU utilization to keep.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=70
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
 }
 
 // RedisTraceExporterStatus is the observed state of a RedisTraceExporter.
 type RedisTraceExporterStatus struct {
-	// observedGeneration is the metadata.generation that the status was computed from.
+	// observedGeneration is the metadata.generation the status was computed from.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions are the kstatus-style conditions of this exporter.
+	// conditions: Ready (summary), Reconciling and Stalled (present only while true), and the
+	// domain conditions RedisReachable, WorkloadAvailable and ExporterHealthy.
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// replicas is the number of exporter pods (for the scale subresource).
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// readyReplicas is the number of ready exporter pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// replicasSummary is "ready/desired", for kubectl get.
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	ReplicasSummary string `json:"replicasSummary,omitempty"`
+
+	// selector is the pods' label selector (for the scale subresource and HPA).
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// streams are the reported streams with their consumer groups.
+	// +kubebuilder:validation:MaxItems=500
+	// +listType=atomic
+	// +optional
+	Streams []StreamStatus `json:"streams,omitempty"`
+
+	// streamsTruncated is true when more streams matched than spec.lag.maxStreams.
+	// +optional
+	StreamsTruncated bool `json:"streamsTruncated,omitempty"`
+
+	// totalLag is the sum of the known lags of every reported group.
+	// +optional
+	TotalLag *int64 `json:"totalLag,omitempty"`
+
+	// maxLag is the largest known lag of a reported group.
+	// +optional
+	MaxLag *int64 `json:"maxLag,omitempty"`
+
+	// unknownLagGroups counts the groups whose lag Redis cannot tell (reported lag unset).
+	// +optional
+	UnknownLagGroups int32 `json:"unknownLagGroups,omitempty"`
+
+	// lagUpdateTime is when streams and lag were last read from Redis.
+	// +optional
+	LagUpdateTime *metav1.Time `json:"lagUpdateTime,omitempty"`
+
+	// exporter summarises the exporter pods' own health (their /status endpoints).
+	// +optional
+	Exporter *ExporterStatus `json:"exporter,omitempty"`
+}
+
+// StreamStatus is one stream's length and consumer groups.
+type StreamStatus struct {
+	// name of the stream.
+	// +kubebuilder:validation:MaxLength=512
+	// +required
+	Name string `json:"name"`
+	// length is XLEN.
+	// +required
+	Length int64 `json:"length"`
+	// lastEntryId is the id of the newest entry.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	LastEntryID string `json:"lastEntryId,omitempty"`
+	// groups are the stream's consumer groups.
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	// +optional
+	Groups []GroupStatus `json:"groups,omitempty"`
+}
+
+// GroupStatus is one consumer group's progress.
+type GroupStatus struct {
+	// name of the group.
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// lag is the number of entries not yet delivered to the group; unset when Redis cannot
+	// tell (never reported as 0 then).
+	// +optional
+	Lag *int64 `json:"lag,omitempty"`
+	// pending is the number of entries delivered but not acknowledged.
+	// +required
+	Pending int64 `json:"pending"`
+	// consumers in the group.
+	// +required
+	Consumers int64 `json:"consumers"`
+	// lastDeliveredId is the id of the last entry delivered to the group.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	LastDeliveredID string `json:"lastDeliveredId,omitempty"`
+}
+
+// ExporterStatus summarises the exporter pods' health.
+type ExporterStatus struct {
+	// spansAcceptedPerSecond over the last refresh interval, all pods together.
+	// +optional
+	SpansAcceptedPerSecond int64 `json:"spansAcceptedPerSecond,omitempty"`
+	// spansExportedPerSecond over the last refresh interval, all pods together.
+	// +optional
+	SpansExportedPerSecond int64 `json:"spansExportedPerSecond,omitempty"`
+	// spansFailed is the total of spans answered with a retryable error, all pods together.
+	// +optional
+	SpansFailed int64 `json:"spansFailed,omitempty"`
+	// spansDropped is the total of spans not written (filtered, invalid, rejected).
+	// +optional
+	SpansDropped int64 `json:"spansDropped,omitempty"`
+	// lastSuccessfulWrite is the newest successful write of any pod.
+	// +optional
+	LastSuccessfulWrite *metav1.Time `json:"lastSuccessfulWrite,omitempty"`
+	// lastErrorClass is the class of the newest Redis error of any pod (auth, connection, oom...).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	LastErrorClass string `json:"lastErrorClass,omitempty"`
+	// pods are the exporter pods with their readiness.
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=atomic
+	// +optional
+	Pods []PodHealth `json:"pods,omitempty"`
+}
+
+// PodHealth is one exporter pod's readiness.
+type PodHealth struct {
+	// name of the pod.
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// ready is the exporter's own readiness (accepting work, Redis reachable).
+	// +required
+	Ready bool `json:"ready"`
 }
 
 // RedisTraceExporter deploys exporter pods that receive OTLP traces and write every span to a
-// Redis Stream.
+// Redis Stream, and reports their health and the streams' consumer-group lag.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=rte,categories=tracestream
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicasSummary`
+// +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.totalLag`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RedisTraceExporter struct {
 	metav1.TypeMeta `json:",inline"`
 	// metadata is the standard object metadata.

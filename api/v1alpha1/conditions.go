@@ -1,0 +1,33 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus (Reconciling and Stalled are
+// present only while true); the others say which part is wrong.
+const (
+	ConditionReady             = "Ready"
+	ConditionReconciling       = "Reconciling"
+	ConditionStalled           = "Stalled"
+	ConditionRedisReachable    = "RedisReachable"
+	ConditionWorkloadAvailable = "WorkloadAvailable"
+	ConditionExporterHealthy   = "ExporterHealthy"
+)
+
+// Condition reasons, PascalCase as kstatus and Flux use them. Messages that go with them never
+// contain credentials.
+const (
+	ReasonReady              = "Ready"
+	ReasonProgressing        = "Progressing"
+	ReasonSecretNotFound     = "SecretNotFound"
+	ReasonSecretKeyMissing   = "SecretKeyMissing"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonRedisReachable     = "Reachable"
+	ReasonRedisAuthFailed    = "AuthenticationFailed"
+	ReasonRedisTLSFailed     = "TLSHandshakeFailed"
+	ReasonRedisUnreachable   = "Unreachable"
+	ReasonRedisError         = "RedisError"
+	ReasonDeploymentReady    = "DeploymentAvailable"
+	ReasonDeploymentNotReady = "DeploymentNotAvailable"
+	ReasonExportersHealthy   = "ExportersHealthy"
+	ReasonExportersFailing   = "ExportersFailing"
+	ReasonExportersUnknown   = "ExporterStatusUnknown"
+)

@@ -1,0 +1,126 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/testing/controlplane"
+)
+
+func valid() v1.RedisTraceExporterSpec {
+	return v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis.default.svc:6379"}}}
+}
+
+// TestCRDValidation creates RedisTraceExporters on a real API server: each invalid spec must be
+// rejected by the CRD itself (OpenAPI bounds and CEL rules) with a message naming the field, and
+// each valid one accepted.
+func TestCRDValidation(t *testing.T) {
+	env := controlplane.Start(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "validation"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		mutate func(*v1.RedisTraceExporterSpec)
+		// want is a substring of the rejection; empty means the spec is valid.
+		want string
+	}{
+		"a minimal spec is valid": {func(*v1.RedisTraceExporterSpec) {}, ""},
+		"sentinel mode without a master name is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Mode = v1.RedisModeSentinel
+		}, "spec.redis.sentinel.masterName is required when spec.redis.mode is sentinel"},
+		"sentinel mode with a master name is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Mode = v1.RedisModeSentinel
+			s.Redis.Addresses = []string{"s1:26379", "s2:26379", "s3:26379"}
+			s.Redis.Sentinel = &v1.SentinelSpec{MasterName: "mymaster"}
+		}, ""},
+		"a sentinel section outside sentinel mode is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Sentinel = &v1.SentinelSpec{MasterName: "mymaster"}
+		}, "spec.redis.sentinel is only valid when spec.redis.mode is sentinel"},
+		"cluster mode with a db is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Mode = v1.RedisModeCluster
+			s.Redis.DB = 2
+		}, "spec.redis.db must be 0 when spec.redis.mode is cluster"},
+		"standalone mode with two addresses is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Addresses = []string{"a:6379", "b:6379"}
+		}, "spec.redis.addresses must hold exactly one address"},
+		"an address without a port is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Addresses = []string{"redis"}
+		}, "spec.redis.addresses[0]"},
+		"an address with credentials in it is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Addresses = []string{"redis://user:pw@redis:6379"}
+		}, "spec.redis.addresses[0]"},
+		"a rediss address is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Addresses = []string{"rediss://redis:6380"}
+		}, ""},
+		"an unknown mode is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Mode = "clusterr"
+		}, "spec.redis.mode"},
+		"a key template with an unclosed placeholder is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Stream.KeyTemplate = "traces:{service.name"
+		}, "spec.stream.keyTemplate does not parse"},
+		"a key template with a stray brace is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Stream.KeyTemplate = "traces:}x"
+		}, "spec.stream.keyTemplate does not parse"},
+		"a key template with a cluster hash tag is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Stream.KeyTemplate = "traces:{{{service.name}}}:{span.kind}"
+		}, ""},
+		"an unknown format is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Stream.Format = "xml"
+		}, "spec.stream.format"},
+		"include and exclude lists together are rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Filter = v1.FilterSpec{IncludeServices: []string{"a"}, ExcludeServices: []string{"b"}}
+		}, "spec.filter.includeServices and spec.filter.excludeServices cannot both be set"},
+		"equal receiver ports are rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Receivers = v1.ReceiversSpec{GRPCPort: 4318}
+		}, "spec.receivers.grpcPort and spec.receivers.httpPort must differ"},
+		"TLS settings without TLS enabled are rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.TLS = &v1.RedisTLS{ServerName: "redis"}
+		}, "spec.redis.tls settings need spec.redis.tls.enabled: true"},
+		"a disruption budget with both bounds is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			one := intstr.FromInt32(1)
+			s.PodDisruptionBudget = &v1.PodDisruptionBudgetSpec{MinAvailable: &one, MaxUnavailable: &one}
+		}, "spec.podDisruptionBudget needs exactly one of minAvailable and maxUnavailable"},
+		"autoscaling with min above max is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Autoscaling = &v1.AutoscalingSpec{MinReplicas: 5, MaxReplicas: 2}
+		}, "spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas"},
+		"negative replicas are rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Replicas = ptr.To[int32](-1)
+		}, "spec.replicas"},
+		"a full TLS and auth spec is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Redis.Auth = &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth"}}
+			s.Redis.TLS = &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "redis-ca", Key: "ca.crt"},
+				ClientCertSecretRef: &v1.SecretRef{Name: "redis-client"}, ServerName: "redis"}
+			s.Stream.TTL = &metav1.Duration{Duration: time.Hour}
+			s.Receivers = v1.ReceiversSpec{TLSSecretRef: &v1.SecretRef{Name: "otlp-tls"}}
+		}, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := valid()
+			tc.mutate(&spec)
+			obj := &v1.RedisTraceExporter{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "v-", Namespace: ns.Name},
+				Spec:       spec,
+			}
+			err := env.Client.Create(ctx, obj)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("rejected a valid spec: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted, want a rejection saying %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("rejection %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
