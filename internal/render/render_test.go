@@ -1,0 +1,172 @@
+package render_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/render"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func rte(name string, spec v1.RedisTraceExporterSpec) *v1.RedisTraceExporter {
+	return &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "tracing", UID: "0b6e2f0a-uid"},
+		Spec:       spec,
+	}
+}
+
+var cases = map[string]struct {
+	rte *v1.RedisTraceExporter
+	in  render.Inputs
+}{
+	"standalone": {
+		rte: rte("minimal", v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Mode: "standalone", Addresses: []string{"redis.tracing.svc:6379"}}}),
+		in:  render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
+	},
+	"tls-auth-receivers": {
+		rte: rte("secure", v1.RedisTraceExporterSpec{
+			Redis: v1.RedisSpec{Mode: "standalone", Addresses: []string{"rediss://redis.tracing.svc:6380"},
+				Auth: &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth", UsernameKey: "user", PasswordKey: "pass"}},
+				TLS: &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "redis-ca", Key: "ca.pem"},
+					ClientCertSecretRef: &v1.SecretRef{Name: "redis-client"}, ServerName: "redis.internal"}},
+			Stream:    v1.StreamSpec{KeyTemplate: "traces:{{{service.name}}}", Format: "flat", MaxLen: 100000, TTL: &metav1.Duration{Duration: 24 * time.Hour}},
+			Filter:    v1.FilterSpec{ExcludeServices: []string{"healthcheck"}},
+			Receivers: v1.ReceiversSpec{GRPCPort: 14317, HTTPPort: 14318, TLSSecretRef: &v1.SecretRef{Name: "otlp-tls"}, BearerTokenSecretRef: &v1.SecretKeyRef{Name: "otlp-token", Key: "token"}},
+			Replicas:  ptr.To[int32](3),
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
+			PodLabels: map[string]string{"team": "observability", "app.kubernetes.io/name": "ignored"},
+			PodAnnotations: map[string]string{"prometheus.io/scrape": "true"},
+			Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "tracing", Effect: corev1.TaintEffectNoSchedule}},
+			Env:       []corev1.EnvVar{{Name: "GOMEMLIMIT", Value: "100MiB"}},
+		}),
+		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0", SecretsHash: "5ec7e75ha5h", HasUsername: true, ReceiverClientCA: true},
+	},
+	"cluster-autoscaled": {
+		rte: rte("cluster", v1.RedisTraceExporterSpec{
+			Redis:       v1.RedisSpec{Mode: "cluster", Addresses: []string{"redis-0:6379", "redis-1:6379", "redis-2:6379"}},
+			Image:       "registry.example/tracestream:1.2.3",
+			Autoscaling: &v1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 10, TargetCPUUtilizationPercentage: 60},
+			PodDisruptionBudget: &v1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromString("50%"))},
+			ServiceAccountName:  "shared-sa",
+		}),
+		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
+	},
+	"sentinel": {
+		rte: rte("sentinel", v1.RedisTraceExporterSpec{
+			Redis: v1.RedisSpec{Mode: "sentinel", Addresses: []string{"s-0:26379", "s-1:26379", "s-2:26379"}, DB: 2,
+				Sentinel: &v1.SentinelSpec{MasterName: "mymaster"}, Auth: &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth"}}},
+			Stream: v1.StreamSpec{Format: "otlp", MinIDAge: &metav1.Duration{Duration: time.Hour}},
+		}),
+		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0", SecretsHash: "abc"},
+	},
+}
+
+// TestBuildersMatchGoldenFiles renders every child of each case; the golden file is the contract
+// (go test ./internal/render -update rewrites it).
+func TestBuildersMatchGoldenFiles(t *testing.T) {
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cm, err := render.ConfigMap(tc.rte, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, _ := render.ConfigYAML(tc.rte, tc.in)
+			objs := []any{cm, render.Deployment(tc.rte, tc.in, y), render.Service(tc.rte)}
+			if sa := render.ServiceAccount(tc.rte); sa != nil {
+				objs = append(objs, sa)
+			}
+			if pdb := render.PodDisruptionBudget(tc.rte); pdb != nil {
+				objs = append(objs, pdb)
+			}
+			if hpa := render.HorizontalPodAutoscaler(tc.rte); hpa != nil {
+				objs = append(objs, hpa)
+			}
+			var docs []string
+			for _, o := range objs {
+				b, err := yaml.Marshal(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				docs = append(docs, string(b))
+			}
+			got := strings.Join(docs, "---\n")
+			path := filepath.Join("testdata", name+".golden.yaml")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("%s differs from the builders' output; if the change is intended, run go test ./internal/render -update and review the diff", path)
+			}
+		})
+	}
+}
+
+// TestRenderedConfigIsAValidExporterConfig parses each rendered ConfigMap the way the exporter
+// does and validates it (without the file checks: the files exist only in the pod).
+func TestRenderedConfigIsAValidExporterConfig(t *testing.T) {
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			y, err := render.ConfigYAML(tc.rte, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c config.Config
+			if err := yaml.UnmarshalStrict([]byte(y), &c); err != nil {
+				t.Fatalf("rendered config does not parse: %v\n%s", err, y)
+			}
+			if err := c.ValidateStatic(); err != nil {
+				t.Errorf("rendered config is invalid: %v\n%s", err, y)
+			}
+			if strings.Contains(y, "5ec7e75ha5h") {
+				t.Error("the Secrets hash leaked into the config")
+			}
+		})
+	}
+}
+
+// TestConfigOrSecretChangeRollsThePods checks the pod-template hash: it changes with the config
+// and with the Secrets' data, and with nothing else.
+func TestConfigOrSecretChangeRollsThePods(t *testing.T) {
+	base := cases["tls-auth-receivers"]
+	hash := func(r *v1.RedisTraceExporter, in render.Inputs) string {
+		y, _ := render.ConfigYAML(r, in)
+		d := render.Deployment(r, in, y)
+		return d.Spec.Template.Annotations[render.ConfigHashKey]
+	}
+	h0 := hash(base.rte, base.in)
+	in := base.in
+	in.SecretsHash = "rotated"
+	if hash(base.rte, in) == h0 {
+		t.Error("a Secret change does not change the pod template")
+	}
+	changed := base.rte.DeepCopy()
+	changed.Spec.Stream.Format = "json"
+	if hash(changed, base.in) == h0 {
+		t.Error("a format change does not change the pod template")
+	}
+	scaled := base.rte.DeepCopy()
+	scaled.Spec.Replicas = ptr.To[int32](5)
+	if hash(scaled, base.in) != h0 {
+		t.Error("scaling changes the pod template: it would roll every pod")
+	}
+}
