@@ -1,8 +1,9 @@
 // Command manager is Tracestream's operator: it reconciles RedisTraceExporter resources into
 // exporter workloads.
 //
-// The foundation wires the controller-runtime manager (scheme, health probes, metrics, leader
-// election); the RedisTraceExporter reconciler arrives with the operator issue.
+// It runs the RedisTraceExporter reconciler under a controller-runtime manager with health
+// probes, metrics and optional leader election. Secrets are cached by metadata only: their data
+// is read from the API server when a RedisTraceExporter references them.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tracestreamv1alpha1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/controller"
 	"github.com/tracestream/tracestream/internal/version"
 )
 
@@ -31,9 +33,14 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var leaderElect bool
+	exporterImage := os.Getenv("TRACESTREAM_EXPORTER_IMAGE")
+	if exporterImage == "" {
+		exporterImage = "ghcr.io/tracestream/tracestream:" + version.Version
+	}
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probe endpoint binds to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so that only one manager reconciles at a time")
+	flag.StringVar(&exporterImage, "exporter-image", exporterImage, "exporter image for RedisTraceExporters without spec.image (default: this operator's own image)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -49,6 +56,15 @@ func main() {
 	})
 	if err != nil {
 		log.Error(err, "Unable to create manager")
+		os.Exit(1)
+	}
+	if err := (&controller.Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("tracestream-operator"),
+		Image:     exporterImage,
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "Unable to set up the RedisTraceExporter controller")
 		os.Exit(1)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

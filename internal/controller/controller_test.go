@@ -1,0 +1,252 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/controller"
+	"github.com/tracestream/tracestream/internal/render"
+	"github.com/tracestream/tracestream/internal/testing/controlplane"
+	"github.com/tracestream/tracestream/internal/testing/redistest"
+)
+
+// startManager runs the real controller against the envtest API server until the test ends.
+func startManager(t *testing.T, env *controlplane.Env) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&controller.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder("tracestream-operator"), Image: "tracestream:test",
+	}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func kstatusOf(t *testing.T, c client.Client, key client.ObjectKey) (*status.Result, *v1.RedisTraceExporter) {
+	t.Helper()
+	var obj v1.RedisTraceExporter
+	if err := c.Get(context.Background(), key, &obj); err != nil {
+		t.Fatal(err)
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(&unstructured.Unstructured{Object: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, &obj
+}
+
+// TestReconcilerLifecycle drives one RedisTraceExporter through its life on a real API server
+// and a real Redis: missing Secret, children and ownerRefs, kstatus InProgress then Current once
+// the Deployment is ready, lag from real consumer groups (including an unknown lag), a Secret
+// change rolling the pods, and pruning.
+func TestReconcilerLifecycle(t *testing.T) {
+	env := controlplane.Start(t)
+	startManager(t, env)
+	ctx := context.Background()
+	c := env.Client
+	redis := redistest.Standalone(t, redistest.WithACL(""))
+	rdb := redis.Client(t)
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "lifecycle"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	rte := &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns.Name},
+		Spec: v1.RedisTraceExporterSpec{
+			Redis: v1.RedisSpec{Addresses: []string{redis.Addr()},
+				Auth: &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth"}}},
+			Replicas: ptr.To[int32](2),
+			Lag:      v1.LagSpec{RefreshInterval: &metav1.Duration{Duration: time.Second}},
+		},
+	}
+	if err := c.Create(ctx, rte); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(rte)
+
+	// 1. The auth Secret does not exist: Stalled, Ready=False, and no crash.
+	eventually(t, 20*time.Second, "Stalled on the missing Secret", func() error {
+		res, obj := kstatusOf(t, c, key)
+		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionStalled)
+		if res.Status != status.FailedStatus || cond == nil || cond.Reason != v1.ReasonSecretNotFound {
+			return fmt.Errorf("kstatus %s, Stalled %+v", res.Status, cond)
+		}
+		return nil
+	})
+
+	// 2. The Secret appears: children are applied, owned by the resource.
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "redis-auth", Namespace: ns.Name},
+		Data: map[string][]byte{"username": []byte(redis.ACL().Username()), "password": []byte(redis.ACL().Password())}}
+	if err := c.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	dep := &appsv1.Deployment{}
+	eventually(t, 20*time.Second, "children applied", func() error {
+		for _, o := range []client.Object{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shop-config"}}, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "shop-exporter"}}, dep} {
+			name := o.GetName()
+			if name == "" {
+				name = "shop"
+			}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, o); err != nil {
+				return err
+			}
+			if !metav1.IsControlledBy(o, rte) && o.GetOwnerReferences() == nil {
+				return fmt.Errorf("%T %s has no owner", o, name)
+			}
+		}
+		return nil
+	})
+	var cm corev1.ConfigMap
+	_ = c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "shop-config"}, &cm)
+	if strings.Contains(cm.Data[render.ConfigFile], redis.ACL().Password()) {
+		t.Fatal("the password is in the ConfigMap")
+	}
+
+	// 3. Pods not ready yet: InProgress with Reconciling.
+	eventually(t, 20*time.Second, "InProgress while no pod is ready", func() error {
+		res, obj := kstatusOf(t, c, key)
+		if res.Status != status.InProgressStatus {
+			return fmt.Errorf("kstatus = %s (%s)", res.Status, res.Message)
+		}
+		if obj.Status.Selector == "" {
+			return fmt.Errorf("status.selector is empty: the scale subresource needs it")
+		}
+		return nil
+	})
+
+	// 4. Lag from real consumer groups: one known, one unknown (group created mid-stream).
+	for i := range 10 {
+		rdb.XAdd(ctx, redisXAdd{stream: "traces:shop", i: i}.args())
+	}
+	rdb.XGroupCreate(ctx, "traces:shop", "readers", "0")
+	rdb.XReadGroup(ctx, readArgs("traces:shop", "readers", 3))
+	ids := rdb.XRange(ctx, "traces:shop", "-", "+").Val()
+	rdb.XGroupCreate(ctx, "traces:shop", "latecomers", ids[4].ID)
+
+	// 5. Simulate the Deployment becoming ready (envtest runs no pods).
+	eventually(t, 10*time.Second, "Deployment status written", func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
+			return err
+		}
+		dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 2}
+		return c.Status().Update(ctx, dep)
+	})
+	eventually(t, 30*time.Second, "Ready, Current, lag reported", func() error {
+		res, obj := kstatusOf(t, c, key)
+		if res.Status != status.CurrentStatus {
+			return fmt.Errorf("kstatus %s: %s", res.Status, res.Message)
+		}
+		if len(obj.Status.Streams) != 1 || len(obj.Status.Streams[0].Groups) != 2 {
+			return fmt.Errorf("streams %+v", obj.Status.Streams)
+		}
+		g := obj.Status.Streams[0].Groups
+		if g[1].Name != "readers" || g[1].Lag == nil || *g[1].Lag != 7 || g[1].Pending != 3 {
+			return fmt.Errorf("readers group %+v", g[1])
+		}
+		if g[0].Name != "latecomers" || g[0].Lag != nil {
+			return fmt.Errorf("latecomers group %+v: an unknown lag must be unset, never 0", g[0])
+		}
+		if obj.Status.TotalLag == nil || *obj.Status.TotalLag != 7 || obj.Status.UnknownLagGroups != 1 || obj.Status.ReplicasSummary != "2/2" {
+			return fmt.Errorf("totals %v unknown %d replicas %s", obj.Status.TotalLag, obj.Status.UnknownLagGroups, obj.Status.ReplicasSummary)
+		}
+		return nil
+	})
+	_, obj := kstatusOf(t, c, key)
+	out, _ := yaml.Marshal(obj.Status)
+	t.Logf("status once ready:\n%s", out)
+
+	// 6. A Secret change rolls the pods through the pod-template hash.
+	before := dep.Spec.Template.Annotations[render.ConfigHashKey]
+	secret.Data["password"] = []byte("rotated-password")
+	if err := c.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "pod template hash changes with the Secret", func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
+			return err
+		}
+		if dep.Spec.Template.Annotations[render.ConfigHashKey] == before {
+			return fmt.Errorf("hash still %s", before)
+		}
+		return nil
+	})
+	// The operator's own lag reader now fails to authenticate: RedisReachable says so.
+	eventually(t, 20*time.Second, "RedisReachable=False with AuthenticationFailed", func() error {
+		_, obj := kstatusOf(t, c, key)
+		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionRedisReachable)
+		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != v1.ReasonRedisAuthFailed {
+			return fmt.Errorf("RedisReachable %+v", cond)
+		}
+		if strings.Contains(cond.Message, "rotated-password") || strings.Contains(cond.Message, redis.ACL().Password()) {
+			t.Fatalf("the condition message holds a password: %s", cond.Message)
+		}
+		return nil
+	})
+
+	// 7. Pruning: autoscaling on creates an HPA, off deletes it.
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Spec.Autoscaling = &v1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4}
+	if err := c.Patch(ctx, obj, patch); err != nil {
+		t.Fatal(err)
+	}
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	eventually(t, 20*time.Second, "HPA created", func() error { return c.Get(ctx, key, hpa) })
+	_, obj = kstatusOf(t, c, key)
+	patch = client.MergeFrom(obj.DeepCopy())
+	obj.Spec.Autoscaling = nil
+	if err := c.Patch(ctx, obj, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "HPA pruned", func() error {
+		if err := c.Get(ctx, key, hpa); err == nil {
+			return fmt.Errorf("HPA still there")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,265 @@
+package redislag
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracestream/tracestream/internal/testing/redistest"
+)
+
+// TestClassifyFailures makes Collect fail the ways a RedisTraceExporter can be
+// misconfigured, against real servers, and checks the class and that no password leaks
+// into the error. Each case has a positive control: the same server answers the right
+// configuration (TestCollectSecured).
+func TestClassifyFailures(t *testing.T) {
+	acl := redistest.Standalone(t, redistest.WithACL(""))
+	tlsSrv := redistest.Standalone(t, redistest.WithTLS())
+	mtls := redistest.Standalone(t, redistest.WithMutualTLS())
+	plain := redistest.Standalone(t)
+	run(t, acl.Client(t), concat(entries("traces:a", 1), cmds(
+		[]any{"ACL", "SETUSER", "no-xinfo", "on", ">no-xinfo-password", "~*", "+@all", "-xinfo"},
+	)))
+
+	cases := map[string]struct {
+		target func() Target
+		ctx    func(t *testing.T) context.Context
+		want   Class
+	}{
+		"a wrong password is auth": {
+			target: func() Target {
+				tg := standaloneTarget(acl)
+				tg.Password = "wrong-password"
+				return tg
+			},
+			want: ClassAuth,
+		},
+		"no credentials where the default user is off is auth": {
+			target: func() Target {
+				tg := standaloneTarget(acl)
+				tg.Username, tg.Password = "", ""
+				return tg
+			},
+			want: ClassAuth,
+		},
+		"a user not allowed XINFO is auth": {
+			target: func() Target {
+				tg := standaloneTarget(acl)
+				tg.Username, tg.Password = "no-xinfo", "no-xinfo-password"
+				return tg
+			},
+			want: ClassAuth,
+		},
+		"a CA that did not sign the server certificate is tls": {
+			target: func() Target {
+				tg := standaloneTarget(tlsSrv)
+				tg.TLS.RootCAs = otherCA(t)
+				return tg
+			},
+			want: ClassTLS,
+		},
+		"a server name the certificate does not hold is tls": {
+			target: func() Target {
+				tg := standaloneTarget(tlsSrv)
+				tg.TLS.ServerName = "redis.example.com"
+				return tg
+			},
+			want: ClassTLS,
+		},
+		"no client certificate for a mutual TLS server is tls": {
+			target: func() Target {
+				tg := standaloneTarget(mtls)
+				tg.TLS.Certificates = nil
+				return tg
+			},
+			want: ClassTLS,
+		},
+		"TLS to a plaintext port is tls": {
+			target: func() Target {
+				tg := standaloneTarget(plain)
+				tg.TLS = tlsSrv.TLS().ClientConfig()
+				return tg
+			},
+			want: ClassTLS,
+		},
+		"rediss:// to a plaintext port is tls": {
+			target: func() Target { return Target{Addresses: []string{"rediss://" + plain.Addr()}} },
+			want:   ClassTLS,
+		},
+		// The server hangs up on a client that does not start a handshake: nothing on the
+		// client's side tells it from a server that went away.
+		"plaintext to a TLS port is unreachable": {
+			target: func() Target {
+				tg := standaloneTarget(tlsSrv)
+				tg.TLS = nil
+				return tg
+			},
+			want: ClassUnreachable,
+		},
+		"a closed port is unreachable": {
+			target: func() Target { return Target{Addresses: []string{closedPortAddr(t)}} },
+			want:   ClassUnreachable,
+		},
+		"a closed port in cluster mode is unreachable": {
+			target: func() Target { return Target{Mode: ModeCluster, Addresses: []string{closedPortAddr(t)}} },
+			want:   ClassUnreachable,
+		},
+		"closed sentinel ports are unreachable": {
+			target: func() Target {
+				return Target{Mode: ModeSentinel, MasterName: "m", Addresses: []string{closedPortAddr(t), closedPortAddr(t)}}
+			},
+			want: ClassUnreachable,
+		},
+		"a server that never answers is unreachable once the deadline passes": {
+			target: func() Target { return Target{Addresses: []string{silentServer(t)}} },
+			ctx: func(t *testing.T) context.Context {
+				ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				t.Cleanup(cancel)
+				return ctx
+			},
+			want: ClassUnreachable,
+		},
+		"an invalid target is other": {
+			target: func() Target { return Target{Mode: "replicated", Addresses: []string{plain.Addr()}} },
+			want:   ClassOther,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := ctxFor(t)
+			if tc.ctx != nil {
+				ctx = tc.ctx(t)
+			}
+			target := tc.target()
+			r, err := Collect(ctx, target, Query{Pattern: "traces:*"})
+			if err == nil {
+				t.Fatalf("Collect succeeded with %+v, want an error", r)
+			}
+			if got := Classify(err); got != tc.want {
+				t.Errorf("Classify(%v) = %s, want %s", err, got, tc.want)
+			}
+			if target.Password != "" && strings.Contains(err.Error(), target.Password) {
+				t.Errorf("the error contains the password: %v", err)
+			}
+			t.Logf("%s: %v", tc.want, err)
+		})
+	}
+}
+
+// TestCollectSecured is the positive control of TestClassifyFailures: the right
+// credentials, CA and client certificate work, also given as rediss:// addresses.
+func TestCollectSecured(t *testing.T) {
+	srv := redistest.Standalone(t, redistest.WithMutualTLS(), redistest.WithACL(""))
+	run(t, srv.Client(t), concat(entries("traces:a", 10), readBy("traces:a", "g", 3)))
+	want := Report{
+		Streams: []Stream{{Name: "traces:a", Length: 10, LastEntryID: "10-0", Groups: []Group{
+			{Name: "g", Lag: ptr(7), Pending: 3, Consumers: 1, LastDeliveredID: "3-0", EntriesRead: ptr(3)},
+		}}},
+		TotalLag: 7, MaxLag: 7,
+	}
+	for name, address := range map[string]string{
+		"host:port":          srv.Addr(),
+		"rediss://host:port": "rediss://" + srv.Addr(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			target := standaloneTarget(srv)
+			target.Addresses = []string{address}
+			got, err := Collect(ctxFor(t), target, Query{Pattern: "traces:*"})
+			if err != nil {
+				t.Fatalf("Collect: %v", err)
+			}
+			assertReport(t, got, want)
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := map[string]struct {
+		err  error
+		want Class
+	}{
+		"nil is none":                         {err: nil, want: ClassNone},
+		"a cancelled context is other":        {err: fmt.Errorf("scanning: %w", context.Canceled), want: ClassOther},
+		"a passed deadline is unreachable":    {err: fmt.Errorf("scanning: %w", context.DeadlineExceeded), want: ClassUnreachable},
+		"a refused connection is unreachable": {err: fmt.Errorf("scanning: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), want: ClassUnreachable},
+		"an unknown authority is tls":         {err: fmt.Errorf("dialing: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), want: ClassTLS},
+		"a plain error is other":              {err: errors.New("something else"), want: ClassOther},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := Classify(tc.err); got != tc.want {
+				t.Errorf("Classify(%v) = %s, want %s", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// otherCA returns a pool holding only a CA made here, which signed nothing Redis serves.
+func otherCA(t testing.TB) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "another CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+// silentServer accepts connections and never answers, like a server stuck or a
+// firewall that swallows packets after the handshake.
+func silentServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range conns {
+					_ = c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+	})
+	return l.Addr().String()
+}

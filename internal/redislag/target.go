@@ -1,0 +1,260 @@
+package redislag
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// The modes of a Target, the values of the RedisTraceExporter's spec.redis.mode.
+const (
+	ModeStandalone = "standalone"
+	ModeCluster    = "cluster"
+	ModeSentinel   = "sentinel"
+)
+
+// dialTimeout bounds the TCP connect and the TLS handshake of one connection, as go-redis's
+// default does; the caller's context may end them sooner.
+const dialTimeout = 5 * time.Second
+
+// poolSize is per node. Collect runs one command or pipeline at a time per node; the spare
+// connection is for a cluster client reloading its slot map meanwhile.
+const poolSize = 2
+
+// Target is the Redis to read, as a RedisTraceExporter's spec.redis describes it, with the
+// credentials already read from their Secret. Its String and MarshalLog leave the
+// credentials out, but do not log it needlessly: it is the operator's copy of a Secret.
+type Target struct {
+	// Mode is ModeStandalone (the default when empty), ModeCluster or ModeSentinel.
+	Mode string
+	// Addresses are host:port, redis://host:port or rediss://host:port: the server, the
+	// cluster's seed nodes, or the sentinels. rediss:// turns TLS on.
+	Addresses []string
+	// MasterName is the name the sentinels monitor the master under (sentinel mode).
+	MasterName string
+	// DB is the database number (standalone and sentinel; a cluster has only 0).
+	DB int
+	// Username is the ACL user; empty is the default user.
+	Username string
+	// Password is the ACL user's password; empty means no AUTH. Sentinels are not sent it.
+	Password string
+	// TLS, when not nil, turns TLS on for every node and sentinel. Collect clones it, so
+	// the caller may share one value between calls.
+	TLS *tls.Config
+}
+
+// String describes the target without its credentials, for logs and errors.
+func (t Target) String() string {
+	var b strings.Builder
+	mode := t.Mode
+	if mode == "" {
+		mode = ModeStandalone
+	}
+	fmt.Fprintf(&b, "%s %v", mode, t.Addresses)
+	if t.MasterName != "" {
+		fmt.Fprintf(&b, " master %q", t.MasterName)
+	}
+	if t.DB != 0 {
+		fmt.Fprintf(&b, " db %d", t.DB)
+	}
+	if t.Username != "" || t.Password != "" {
+		b.WriteString(" with credentials")
+	}
+	if t.TLS != nil {
+		b.WriteString(" over TLS")
+	}
+	return b.String()
+}
+
+// GoString is String, so that %#v cannot print the password either.
+func (t Target) GoString() string { return "redislag.Target{" + t.String() + "}" }
+
+// MarshalLog is String, for logr sinks (zapr) that would otherwise log every field.
+func (t Target) MarshalLog() any { return t.String() }
+
+// client is a go-redis client for one Collect.
+type client struct {
+	mode string
+	// universal takes the pipelines: a ClusterClient routes each command by its key.
+	universal redis.UniversalClient
+	// cluster is universal in cluster mode, for ForEachMaster; single is universal otherwise.
+	cluster *redis.ClusterClient
+	single  *redis.Client
+}
+
+func newClient(t Target) (*client, error) {
+	mode := t.Mode
+	if mode == "" {
+		mode = ModeStandalone
+	}
+	addrs, secure, err := parseAddresses(t.Addresses)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case mode != ModeStandalone && mode != ModeCluster && mode != ModeSentinel:
+		return nil, fmt.Errorf("target: mode %q is not one of %s, %s, %s", t.Mode, ModeStandalone, ModeCluster, ModeSentinel)
+	case mode == ModeStandalone && len(addrs) != 1:
+		return nil, fmt.Errorf("target: standalone mode takes exactly one address, got %d", len(addrs))
+	case mode == ModeSentinel && t.MasterName == "":
+		return nil, errors.New("target: sentinel mode needs a master name")
+	case mode != ModeSentinel && t.MasterName != "":
+		return nil, fmt.Errorf("target: a master name is only for sentinel mode, not %s", mode)
+	case t.DB < 0:
+		return nil, fmt.Errorf("target: db %d must not be negative", t.DB)
+	case mode == ModeCluster && t.DB != 0:
+		return nil, fmt.Errorf("target: db %d, but Redis Cluster has only database 0", t.DB)
+	}
+	var tlsConfig *tls.Config
+	switch {
+	case t.TLS != nil:
+		tlsConfig = t.TLS.Clone()
+	case secure:
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	opt := &redis.Options{
+		Username: t.Username,
+		Password: t.Password,
+		DB:       t.DB,
+		// TLS is up to dial, not go-redis: see errTLSHandshake. go-redis uses TLSConfig
+		// only in its own dialer.
+		Dialer: dial(tlsConfig),
+		// One attempt and one dial: the operator reconciles again later, and an error
+		// now is what the RedisReachable condition needs, not a retry loop's delay.
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		// The caller's deadline bounds Collect, not only the socket timeouts.
+		ContextTimeoutEnabled: true,
+		PoolSize:              poolSize,
+		// Redis 7.0 rejects CLIENT SETINFO, and maintenance notifications are for Redis
+		// Enterprise: two commands per connection that open-source Redis refuses.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	c := &client{mode: mode}
+	switch mode {
+	case ModeCluster:
+		c.cluster = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                    addrs,
+			Username:                 opt.Username,
+			Password:                 opt.Password,
+			Dialer:                   opt.Dialer,
+			MaxRetries:               opt.MaxRetries,
+			DialerRetries:            opt.DialerRetries,
+			ContextTimeoutEnabled:    opt.ContextTimeoutEnabled,
+			PoolSize:                 opt.PoolSize,
+			DisableIdentity:          opt.DisableIdentity,
+			MaintNotificationsConfig: opt.MaintNotificationsConfig,
+			// MaxRedirects stays at its default: XINFO is read-only, so following a
+			// MOVED during a resharding is safe.
+		})
+		c.universal = c.cluster
+	case ModeSentinel:
+		c.single = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:            t.MasterName,
+			SentinelAddrs:         addrs,
+			Username:              opt.Username,
+			Password:              opt.Password,
+			DB:                    opt.DB,
+			Dialer:                opt.Dialer,
+			MaxRetries:            opt.MaxRetries,
+			DialerRetries:         opt.DialerRetries,
+			ContextTimeoutEnabled: opt.ContextTimeoutEnabled,
+			PoolSize:              opt.PoolSize,
+			DisableIdentity:       opt.DisableIdentity,
+		})
+		c.universal = c.single
+	default:
+		opt.Addr = addrs[0]
+		c.single = redis.NewClient(opt)
+		c.universal = c.single
+	}
+	return c, nil
+}
+
+// errTLSHandshake marks a connection that TCP accepted and TLS did not. Without it, a TLS
+// client on a plaintext port would be reported as a timeout: Redis reads the ClientHello
+// as the start of an inline command and waits for the rest of it.
+var errTLSHandshake = errors.New("TLS handshake")
+
+// dial connects to addr and, with a TLS configuration, completes the handshake, so that
+// its failures, a timeout included, carry errTLSHandshake.
+func dial(tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil || tlsConfig == nil {
+			return conn, err
+		}
+		cfg := tlsConfig
+		if cfg.ServerName == "" {
+			// What tls.Dial does: verify the host dialled, a name or an IP address.
+			host, _, _ := net.SplitHostPort(addr)
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tlsConn := tls.Client(conn, cfg)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, addr, err)
+		}
+		return tlsConn, nil
+	}
+}
+
+func (c *client) close() error { return c.universal.Close() }
+
+// parseAddresses accepts what spec.redis.addresses accepts and reports whether an address
+// asks for TLS. go-redis has one TLS configuration for every node, so mixing redis:// and
+// rediss:// is an error.
+func parseAddresses(in []string) (addrs []string, secure bool, err error) {
+	if len(in) == 0 {
+		return nil, false, errors.New("target: at least one address is required")
+	}
+	plain := false
+	for i, a := range in {
+		hostPort := a
+		switch {
+		case strings.HasPrefix(a, "rediss://"):
+			hostPort, secure = strings.TrimPrefix(a, "rediss://"), true
+		case strings.HasPrefix(a, "redis://"):
+			hostPort, plain = strings.TrimPrefix(a, "redis://"), true
+		}
+		host, port, err := net.SplitHostPort(hostPort)
+		if err != nil || host == "" || strings.Contains(host, "@") {
+			return nil, false, fmt.Errorf("target: addresses[%d] %q is not host:port, redis://host:port or rediss://host:port", i, a)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, false, fmt.Errorf("target: addresses[%d] %q: port is not a number from 1 to 65535", i, a)
+		}
+		addrs = append(addrs, hostPort)
+	}
+	if plain && secure {
+		return nil, false, errors.New("target: addresses mix redis:// and rediss://; TLS is all or nothing")
+	}
+	return addrs, secure, nil
+}
+
+// scanStreams adds the names of the streams matching pattern to found: from every master
+// in cluster mode, from the one server otherwise.
+func (c *client) scanStreams(ctx context.Context, pattern string, found *topNames) error {
+	if c.cluster == nil {
+		return scanNode(ctx, c.single, pattern, found)
+	}
+	return c.cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		if err := scanNode(ctx, node, pattern, found); err != nil {
+			return fmt.Errorf("master %s: %w", node.Options().Addr, err)
+		}
+		return nil
+	})
+}
