@@ -43,6 +43,10 @@ func Classify(err error) Class {
 		return ClassNone
 	case errors.Is(err, context.Canceled):
 		return ClassOther
+	case errors.Is(err, redis.Nil):
+		// Sentinels that answered but know no master by that name; go-redis still
+		// calls them unreachable.
+		return ClassOther
 	case isAuth(err):
 		return ClassAuth
 	case isTLS(err):

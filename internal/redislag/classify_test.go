@@ -85,16 +85,20 @@ func TestClassifyFailures(t *testing.T) {
 			},
 			want: ClassTLS,
 		},
+		// Redis takes the ClientHello for the start of an inline command and waits for
+		// its end: the handshake times out (after 5 s, or the caller's deadline).
 		"TLS to a plaintext port is tls": {
 			target: func() Target {
 				tg := standaloneTarget(plain)
 				tg.TLS = tlsSrv.TLS().ClientConfig()
 				return tg
 			},
+			ctx:  shortDeadline,
 			want: ClassTLS,
 		},
 		"rediss:// to a plaintext port is tls": {
 			target: func() Target { return Target{Addresses: []string{"rediss://" + plain.Addr()}} },
+			ctx:    shortDeadline,
 			want:   ClassTLS,
 		},
 		// The server hangs up on a client that does not start a handshake: nothing on the
@@ -123,12 +127,8 @@ func TestClassifyFailures(t *testing.T) {
 		},
 		"a server that never answers is unreachable once the deadline passes": {
 			target: func() Target { return Target{Addresses: []string{silentServer(t)}} },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
-			want: ClassUnreachable,
+			ctx:    shortDeadline,
+			want:   ClassUnreachable,
 		},
 		"an invalid target is other": {
 			target: func() Target { return Target{Mode: "replicated", Addresses: []string{plain.Addr()}} },
@@ -203,6 +203,13 @@ func TestClassify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shortDeadline is a context for cases that can only end with a deadline.
+func shortDeadline(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // otherCA returns a pool holding only a CA made here, which signed nothing Redis serves.

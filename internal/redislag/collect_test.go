@@ -3,6 +3,7 @@ package redislag
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tracestream/tracestream/internal/testing/redistest"
@@ -171,6 +172,17 @@ func TestCollectStandalone(t *testing.T) {
 				Truncated: true,
 			},
 		},
+		"keys of other types under the pattern take no place under MaxStreams": {
+			setup: concat(entries("traces:a", 1), entries("traces:b", 1), cmds(
+				[]any{"SET", "traces:0", "x"},
+				[]any{"SET", "traces:1", "x"},
+			)),
+			query: Query{Pattern: "traces:*", MaxStreams: 2},
+			want: Report{Streams: []Stream{
+				{Name: "traces:a", Length: 1, LastEntryID: "1-0"},
+				{Name: "traces:b", Length: 1, LastEntryID: "1-0"},
+			}},
+		},
 		"MaxStreams equal to the number of streams is not a truncation": {
 			setup: concat(entries("traces:a", 1), entries("traces:b", 1)),
 			query: Query{Pattern: "traces:*", MaxStreams: 2},
@@ -287,43 +299,33 @@ func TestCollectIsDeterministic(t *testing.T) {
 func head(s []string) []string { return s[:min(len(s), 5)] }
 
 // TestCollectCluster puts streams on every master and checks that Collect merges them,
-// with replicas not counted twice, and applies MaxStreams to the merged list.
+// with replicas not counted twice, and applies MaxStreams to the merged list; over TLS with
+// an ACL user, whose failures are classified as they are on a standalone server.
 func TestCollectCluster(t *testing.T) {
-	cl := redistest.Cluster(t, redistest.WithACL(""))
+	cl := redistest.Cluster(t, redistest.WithTLS(), redistest.WithACL(""))
 	admin := cl.Client(t)
 	var want []Stream
 	for i, sh := range cl.Shards() {
 		for j := range 2 {
 			name := keyIn(t, admin, sh, fmt.Sprintf("traces:shard%d-%d", i, j))
-			run(t, admin, concat(entries(name, 10), readBy(name, "g", i+j+1)))
-			lag := int64(10 - (i + j + 1))
+			read := i + j + 1
+			run(t, admin, concat(entries(name, 10), readBy(name, "g", read)))
 			want = append(want, Stream{Name: name, Length: 10, LastEntryID: "10-0", Groups: []Group{{
-				Name: "g", Lag: ptr(lag), Pending: int64(i + j + 1), Consumers: 1,
-				LastDeliveredID: fmt.Sprintf("%d-0", i+j+1), EntriesRead: ptr(int64(i + j + 1)),
+				Name: "g", Lag: ptr(int64(10 - read)), Pending: int64(read), Consumers: 1,
+				LastDeliveredID: fmt.Sprintf("%d-0", read), EntriesRead: ptr(int64(read)),
 			}}})
 		}
 		// Proof that the shard really holds them: its own master answers for them.
-		if n := sh.Master.Client(t).DBSize(ctxFor(t)).Val(); n != 2 {
-			t.Fatalf("%s holds %d keys, want the 2 streams", sh.Master, n)
+		if n, err := sh.Master.Client(t).DBSize(ctxFor(t)).Result(); err != nil || n != 2 {
+			t.Fatalf("%s holds %d keys (%v), want the 2 streams", sh.Master, n, err)
 		}
 	}
 	run(t, admin, cmds([]any{"SET", "traces:string", "x"}))
-	slices.SortFunc(want, func(a, b Stream) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(want, func(a, b Stream) int { return strings.Compare(a.Name, b.Name) })
 	target := Target{
 		Mode: ModeCluster, Addresses: cl.Addrs()[:1],
 		Username: cl.ACL().Username(), Password: cl.ACL().Password(),
-	}
-	totals := func(streams []Stream) (total, maxLag int64) {
-		for _, s := range streams {
-			total += *s.Groups[0].Lag
-			maxLag = max(maxLag, *s.Groups[0].Lag)
-		}
-		return total, maxLag
+		TLS: cl.TLS().ClientConfig(),
 	}
 
 	cases := map[string]struct {
@@ -331,9 +333,15 @@ func TestCollectCluster(t *testing.T) {
 		want  []Stream
 		trunc bool
 	}{
-		"every master's streams are merged in name order":               {query: Query{Pattern: "traces:*"}, want: want},
-		"MaxStreams cuts the merged list, not each master's":            {query: Query{Pattern: "traces:*", MaxStreams: 4}, want: want[:4], trunc: true},
-		"explicit names are read from the master that holds each of them": {query: Query{Streams: []string{want[5].Name, want[0].Name}}, want: []Stream{want[0], want[5]}},
+		"every master's streams are merged in name order": {
+			query: Query{Pattern: "traces:*"}, want: want,
+		},
+		"MaxStreams cuts the merged list, not each master's": {
+			query: Query{Pattern: "traces:*", MaxStreams: 4}, want: want[:4], trunc: true,
+		},
+		"explicit names are read from the master that holds each of them": {
+			query: Query{Streams: []string{want[5].Name, want[0].Name}}, want: []Stream{want[0], want[5]},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -341,19 +349,21 @@ func TestCollectCluster(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Collect: %v", err)
 			}
-			total, maxLag := totals(tc.want)
-			assertReport(t, got, Report{Streams: tc.want, Truncated: tc.trunc, TotalLag: total, MaxLag: maxLag})
+			assertReport(t, got, withTotals(Report{Streams: tc.want, Truncated: tc.trunc}))
 		})
 	}
+	assertFailures(t, target)
 }
 
-// TestCollectSentinel reads through the sentinels from the master they name.
+// TestCollectSentinel reads through the sentinels from the master they name, over TLS
+// with an ACL user, whose failures are classified as they are on a standalone server.
 func TestCollectSentinel(t *testing.T) {
-	st := redistest.Sentinel(t, redistest.WithACL(""))
+	st := redistest.Sentinel(t, redistest.WithTLS(), redistest.WithACL(""))
 	run(t, st.Client(t), concat(entries("traces:a", 10), readBy("traces:a", "g", 3)))
 	target := Target{
 		Mode: ModeSentinel, Addresses: st.SentinelAddrs(), MasterName: st.MasterName(),
 		Username: st.ACL().Username(), Password: st.ACL().Password(),
+		TLS: st.TLS().ClientConfig(),
 	}
 	got, err := Collect(ctxFor(t), target, Query{Pattern: "traces:*"})
 	if err != nil {
@@ -365,4 +375,51 @@ func TestCollectSentinel(t *testing.T) {
 		}}},
 		TotalLag: 7, MaxLag: 7,
 	})
+
+	unknownMaster := target
+	unknownMaster.MasterName = "not-monitored"
+	_, err = Collect(ctxFor(t), unknownMaster, Query{Pattern: "traces:*"})
+	if Classify(err) != ClassOther || !strings.Contains(fmt.Sprint(err), `no master named "not-monitored"`) {
+		t.Errorf("an unknown master name: Classify(%v) = %s, want %s and the name in the message", err, Classify(err), ClassOther)
+	}
+	assertFailures(t, target)
+}
+
+// assertFailures checks that a wrong password and a wrong CA are told apart on target,
+// which works as it is.
+func assertFailures(t *testing.T, target Target) {
+	t.Helper()
+	cases := map[string]struct {
+		change func(*Target)
+		want   Class
+	}{
+		"a wrong password is auth": {change: func(tg *Target) { tg.Password = "wrong-password" }, want: ClassAuth},
+		"a wrong CA is tls":        {change: func(tg *Target) { tg.TLS.RootCAs = otherCA(t) }, want: ClassTLS},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tg := target
+			tg.TLS = target.TLS.Clone()
+			tc.change(&tg)
+			_, err := Collect(ctxFor(t), tg, Query{Pattern: "traces:*"})
+			if got := Classify(err); got != tc.want {
+				t.Errorf("Classify(%v) = %s, want %s", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// withTotals fills in the totals of r's groups, for expectations built in a loop.
+func withTotals(r Report) Report {
+	for _, s := range r.Streams {
+		for _, g := range s.Groups {
+			if g.Lag == nil {
+				r.UnknownLagGroups++
+				continue
+			}
+			r.TotalLag += *g.Lag
+			r.MaxLag = max(r.MaxLag, *g.Lag)
+		}
+	}
+	return r
 }

@@ -92,9 +92,10 @@ type Group struct {
 	Consumers int64
 	// LastDeliveredID is the ID of the last entry delivered to the group.
 	LastDeliveredID string
-	// EntriesRead is the number of entries the group has read, nil when Redis cannot tell
-	// (a group created at an ID other than 0 or $, or moved with XGROUP SETID, until it
-	// reads the stream's last entry).
+	// EntriesRead is the number of entries the group has read, nil when Redis does not
+	// know it: on Redis 7.0, a group that has read nothing since it was created, and a
+	// group created or moved (XGROUP SETID) to an ID in the middle of the stream until it
+	// reads the stream's last entry. Lag may be known when EntriesRead is not.
 	EntriesRead *int64
 }
 
@@ -121,7 +122,7 @@ func Collect(ctx context.Context, t Target, q Query) (Report, error) {
 	if q.Pattern != "" {
 		found := newTopNames(maxStreams)
 		if err := c.scanStreams(ctx, q.Pattern, found); err != nil {
-			return Report{}, fmt.Errorf("scanning %s Redis for streams matching %q: %w", c.mode, q.Pattern, err)
+			return Report{}, c.explain(fmt.Errorf("scanning %s Redis for streams matching %q: %w", c.mode, q.Pattern, err))
 		}
 		names, more := found.result()
 		candidates = append(candidates, names...)
@@ -131,7 +132,7 @@ func Collect(ctx context.Context, t Target, q Query) (Report, error) {
 	candidates = slices.Compact(candidates)
 	streams, err := c.describe(ctx, candidates, q.Groups)
 	if err != nil {
-		return Report{}, err
+		return Report{}, c.explain(err)
 	}
 	return finish(streams, maxStreams, truncated), nil
 }

@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,9 +19,13 @@ import (
 
 // The modes of a Target, the values of the RedisTraceExporter's spec.redis.mode.
 const (
+	// ModeStandalone is one server, read with a Client.
 	ModeStandalone = "standalone"
-	ModeCluster    = "cluster"
-	ModeSentinel   = "sentinel"
+	// ModeCluster is a Redis Cluster: every master is scanned, and each stream is read
+	// from the master that holds it.
+	ModeCluster = "cluster"
+	// ModeSentinel is the master that the sentinels name, read with a FailoverClient.
+	ModeSentinel = "sentinel"
 )
 
 // dialTimeout bounds the TCP connect and the TLS handshake of one connection, as go-redis's
@@ -82,7 +89,11 @@ func (t Target) MarshalLog() any { return t.String() }
 
 // client is a go-redis client for one Collect.
 type client struct {
-	mode string
+	mode       string
+	masterName string
+	// handshakes are the TLS handshakes that failed or have not finished, which go-redis
+	// hides behind the context's error when the caller's deadline passes first.
+	handshakes handshakes
 	// universal takes the pipelines: a ClusterClient routes each command by its key.
 	universal redis.UniversalClient
 	// cluster is universal in cluster mode, for ForEachMaster; single is universal otherwise.
@@ -120,13 +131,14 @@ func newClient(t Target) (*client, error) {
 	case secure:
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	c := &client{mode: mode, masterName: t.MasterName}
 	opt := &redis.Options{
 		Username: t.Username,
 		Password: t.Password,
 		DB:       t.DB,
 		// TLS is up to dial, not go-redis: see errTLSHandshake. go-redis uses TLSConfig
 		// only in its own dialer.
-		Dialer: dial(tlsConfig),
+		Dialer: c.dial(tlsConfig),
 		// One attempt and one dial: the operator reconciles again later, and an error
 		// now is what the RedisReachable condition needs, not a retry loop's delay.
 		MaxRetries:    -1,
@@ -139,7 +151,6 @@ func newClient(t Target) (*client, error) {
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
-	c := &client{mode: mode}
 	switch mode {
 	case ModeCluster:
 		c.cluster = redis.NewClusterClient(&redis.ClusterOptions{
@@ -187,7 +198,7 @@ var errTLSHandshake = errors.New("TLS handshake")
 
 // dial connects to addr and, with a TLS configuration, completes the handshake, so that
 // its failures, a timeout included, carry errTLSHandshake.
-func dial(tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func (c *client) dial(tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
@@ -204,15 +215,76 @@ func dial(tlsConfig *tls.Config) func(ctx context.Context, network, addr string)
 			cfg.ServerName = host
 		}
 		tlsConn := tls.Client(conn, cfg)
+		c.handshakes.begin(addr)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
-			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, addr, err)
+			err = fmt.Errorf("%w with %s: %w", errTLSHandshake, addr, err)
+			c.handshakes.end(addr, err)
+			return nil, err
 		}
+		c.handshakes.end(addr, nil)
 		return tlsConn, nil
 	}
 }
 
 func (c *client) close() error { return c.universal.Close() }
+
+// explain adds to err what go-redis left out. When the caller's deadline passes during a
+// dial, go-redis reports only the deadline (it dials on its own goroutine), and a TLS
+// handshake that hangs is what a TLS client on a plaintext port sees. When sentinels
+// answered nil, go-redis calls them unreachable; they monitor no master by that name.
+func (c *client) explain(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errTLSHandshake) {
+		if hs := c.handshakes.unfinished(); hs != nil {
+			err = fmt.Errorf("%w, during %w", err, hs)
+		}
+	}
+	if c.mode == ModeSentinel && errors.Is(err, redis.Nil) {
+		err = fmt.Errorf("the sentinels that answered monitor no master named %q: %w", c.masterName, err)
+	}
+	return err
+}
+
+// handshakes tracks the TLS handshakes of one client by address: present while in
+// flight, with the error once failed, removed once done. It is safe for concurrent use.
+type handshakes struct {
+	mu      sync.Mutex
+	pending map[string]error
+}
+
+func (h *handshakes) begin(addr string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending == nil {
+		h.pending = map[string]error{}
+	}
+	h.pending[addr] = nil
+}
+
+func (h *handshakes) end(addr string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		delete(h.pending, addr)
+		return
+	}
+	h.pending[addr] = err
+}
+
+// unfinished returns the failure of the handshake with the first address in sort order,
+// or that it has not finished, or nil when every handshake succeeded.
+func (h *handshakes) unfinished() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.pending) == 0 {
+		return nil
+	}
+	addr := slices.Sorted(maps.Keys(h.pending))[0]
+	if err := h.pending[addr]; err != nil {
+		return err
+	}
+	return fmt.Errorf("%w with %s: not finished", errTLSHandshake, addr)
+}
 
 // parseAddresses accepts what spec.redis.addresses accepts and reports whether an address
 // asks for TLS. go-redis has one TLS configuration for every node, so mixing redis:// and
