@@ -1,6 +1,7 @@
 package redislag
 
 import (
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,7 +54,7 @@ func concat(lists ...[][]any) [][]any {
 func run(t testing.TB, c redis.UniversalClient, commands [][]any) {
 	t.Helper()
 	for _, args := range commands {
-		if err := c.Do(ctxFor(t), args...).Err(); err != nil && err != redis.Nil {
+		if err := c.Do(ctxFor(t), args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
