@@ -241,7 +241,7 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	e := start(t, cfg)
 	client := grpcClient(t, e.grpc)
 	rdb := s.Client(t)
-	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
+	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "20000", "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
 	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
@@ -251,15 +251,22 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 		_, err := client.Export(context.Background(), req)
 		first <- err
 	}()
-	var err error
-	eventually(t, 5*time.Second, "a second request refused as busy", func() error {
-		req, _ := request("busy", 1)
-		_, err = client.Export(context.Background(), req)
-		if status.Code(err) != codes.ResourceExhausted {
-			return fmt.Errorf("got %w", err)
+	// Wait until the first request holds the whole in-flight budget (Redis holds its writes).
+	eventually(t, 10*time.Second, "the first request in flight", func() error {
+		_, metrics, err := get("http://" + e.admin + "/metrics")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(metrics, "tracestream_exporter_inflight_spans 10\n") {
+			return fmt.Errorf("in-flight spans not yet 10")
 		}
 		return nil
 	})
+	req, _ := request("busy", 1)
+	_, err := client.Export(context.Background(), req)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a request past the in-flight limit: %v, want RESOURCE_EXHAUSTED", err)
+	}
 	var retry *errdetails.RetryInfo
 	for _, d := range status.Convert(err).Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
