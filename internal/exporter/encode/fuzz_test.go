@@ -3,12 +3,8 @@ package encode_test
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -21,8 +17,6 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 	. "github.com/tracestream/tracestream/internal/exporter/otlpwire/otlpwiretest"
 )
-
-var writeCorpus = flag.Bool("write-corpus", false, "rewrite the seed corpora under testdata/fuzz")
 
 // FuzzKeyTemplate checks that Parse never panics, that its errors point inside the template,
 // that a parsed template prints back as the same text (there is one way to write each), and that
@@ -111,56 +105,4 @@ func FuzzEncodeJSON(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestWriteSeedCorpus regenerates the seed corpora (go test . -run TestWriteSeedCorpus -args
-// -write-corpus).
-func TestWriteSeedCorpus(t *testing.T) {
-	if !*writeCorpus {
-		t.Skip("run with -write-corpus to regenerate testdata/fuzz")
-	}
-	traceJSON, err := os.ReadFile("../otlpwire/testdata/trace.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracePB, err := otlpwire.FromJSON(traceJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeds := map[string]map[string]string{
-		"FuzzKeyTemplate": {
-			"hash-tag":   "traces:{{{service.name}}}",
-			"two":        "t:{tenant}:{service.name}",
-			"literal":    "a{{b}}c",
-			"unclosed":   "t:{x",
-			"stray":      "t}",
-			"empty":      "{}",
-			"nested":     "{a{b}}",
-			"plain":      "traces",
-			"unicode":    "трасы:{сервис}",
-			"many-brace": "{{{{{{x}}}}}}",
-		},
-		"FuzzEncodeJSON": {
-			"full":       string(Marshal(Full())),
-			"realistic":  string(Marshal(Realistic(2))),
-			"trace-json": string(tracePB),
-			"template":   string(Marshal(templateRequest())),
-		},
-	}
-	for target, files := range seeds {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		typ := "[]byte"
-		if target == "FuzzKeyTemplate" {
-			typ = "string"
-		}
-		for name, v := range files {
-			content := fmt.Sprintf("go test fuzz v1\n%s(%s)\n", typ, strconv.Quote(v))
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }

@@ -3,11 +3,6 @@ package otlpwire_test
 import (
 	"encoding/json"
 	"errors"
-	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -16,8 +11,6 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 	. "github.com/tracestream/tracestream/internal/exporter/otlpwire/otlpwiretest"
 )
-
-var writeCorpus = flag.Bool("write-corpus", false, "rewrite the generated seed corpora under testdata/fuzz")
 
 // FuzzValidate checks that Validate and the views never panic, and that Validate agrees with
 // proto.Unmarshal into the generated ExportTraceServiceRequest: it rejects everything protobuf
@@ -93,48 +86,4 @@ func FuzzFromJSON(f *testing.F) {
 			t.Fatalf("FromJSON wrote protobuf that proto.Unmarshal rejects: %v", err)
 		}
 	})
-}
-
-// TestWriteSeedCorpus regenerates the seed corpora (go test . -run TestWriteSeedCorpus -args
-// -write-corpus). Seeds are checked in so that plain `go test` runs them
-// and `go test -fuzz` starts from well-formed requests instead of from nothing.
-func TestWriteSeedCorpus(t *testing.T) {
-	if !*writeCorpus {
-		t.Skip("run with -write-corpus to regenerate testdata/fuzz")
-	}
-	traceJSON, err := os.ReadFile("testdata/trace.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	small := Realistic(2)
-	seeds := map[string]map[string][]byte{
-		"FuzzValidate": {
-			"full":              Marshal(Full()),
-			"realistic":         Marshal(small),
-			"empty":             {},
-			"truncated":         Marshal(small)[:40],
-			"bad-utf8-name":     inSpan(validTraceID, strField(5, "GET \xff/")),
-			"short-trace-id":    inSpan(strField(1, "0123456789abcde"), validSpanID),
-			"too-deep":          inSpan(msgField(9, attr("deep", nested(otlpwire.MaxValueDepth+1)))),
-			"unknown-and-group": inSpan(validTraceID, varintField(40, 1), strField(42, "x"), cat(tag(44, 3), varintField(1, 1), tag(44, 4))),
-		},
-		"FuzzFromJSON": {
-			"trace-json": traceJSON,
-			"full":       otlpJSON(t, Full(), false, true),
-			"escapes":    []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"q\"\u00e9\ud83d\ude00","kind":"SPAN_KIND_SERVER","attributes":[{"key":"d","value":{"doubleValue":"NaN"}}]}]}]}]}`),
-			"unknown":    []byte(`{"x":[1,{"y":null}],"resourceSpans":[]}`),
-		},
-	}
-	for target, files := range seeds {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, b := range files {
-			content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }
