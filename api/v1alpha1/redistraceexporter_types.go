@@ -14,8 +14,6 @@ const (
 )
 
 // RedisTraceExporterSpec is the desired state of a RedisTraceExporter.
-//
-// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.replicas) || self.replicas >= self.autoscaling.minReplicas",message="spec.replicas must not be below spec.autoscaling.minReplicas"
 type RedisTraceExporterSpec struct {
 	// redis says where the exporter writes.
 	// +required

@@ -2,6 +2,8 @@ package v1alpha1_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
@@ -122,5 +125,33 @@ func TestCRDValidation(t *testing.T) {
 				t.Fatalf("rejection %q does not say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSamplesAreAccepted creates every sample in config/samples on a real API server.
+func TestSamplesAreAccepted(t *testing.T) {
+	env := controlplane.Start(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "samples"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("../../config/samples/tracestream_*.yaml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("samples: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var obj v1.RedisTraceExporter
+		if err := yaml.UnmarshalStrict(b, &obj); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		obj.Namespace = ns.Name
+		if err := env.Client.Create(ctx, &obj); err != nil {
+			t.Errorf("%s rejected: %v", f, err)
+		}
 	}
 }

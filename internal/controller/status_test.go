@@ -1,0 +1,121 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/redislag"
+)
+
+func readyDeployment(ready int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Generation: 3},
+		Status:     appsv1.DeploymentStatus{ObservedGeneration: 3, Replicas: 2, ReadyReplicas: ready, AvailableReplicas: ready, UpdatedReplicas: 2},
+	}
+}
+
+// TestComputeStatus table-tests the conditions computed from what a pass observed.
+func TestComputeStatus(t *testing.T) {
+	lag := int64(7)
+	report := &redislag.Report{TotalLag: 7, MaxLag: 7, Streams: []redislag.Stream{{Name: "traces:a", Length: 10,
+		Groups: []redislag.Group{{Name: "g", Lag: &lag, Pending: 3, Consumers: 1}}}}}
+	type want struct {
+		ready, reconciling, stalled, redis metav1.ConditionStatus // "" = absent
+		readyReason                        string
+		observedGeneration                 int64
+	}
+	cases := map[string]struct {
+		o    observed
+		want want
+	}{
+		"everything ready is Ready and neither Reconciling nor Stalled": {
+			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, lag: report},
+			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
+		},
+		"pods not ready yet is Reconciling, not Ready": {
+			observed{applied: true, deployment: readyDeployment(1), desired: 2, redisChecked: true},
+			want{ready: "False", reconciling: "True", redis: "True", readyReason: v1.ReasonDeploymentNotReady, observedGeneration: 5},
+		},
+		"a missing Secret is Stalled and keeps the old observedGeneration": {
+			observed{specErr: errors.New(`Secret "x" does not exist`), specReason: v1.ReasonSecretNotFound},
+			want{ready: "False", stalled: "True", readyReason: v1.ReasonSecretNotFound, observedGeneration: 4},
+		},
+		"Redis refusing credentials is not Ready, with the auth reason": {
+			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("WRONGPASS"), redisClass: "auth"},
+			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisAuthFailed, observedGeneration: 5},
+		},
+		"an unreachable Redis says Unreachable": {
+			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisClass: "unreachable"},
+			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
+		},
+		"a failed apply is Reconciling": {
+			observed{applyErr: errors.New("applying Deployment: conflict")},
+			want{ready: "False", reconciling: "True", readyReason: v1.ReasonApplyFailed, observedGeneration: 4},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Generation: 5}, Spec: v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"r:6379"}}}}
+			obj.Status.ObservedGeneration = 4
+			// A stale Stalled from an earlier pass must disappear once the cause is gone.
+			apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{Type: v1.ConditionStalled, Status: "True", Reason: "Old"})
+			st := computeStatus(obj, tc.o, metav1.Now())
+			get := func(typ string) metav1.ConditionStatus {
+				if c := apimeta.FindStatusCondition(st.Conditions, typ); c != nil {
+					return c.Status
+				}
+				return ""
+			}
+			if got := get(v1.ConditionReady); got != tc.want.ready {
+				t.Errorf("Ready = %q, want %q", got, tc.want.ready)
+			}
+			if got := get(v1.ConditionReconciling); got != tc.want.reconciling {
+				t.Errorf("Reconciling = %q, want %q", got, tc.want.reconciling)
+			}
+			if got := get(v1.ConditionStalled); got != tc.want.stalled {
+				t.Errorf("Stalled = %q, want %q", got, tc.want.stalled)
+			}
+			if got := get(v1.ConditionRedisReachable); got != tc.want.redis {
+				t.Errorf("RedisReachable = %q, want %q", got, tc.want.redis)
+			}
+			if c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionReady); c == nil || c.Reason != tc.want.readyReason {
+				t.Errorf("Ready reason = %+v, want %s", c, tc.want.readyReason)
+			}
+			if st.ObservedGeneration != tc.want.observedGeneration {
+				t.Errorf("observedGeneration = %d, want %d", st.ObservedGeneration, tc.want.observedGeneration)
+			}
+		})
+	}
+}
+
+// TestComputeStatusReportsUnknownLagAsUnset keeps a NULL lag unset (never 0) in status.
+func TestComputeStatusReportsUnknownLagAsUnset(t *testing.T) {
+	r := &redislag.Report{UnknownLagGroups: 1, Streams: []redislag.Stream{{Name: "s", Groups: []redislag.Group{{Name: "g"}}}}}
+	st := computeStatus(&v1.RedisTraceExporter{}, observed{lag: r, redisChecked: true}, metav1.Now())
+	if g := st.Streams[0].Groups[0]; g.Lag != nil {
+		t.Errorf("lag = %d, want unset", *g.Lag)
+	}
+	if st.UnknownLagGroups != 1 || st.TotalLag == nil || *st.TotalLag != 0 {
+		t.Errorf("unknownLagGroups %d totalLag %v", st.UnknownLagGroups, st.TotalLag)
+	}
+}
+
+// TestKeyPattern turns key templates into SCAN globs.
+func TestKeyPattern(t *testing.T) {
+	for tmpl, want := range map[string]string{
+		"traces:{service.name}":     "traces:*",
+		"traces:{{{service.name}}}": "traces:{*}",
+		"t:{a}:{b}":                 "t:*:*",
+		"literal*[x]":               `literal\*\[x\]`,
+		"{{literal}}":               "{literal}",
+	} {
+		if got := KeyPattern(tmpl); got != want {
+			t.Errorf("KeyPattern(%q) = %q, want %q", tmpl, got, want)
+		}
+	}
+}
