@@ -98,6 +98,7 @@ test-deps: ## Install redis-server and build the envtest control plane (cached).
 test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster (starts it if needed).
 	hack/cluster-load-image.sh $(IMAGE_TAR)
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_IMAGE=$(IMG) E2E_VERSION=$(VERSION) \
+		E2E_MANAGER=$(CURDIR)/bin/manager E2E_KUBECTL="$$(hack/build-kube.sh kubectl)/kubectl" \
 		go test -tags e2e -count=1 -timeout 30m $(GOTEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench

@@ -1,0 +1,315 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+)
+
+// operatorClient is a client that knows CRDs and RedisTraceExporters.
+func operatorClient(t *testing.T) client.Client {
+	t.Helper()
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = apiextensionsv1.AddToScheme(s)
+	_ = v1.AddToScheme(s)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// installCRD applies config/crd/bases to the cluster and waits until it is established.
+func installCRD(t *testing.T, c client.Client) {
+	t.Helper()
+	b, err := os.ReadFile("../../config/crd/bases/tracestream.io_redistraceexporters.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(b, &crd); err != nil {
+		t.Fatal(err)
+	}
+	crd.TypeMeta = metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}
+	if err := c.Patch(context.Background(), &crd, client.Apply, client.FieldOwner("tracestream-e2e"), client.ForceOwnership); err != nil {
+		t.Fatalf("applying the CRD: %v", err)
+	}
+	eventually(t, 30*time.Second, "CRD established", func() error {
+		var got apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(context.Background(), client.ObjectKey{Name: crd.Name}, &got); err != nil {
+			return err
+		}
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("not established")
+	})
+}
+
+// nodeIP is the node's InternalIP: the host, which pods reach without leaving the machine.
+func nodeIP(t *testing.T, c client.Client) string {
+	t.Helper()
+	var nodes corev1.NodeList
+	if err := c.List(context.Background(), &nodes); err != nil || len(nodes.Items) == 0 {
+		t.Fatalf("listing nodes: %v", err)
+	}
+	for _, a := range nodes.Items[0].Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address
+		}
+	}
+	t.Fatal("the node has no InternalIP")
+	return ""
+}
+
+// hostRedis runs a redis-server on the node's address for the pods to write to.
+func hostRedis(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	cmd := exec.Command("redis-server", "--bind", ip, "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("%s:%d", ip, port)
+	eventually(t, 10*time.Second, "redis-server up", func() error {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		defer func() { _ = c.Close() }()
+		return c.Ping(context.Background()).Err()
+	})
+	return addr
+}
+
+// startManager runs the operator's manager binary on the host against the cluster.
+func startManager(t *testing.T, image string) {
+	t.Helper()
+	bin := os.Getenv("E2E_MANAGER")
+	if bin == "" {
+		t.Fatal("E2E_MANAGER is not set: run the e2e tests with make test-e2e")
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--exporter-image="+image, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("manager log:\n%s", logs.String())
+		}
+	})
+}
+
+func otlpRequest(svc string, n int) *coltracepb.ExportTraceServiceRequest {
+	var traceID [16]byte
+	_, _ = rand.Read(traceID[:])
+	spans := make([]*tracepb.Span, n)
+	now := uint64(time.Now().UnixNano())
+	for i := range spans {
+		var sid [8]byte
+		binary.BigEndian.PutUint64(sid[:], uint64(i+1)|uint64(now)<<16)
+		spans[i] = &tracepb.Span{TraceId: traceID[:], SpanId: sid[:], Name: fmt.Sprintf("op-%d", i),
+			StartTimeUnixNano: now, EndTimeUnixNano: now + 1000}
+	}
+	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name",
+			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: svc}}}}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}},
+	}}}
+}
+
+// TestOperatorRunsAnExporter installs the CRD, runs the manager, applies a RedisTraceExporter and
+// follows it through: pods Ready, OTLP over gRPC and HTTP from the host through the Service, spans
+// in Redis, a consumer group's lag and the exporters' health in status, kubectl get, kubectl
+// scale, and garbage collection of every child on delete.
+func TestOperatorRunsAnExporter(t *testing.T) {
+	image := os.Getenv("E2E_IMAGE")
+	kubectl := os.Getenv("E2E_KUBECTL")
+	if image == "" || kubectl == "" {
+		t.Fatal("E2E_IMAGE and E2E_KUBECTL are not set: run the e2e tests with make test-e2e")
+	}
+	c := operatorClient(t)
+	installCRD(t, c)
+	redisAddr := hostRedis(t, nodeIP(t, c))
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer func() { _ = rdb.Close() }()
+	startManager(t, image)
+	_, ns := cluster(t)
+	ctx := context.Background()
+
+	rte := &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e", Namespace: ns},
+		Spec: v1.RedisTraceExporterSpec{
+			Redis:           v1.RedisSpec{Addresses: []string{redisAddr}},
+			Replicas:        ptr.To[int32](1),
+			ImagePullPolicy: corev1.PullNever,
+			Lag:             v1.LagSpec{RefreshInterval: &metav1.Duration{Duration: 2 * time.Second}},
+		},
+	}
+	if err := c.Create(ctx, rte); err != nil {
+		t.Fatalf("creating the RedisTraceExporter: %v", err)
+	}
+	key := client.ObjectKeyFromObject(rte)
+	getRTE := func() *v1.RedisTraceExporter {
+		var got v1.RedisTraceExporter
+		if err := c.Get(ctx, key, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got
+	}
+	eventually(t, 3*time.Minute, "RedisTraceExporter Ready", func() error {
+		got := getRTE()
+		if !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionReady) {
+			return fmt.Errorf("conditions %+v", got.Status.Conditions)
+		}
+		return nil
+	})
+
+	var svc corev1.Service
+	if err := c.Get(ctx, key, &svc); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(svc.Spec.ClusterIP+":4317", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	eventually(t, time.Minute, "OTLP/gRPC through the Service", func() error {
+		_, err := coltracepb.NewTraceServiceClient(conn).Export(ctx, otlpRequest("e2e-grpc", 20))
+		return err
+	})
+	body, _ := proto.Marshal(otlpRequest("e2e-http", 30))
+	eventually(t, time.Minute, "OTLP/HTTP through the Service", func() error {
+		resp, err := http.Post("http://"+svc.Spec.ClusterIP+":4318/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	})
+	if n := rdb.XLen(ctx, "traces:e2e-grpc").Val(); n != 20 {
+		t.Errorf("traces:e2e-grpc has %d entries, want 20", n)
+	}
+	if n := rdb.XLen(ctx, "traces:e2e-http").Val(); n != 30 {
+		t.Errorf("traces:e2e-http has %d entries, want 30", n)
+	}
+
+	// A consumer group reads 5 of the 20 gRPC spans: lag 15.
+	if err := rdb.XGroupCreate(ctx, "traces:e2e-grpc", "readers", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "readers", Consumer: "c1", Streams: []string{"traces:e2e-grpc", ">"}, Count: 5}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "lag and exporter health in status", func() error {
+		got := getRTE()
+		if got.Status.TotalLag == nil || *got.Status.TotalLag != 15 {
+			return fmt.Errorf("totalLag %v, streams %+v", got.Status.TotalLag, got.Status.Streams)
+		}
+		e := got.Status.Exporter
+		if e == nil || len(e.Pods) != 1 || !e.Pods[0].Ready || e.LastSuccessfulWrite == nil {
+			return fmt.Errorf("exporter %+v", e)
+		}
+		if !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionExporterHealthy) {
+			return fmt.Errorf("ExporterHealthy not true: %+v", got.Status.Conditions)
+		}
+		return nil
+	})
+	out, err := exec.Command(kubectl, "get", "rte", "-n", ns).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl get rte: %v\n%s", err, out)
+	}
+	t.Logf("kubectl get rte:\n%s", out)
+	fields := strings.Fields(strings.Split(strings.TrimSpace(string(out)), "\n")[1])
+	if len(fields) < 4 || fields[1] != "True" || fields[2] != "1/1" || fields[3] != "15" {
+		t.Errorf("kubectl get rte shows %v, want Ready True, replicas 1/1, lag 15", fields)
+	}
+	yamlOut, _ := exec.Command(kubectl, "get", "rte", "e2e", "-n", ns, "-o", "yaml").CombinedOutput()
+	t.Logf("kubectl get rte -o yaml:\n%s", yamlOut)
+
+	// kubectl scale goes through the scale subresource to the Deployment.
+	if out, err := exec.Command(kubectl, "scale", "rte/e2e", "-n", ns, "--replicas=2").CombinedOutput(); err != nil {
+		t.Fatalf("kubectl scale: %v\n%s", err, out)
+	}
+	eventually(t, 2*time.Minute, "2/2 replicas after kubectl scale", func() error {
+		got := getRTE()
+		if got.Status.ReplicasSummary != "2/2" || !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionReady) {
+			return fmt.Errorf("replicas %s", got.Status.ReplicasSummary)
+		}
+		return nil
+	})
+
+	// Deleting the resource garbage-collects every child.
+	if err := c.Delete(ctx, rte); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "children garbage-collected", func() error {
+		for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+			if err := c.Get(ctx, key, o); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%T still there (%v)", o, err)
+			}
+		}
+		for _, name := range []string{"e2e-config"} {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("ConfigMap %s still there", name)
+			}
+		}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "e2e-exporter"}, &corev1.ServiceAccount{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("ServiceAccount still there")
+		}
+		return nil
+	})
+}
