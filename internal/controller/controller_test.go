@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
@@ -31,7 +33,9 @@ import (
 // startManager runs the real controller against the envtest API server until the test ends.
 func startManager(t *testing.T, env *controlplane.Env) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		// Each test runs its own manager in the same process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +205,25 @@ func TestReconcilerLifecycle(t *testing.T) {
 	out, _ := yaml.Marshal(obj.Status)
 	t.Logf("status once ready:\n%s", out)
 
+	// Events on transitions only: one for the missing Secret, one for Ready, however many passes
+	// ran in between (the refresh interval is 1 s).
+	eventually(t, 10*time.Second, "transition events", func() error {
+		var evs eventsv1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace(ns.Name)); err != nil {
+			return err
+		}
+		reasons := map[string]int{}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == rte.Name {
+				reasons[e.Reason]++
+			}
+		}
+		if reasons[v1.ReasonSecretNotFound] != 1 || reasons[v1.ReasonReady] != 1 {
+			return fmt.Errorf("events by reason %v, want one SecretNotFound and one Ready", reasons)
+		}
+		return nil
+	})
+
 	// 6. A Secret change rolls the pods through the pod-template hash.
 	before := dep.Spec.Template.Annotations[render.ConfigHashKey]
 	secret.Data["password"] = []byte("rotated-password")
@@ -246,6 +269,58 @@ func TestReconcilerLifecycle(t *testing.T) {
 	eventually(t, 20*time.Second, "HPA pruned", func() error {
 		if err := c.Get(ctx, key, hpa); err == nil {
 			return fmt.Errorf("HPA still there")
+		}
+		return nil
+	})
+}
+
+// TestLagInClusterMode reports streams from every master of a real Redis Cluster.
+func TestLagInClusterMode(t *testing.T) {
+	env := controlplane.Start(t)
+	startManager(t, env)
+	ctx := context.Background()
+	c := env.Client
+	rc := redistest.Cluster(t, redistest.WithReplicas(0))
+	rdb := rc.Client(t)
+	services := []string{"a", "b", "c", "d", "e", "f"}
+	for _, svc := range services {
+		rdb.XAdd(ctx, redisXAdd{stream: "traces:" + svc}.args())
+	}
+	// The six streams really are spread over the masters.
+	used := 0
+	for _, m := range rc.Masters() {
+		if n := m.Client(t).DBSize(ctx).Val(); n > 0 {
+			used++
+		}
+	}
+	if used < 2 {
+		t.Fatalf("streams on %d masters: the test would not show a multi-master scan", used)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, m := range rc.Masters() {
+		addrs = append(addrs, m.Addr())
+	}
+	rte := &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: "clustered", Namespace: ns.Name},
+		Spec: v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Mode: v1.RedisModeCluster, Addresses: addrs},
+			Lag: v1.LagSpec{RefreshInterval: &metav1.Duration{Duration: time.Second}}},
+	}
+	if err := c.Create(ctx, rte); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "all six streams in status", func() error {
+		_, obj := kstatusOf(t, c, client.ObjectKeyFromObject(rte))
+		if len(obj.Status.Streams) != len(services) {
+			return fmt.Errorf("streams %+v", obj.Status.Streams)
+		}
+		for i, s := range obj.Status.Streams {
+			if s.Name != "traces:"+services[i] || s.Length != 1 {
+				return fmt.Errorf("stream %d = %+v", i, s)
+			}
 		}
 		return nil
 	})
