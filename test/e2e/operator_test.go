@@ -70,9 +70,17 @@ func installCRD(t *testing.T, c client.Client) {
 	if err := yaml.Unmarshal(b, &crd); err != nil {
 		t.Fatal(err)
 	}
-	crd.TypeMeta = metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}
-	if err := c.Patch(context.Background(), &crd, client.Apply, client.FieldOwner("tracestream-e2e"), client.ForceOwnership); err != nil {
-		t.Fatalf("applying the CRD: %v", err)
+	var existing apiextensionsv1.CustomResourceDefinition
+	err = c.Get(context.Background(), client.ObjectKey{Name: crd.Name}, &existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		err = c.Create(context.Background(), &crd)
+	case err == nil:
+		crd.ResourceVersion = existing.ResourceVersion
+		err = c.Update(context.Background(), &crd)
+	}
+	if err != nil {
+		t.Fatalf("installing the CRD: %v", err)
 	}
 	eventually(t, 30*time.Second, "CRD established", func() error {
 		var got apiextensionsv1.CustomResourceDefinition
@@ -157,7 +165,7 @@ func otlpRequest(svc string, n int) *coltracepb.ExportTraceServiceRequest {
 	now := uint64(time.Now().UnixNano())
 	for i := range spans {
 		var sid [8]byte
-		binary.BigEndian.PutUint64(sid[:], uint64(i+1)|uint64(now)<<16)
+		binary.BigEndian.PutUint64(sid[:], uint64(i+1)|now<<16)
 		spans[i] = &tracepb.Span{TraceId: traceID[:], SpanId: sid[:], Name: fmt.Sprintf("op-%d", i),
 			StartTimeUnixNano: now, EndTimeUnixNano: now + 1000}
 	}
@@ -299,7 +307,7 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	eventually(t, time.Minute, "children garbage-collected", func() error {
 		for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
 			if err := c.Get(ctx, key, o); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("%T still there (%v)", o, err)
+				return fmt.Errorf("%T still there: %w", o, err)
 			}
 		}
 		for _, name := range []string{"e2e-config"} {
