@@ -59,9 +59,10 @@ type Reconciler struct {
 	// Collect reads streams and lag from Redis (redislag.Collect; replaceable in tests).
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
 
-	mu       sync.Mutex
-	lastLag  map[types.UID]lagSample
-	lastRate map[types.UID]rateSample
+	mu        sync.Mutex
+	lastLag   map[types.UID]lagSample
+	lastRate  map[types.UID]rateSample
+	lastEvent map[types.UID]string
 }
 
 type lagSample struct {
@@ -517,7 +518,9 @@ func (r *Reconciler) fetchStatus(ctx context.Context, ip string) (*exporterStatu
 	return &s, nil
 }
 
-// recordTransition emits an event when Ready changes, never on every pass.
+// recordTransition emits an event when Ready changes (status or reason), never on every pass. The
+// last emitted transition is also remembered per resource: a pass that starts from a cached copy
+// older than the previous pass's status write would otherwise announce the same transition twice.
 func (r *Reconciler) recordTransition(now, before *v1.RedisTraceExporter) {
 	if r.Recorder == nil {
 		return
@@ -525,6 +528,17 @@ func (r *Reconciler) recordTransition(now, before *v1.RedisTraceExporter) {
 	c := apimeta.FindStatusCondition(now.Status.Conditions, v1.ConditionReady)
 	p := apimeta.FindStatusCondition(before.Status.Conditions, v1.ConditionReady)
 	if c == nil || (p != nil && p.Status == c.Status && p.Reason == c.Reason) {
+		return
+	}
+	key := string(c.Status) + "/" + c.Reason
+	r.mu.Lock()
+	if r.lastEvent == nil {
+		r.lastEvent = map[types.UID]string{}
+	}
+	dup := r.lastEvent[now.UID] == key
+	r.lastEvent[now.UID] = key
+	r.mu.Unlock()
+	if dup {
 		return
 	}
 	kind := corev1.EventTypeNormal
