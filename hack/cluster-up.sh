@@ -228,6 +228,16 @@ iptables -w -N TRACESTREAM-ISOLATION 2>/dev/null || iptables -w -F TRACESTREAM-I
 iptables -w -A TRACESTREAM-ISOLATION -s "$POD_CIDR" ! -o "$BRIDGE" -j DROP
 iptables -w -A TRACESTREAM-ISOLATION -d "$POD_CIDR" ! -i "$BRIDGE" -j DROP
 iptables -w -C FORWARD -j TRACESTREAM-ISOLATION 2>/dev/null || iptables -w -I FORWARD 1 -j TRACESTREAM-ISOLATION
+# The host's own traffic to the pod and Service ranges must not follow the default route out of
+# the machine either (a ClusterIP whose rules kube-proxy has not written yet, a pod IP before the
+# first pod exists). So the bridge exists before any pod, and both ranges are routed into it; the
+# bridge plugin adopts it and its gateway address.
+if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+	ip link add "$BRIDGE" type bridge
+	ip addr add "${POD_CIDR%.*/*}.1/${POD_CIDR#*/}" dev "$BRIDGE"
+	ip link set "$BRIDGE" up
+fi
+ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 
 start containerd containerd --config "$CTRD/config.toml"
 wait_for "containerd socket" 60 ctr --address "$CTRD/containerd.sock" version

@@ -141,7 +141,8 @@ func TestImageServesThroughClusterIP(t *testing.T) {
 	})
 
 	url := fmt.Sprintf("http://%s:8888/status", svc.Spec.ClusterIP)
-	httpc := &http.Client{Timeout: 2 * time.Second}
+	// No keep-alive: each poll must open a new connection through the rules kube-proxy writes.
+	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var body string
 	// kube-proxy programs the Service's rules asynchronously: poll until they are in place.
 	eventually(t, time.Minute, "GET "+url, func() error {

@@ -238,7 +238,8 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	})
 	body, _ := proto.Marshal(otlpRequest("e2e-http", 30))
 	eventually(t, time.Minute, "OTLP/HTTP through the Service", func() error {
-		resp, err := http.Post("http://"+svc.Spec.ClusterIP+":4318/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := hc.Post("http://"+svc.Spec.ClusterIP+":4318/v1/traces", "application/x-protobuf", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
