@@ -59,10 +59,17 @@ type Reconciler struct {
 	// Collect reads streams and lag from Redis (redislag.Collect; replaceable in tests).
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
 
-	mu        sync.Mutex
-	lastLag   map[types.UID]lagSample
-	lastRate  map[types.UID]rateSample
-	lastEvent map[types.UID]string
+	mu     sync.Mutex
+	memory map[types.NamespacedName]*memo
+}
+
+// memo is what the controller remembers of a resource between passes. It is forgotten when the
+// resource is gone, and reset when a resource of the same name is created again (new UID).
+type memo struct {
+	uid       types.UID
+	lag       *lagSample
+	rate      *rateSample
+	lastEvent string
 }
 
 type lagSample struct {
@@ -93,6 +100,9 @@ type rateSample struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	obj := &v1.RedisTraceExporter{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	logger := log.FromContext(ctx).WithValues("redistraceexporter", klog.KObj(obj))
@@ -135,6 +145,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	r.observeRedis(ctx, obj, &o)
 	r.observeExporters(ctx, obj, &o)
 	return ctrl.Result{RequeueAfter: render.LagRefresh(obj)}, nil
+}
+
+// remember runs f on the resource's memo under the lock.
+func (r *Reconciler) remember(obj *v1.RedisTraceExporter, f func(m *memo)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.memory == nil {
+		r.memory = map[types.NamespacedName]*memo{}
+	}
+	key := client.ObjectKeyFromObject(obj)
+	m := r.memory[key]
+	if m == nil || m.uid != obj.UID {
+		m = &memo{uid: obj.UID}
+		r.memory[key] = m
+	}
+	f(m)
+}
+
+func (r *Reconciler) forget(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.memory, key)
 }
 
 // secretError is a referenced Secret that is missing or lacks a key: the user must fix it.
@@ -233,7 +265,7 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, obj *v1.RedisTraceEx
 		if err := apply("ServiceAccount", sa); err != nil {
 			return err
 		}
-	} else if err := r.prune(ctx, obj, &corev1.ServiceAccount{}, obj.Name+"-exporter"); err != nil {
+	} else if err := r.prune(ctx, obj, &corev1.ServiceAccount{}, render.OwnServiceAccountName(obj)); err != nil {
 		return err
 	}
 	if err := apply("Deployment", render.Deployment(obj, in, y)); err != nil {
@@ -292,21 +324,27 @@ func (r *Reconciler) observeWorkload(ctx context.Context, obj *v1.RedisTraceExpo
 // observeRedis reads streams and lag, at most once per refresh interval (and at once after a
 // spec change): the operator's load on Redis is bounded whatever the event rate.
 func (r *Reconciler) observeRedis(ctx context.Context, obj *v1.RedisTraceExporter, o *observed) {
-	r.mu.Lock()
-	last, ok := r.lastLag[obj.UID]
-	r.mu.Unlock()
-	if ok && last.generation == obj.Generation && time.Since(last.at) < render.LagRefresh(obj) {
-		o.redisChecked, o.redisErr, o.redisClass = true, last.err, last.class
-		if last.report != nil {
-			o.lag, o.lagTime = last.report, metav1.NewTime(last.at)
-			if obj.Status.LagUpdateTime != nil && equality.Semantic.DeepEqual(streamsStatus(last.report), obj.Status.Streams) {
-				o.lagTime = *obj.Status.LagUpdateTime
-			}
-		}
-		return
+	var last *lagSample
+	r.remember(obj, func(m *memo) { last = m.lag })
+	if last == nil || last.generation != obj.Generation || time.Since(last.at) >= render.LagRefresh(obj) {
+		last = r.collectLag(ctx, obj)
+		r.remember(obj, func(m *memo) { m.lag = last })
 	}
+	o.redisChecked, o.redisErr, o.redisClass = true, last.err, last.class
+	if last.report != nil {
+		o.lag, o.lagTime = last.report, metav1.NewTime(last.at)
+		// Keep the old timestamp when nothing changed, so that an idle exporter's status is not
+		// rewritten every interval.
+		if obj.Status.LagUpdateTime != nil && equality.Semantic.DeepEqual(streamsStatus(last.report), obj.Status.Streams) {
+			o.lagTime = *obj.Status.LagUpdateTime
+		}
+	}
+}
+
+// collectLag reads the streams and groups of the resource's Redis once.
+func (r *Reconciler) collectLag(ctx context.Context, obj *v1.RedisTraceExporter) *lagSample {
 	target, err := r.redisTarget(ctx, obj)
-	sample := lagSample{at: time.Now(), generation: obj.Generation}
+	sample := &lagSample{at: time.Now(), generation: obj.Generation}
 	if err != nil {
 		sample.err, sample.class = err, "other"
 	} else {
@@ -320,21 +358,7 @@ func (r *Reconciler) observeRedis(ctx context.Context, obj *v1.RedisTraceExporte
 			sample.report = &rep
 		}
 	}
-	r.mu.Lock()
-	if r.lastLag == nil {
-		r.lastLag = map[types.UID]lagSample{}
-	}
-	r.lastLag[obj.UID] = sample
-	r.mu.Unlock()
-	o.redisChecked, o.redisErr, o.redisClass = true, sample.err, sample.class
-	if sample.report != nil {
-		o.lag, o.lagTime = sample.report, metav1.NewTime(sample.at)
-		// Keep the old timestamp when nothing changed, so that an idle exporter's status is not
-		// rewritten every interval.
-		if obj.Status.LagUpdateTime != nil && equality.Semantic.DeepEqual(streamsStatus(sample.report), obj.Status.Streams) {
-			o.lagTime = *obj.Status.LagUpdateTime
-		}
-	}
+	return sample
 }
 
 // lagQuery reports the explicit streams, or those matching the key template with every
@@ -483,19 +507,15 @@ func (r *Reconciler) observeExporters(ctx context.Context, obj *v1.RedisTraceExp
 		}
 	}
 	sort.Slice(es.Pods, func(i, j int) bool { return es.Pods[i].Name < es.Pods[j].Name })
-	r.mu.Lock()
-	if r.lastRate == nil {
-		r.lastRate = map[types.UID]rateSample{}
-	}
-	prev, ok := r.lastRate[obj.UID]
 	now := time.Now()
-	if ok && now.Sub(prev.at) > time.Second && received >= prev.received {
-		secs := now.Sub(prev.at).Seconds()
-		es.SpansAcceptedPerSecond = int64(float64(received-prev.received) / secs)
-		es.SpansExportedPerSecond = int64(float64(exported-prev.exported) / secs)
-	}
-	r.lastRate[obj.UID] = rateSample{at: now, received: received, exported: exported}
-	r.mu.Unlock()
+	r.remember(obj, func(m *memo) {
+		if prev := m.rate; prev != nil && now.Sub(prev.at) > time.Second && received >= prev.received {
+			secs := now.Sub(prev.at).Seconds()
+			es.SpansAcceptedPerSecond = int64(float64(received-prev.received) / secs)
+			es.SpansExportedPerSecond = int64(float64(exported-prev.exported) / secs)
+		}
+		m.rate = &rateSample{at: now, received: received, exported: exported}
+	})
 	o.exporter = es
 }
 
@@ -530,14 +550,8 @@ func (r *Reconciler) recordTransition(now, before *v1.RedisTraceExporter) {
 	if c == nil || (p != nil && p.Status == c.Status && p.Reason == c.Reason) {
 		return
 	}
-	key := string(c.Status) + "/" + c.Reason
-	r.mu.Lock()
-	if r.lastEvent == nil {
-		r.lastEvent = map[types.UID]string{}
-	}
-	dup := r.lastEvent[now.UID] == key
-	r.lastEvent[now.UID] = key
-	r.mu.Unlock()
+	key, dup := string(c.Status)+"/"+c.Reason, false
+	r.remember(now, func(m *memo) { dup, m.lastEvent = m.lastEvent == key, key })
 	if dup {
 		return
 	}

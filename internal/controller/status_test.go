@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/redislag"
@@ -117,5 +118,30 @@ func TestKeyPattern(t *testing.T) {
 		if got := KeyPattern(tmpl); got != want {
 			t.Errorf("KeyPattern(%q) = %q, want %q", tmpl, got, want)
 		}
+	}
+}
+
+// TestMemoryIsPerResourceAndForgotten checks that what the controller remembers between passes
+// (lag samples, rates, the last event) is dropped when the resource is deleted and not inherited
+// by a new resource of the same name: the manager must not grow with every CR ever created.
+func TestMemoryIsPerResourceAndForgotten(t *testing.T) {
+	r := &Reconciler{}
+	obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", UID: "uid-1"}}
+	r.remember(obj, func(m *memo) { m.lastEvent = "True/Ready" })
+	r.remember(obj, func(m *memo) {
+		if m.lastEvent != "True/Ready" {
+			t.Errorf("memo lost between passes: %+v", m)
+		}
+	})
+	recreated := obj.DeepCopy()
+	recreated.UID = "uid-2"
+	r.remember(recreated, func(m *memo) {
+		if m.lastEvent != "" {
+			t.Errorf("a new resource of the same name inherited %q", m.lastEvent)
+		}
+	})
+	r.forget(client.ObjectKeyFromObject(obj))
+	if len(r.memory) != 0 {
+		t.Errorf("memory after forget: %v", r.memory)
 	}
 }

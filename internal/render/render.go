@@ -74,8 +74,12 @@ func ServiceAccountName(rte *v1.RedisTraceExporter) string {
 	if rte.Spec.ServiceAccountName != "" {
 		return rte.Spec.ServiceAccountName
 	}
-	return rte.Name + "-exporter"
+	return OwnServiceAccountName(rte)
 }
+
+// OwnServiceAccountName is the ServiceAccount the operator creates when spec.serviceAccountName
+// is empty (and prunes when it is set).
+func OwnServiceAccountName(rte *v1.RedisTraceExporter) string { return rte.Name + "-exporter" }
 
 func ownerRef(rte *v1.RedisTraceExporter) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().

@@ -311,10 +311,8 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 				return fmt.Errorf("%T still there: %w", o, err)
 			}
 		}
-		for _, name := range []string{"e2e-config"} {
-			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("ConfigMap %s still there", name)
-			}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "e2e-config"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("ConfigMap e2e-config still there")
 		}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "e2e-exporter"}, &corev1.ServiceAccount{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("ServiceAccount still there")
