@@ -123,8 +123,8 @@ image: build ## Build the OCI image tarball (bin/tracestream-image.tar, tag = ve
 	@echo "image $(IMG) written to $(IMAGE_TAR)"
 
 .PHONY: run
-run: ## Run the manager against the cluster in KUBECONFIG.
-	go run ./cmd/manager
+run: ## Run the manager against the cluster in KUBECONFIG (exporter image: IMG, load it with make image).
+	go run -ldflags "$(GO_LDFLAGS)" ./cmd/manager --exporter-image=$(IMG)
 
 ##@ Local cluster
 
