@@ -281,11 +281,21 @@ func (p *Pipeline) writer() {
 
 			retry.Reset()
 			retryOwn = retryOwn[:0]
+			// Count what Redis took before answering any client, so that a client that has
+			// its OK also sees its spans in the metrics and /status.
 			ok := 0
+			for _, err := range errs {
+				if err == nil {
+					ok++
+				}
+			}
+			if ok > 0 {
+				p.tel.Exported(ok)
+				p.authFailing.Store(false)
+			}
 			for i, err := range errs {
 				o := owners[i]
 				if err == nil {
-					ok++
 					o.r.resolve(1)
 					continue
 				}
@@ -315,10 +325,6 @@ func (p *Pipeline) writer() {
 					retry.Append(&wb, i)
 					retryOwn = append(retryOwn, o)
 				}
-			}
-			if ok > 0 {
-				p.tel.Exported(ok)
-				p.authFailing.Store(false)
 			}
 			if retry.Len() == 0 {
 				break
