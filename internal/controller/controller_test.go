@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -204,6 +205,23 @@ func TestReconcilerLifecycle(t *testing.T) {
 	_, obj := kstatusOf(t, c, key)
 	out, _ := yaml.Marshal(obj.Status)
 	t.Logf("status once ready:\n%s", out)
+	// The same figures on the manager's metrics endpoint, for alerting.
+	for _, m := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"tracestream_redistraceexporter_ready", map[string]string{"namespace": ns.Name, "name": rte.Name}, 1},
+		{"tracestream_redistraceexporter_stream_length", map[string]string{"namespace": ns.Name, "name": rte.Name, "stream": "traces:shop"}, 10},
+		{"tracestream_redistraceexporter_group_lag", map[string]string{"namespace": ns.Name, "name": rte.Name, "stream": "traces:shop", "group": "readers"}, 7},
+	} {
+		if v, ok := gauge(t, m.name, m.labels); !ok || v != m.want {
+			t.Errorf("%s%v = %v (present %v), want %v", m.name, m.labels, v, ok, m.want)
+		}
+	}
+	if _, ok := gauge(t, "tracestream_redistraceexporter_group_lag", map[string]string{"namespace": ns.Name, "group": "latecomers"}); ok {
+		t.Errorf("an unknown lag must have no series, never 0")
+	}
 
 	// Events on transitions only, however many passes ran in between (the refresh interval is 1 s).
 	eventually(t, 10*time.Second, "transition events", func() error {
@@ -274,6 +292,48 @@ func TestReconcilerLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+
+	// 8. Deleting the resource removes its metrics series.
+	if err := c.Delete(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "metrics series removed", func() error {
+		if _, ok := gauge(t, "tracestream_redistraceexporter_ready", map[string]string{"namespace": ns.Name, "name": rte.Name}); ok {
+			return fmt.Errorf("ready series still exported")
+		}
+		if _, ok := gauge(t, "tracestream_redistraceexporter_stream_length", map[string]string{"namespace": ns.Name}); ok {
+			return fmt.Errorf("stream length series still exported")
+		}
+		return nil
+	})
+}
+
+// gauge reads the first gauge series of the manager's metrics registry whose labels include labels.
+func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 // TestLagInClusterMode reports streams from every master of a real Redis Cluster.
