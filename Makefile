@@ -14,7 +14,8 @@ HELM_VERSION ?= v3.22.0
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
+# Tools built from modules live in the version-keyed cache (hack/install-tool.sh prints the path).
+HELM = $(shell hack/install-tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 CLUSTER_KUBECONFIG := $(CLUSTER_DIR)/kubeconfig
@@ -38,8 +39,13 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd) and the manager RBAC role (config/rbac).
-	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./api/... paths=./internal/controller/... output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and manager RBAC role (config/), and sync both into the Helm chart.
+	$(CONTROLLER_GEN) crd rbac:roleName=manager paths=./api/... paths=./internal/controller/... output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	rm -f charts/tracestream/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/tracestream/crds/
+	cp config/rbac/role.yaml charts/tracestream/files/manager-role.yaml
+	sed -i -E 's/^(version|appVersion): .*/\1: $(VERSION)/' charts/tracestream/Chart.yaml
+	sed -i -E 's/^(  newTag:) .*/\1 $(VERSION)/' config/default/kustomization.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods for the API types.
@@ -69,7 +75,9 @@ verify: manifests generate ## Regenerate code and manifests, format, vet, and fa
 
 .PHONY: test
 test: test-deps ## Unit, envtest and Redis-harness tests (with -race), then a short run of each fuzz target.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test -race -count=1 $(GOTEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM="$(HELM)" \
+		PROMETHEUS_OPERATOR_CRDS="$$(hack/prometheus-operator-crds.sh)" \
+		go test -race -count=1 $(GOTEST_FLAGS) ./...
 	$(MAKE) fuzz
 
 # Fuzz targets as package:Target:executions. make fuzz runs each for that many executions (or
@@ -94,9 +102,10 @@ fuzz: ## Run each fuzz target briefly (a fixed number of executions; FUZZTIME=60
 	done
 
 .PHONY: test-deps
-test-deps: ## Install redis-server and build the envtest control plane (cached).
+test-deps: ## Install redis-server, build the envtest control plane and helm (all cached).
 	hack/install-debs.sh redis
 	hack/envtest-assets.sh >/dev/null
+	hack/install-tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) >/dev/null
 
 .PHONY: test-e2e
 test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster (starts it if needed).
@@ -152,11 +161,6 @@ $(GOLANGCI_LINT):
 	mv $(LOCALBIN)/.golangci-lint/golangci-lint $@ && rmdir $(LOCALBIN)/.golangci-lint
 	ln -sf $(notdir $@) $(LOCALBIN)/golangci-lint
 
-$(HELM):
-	mkdir -p $(LOCALBIN)/.helm
-	GOBIN=$(LOCALBIN)/.helm GOFLAGS=-mod=mod go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
-	mv $(LOCALBIN)/.helm/helm $@ && rmdir $(LOCALBIN)/.helm
-	ln -sf $(notdir $@) $(LOCALBIN)/helm
-
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) ## Install controller-gen, golangci-lint and helm into ./bin.
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) ## Install controller-gen and golangci-lint into ./bin, and helm into the cache.
+	@echo "helm: $(HELM)"

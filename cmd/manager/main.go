@@ -9,11 +9,13 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -33,6 +35,7 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var leaderElect bool
+	var watchNamespaces string
 	exporterImage := os.Getenv("TRACESTREAM_EXPORTER_IMAGE")
 	if exporterImage == "" {
 		exporterImage = "ghcr.io/tracestream/tracestream:" + version.Version
@@ -41,14 +44,27 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probe endpoint binds to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so that only one manager reconciles at a time")
 	flag.StringVar(&exporterImage, "exporter-image", exporterImage, "exporter image for RedisTraceExporters without spec.image (default: this operator's own image)")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces whose RedisTraceExporters (and their Secrets) are reconciled; empty means all namespaces")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
+	// With namespaces given, every watch (Secrets included) is namespaced, so the manager needs
+	// only Roles in those namespaces instead of a ClusterRole that reads Secrets everywhere.
+	var cacheOpts cache.Options
+	for ns := range strings.SplitSeq(watchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if cacheOpts.DefaultNamespaces == nil {
+				cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+			}
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
@@ -75,7 +91,7 @@ func main() {
 		log.Error(err, "Unable to add ready check")
 		os.Exit(1)
 	}
-	log.Info("Starting manager", "version", version.Version)
+	log.Info("Starting manager", "version", version.Version, "exporterImage", exporterImage, "watchNamespaces", watchNamespaces)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "Manager exited with an error")
 		os.Exit(1)

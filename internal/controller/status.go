@@ -121,6 +121,14 @@ func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.R
 		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonApplyFailed, o.applyErr.Error())
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonApplyFailed, o.applyErr.Error())
+	case o.redisChecked && !redisOK:
+		// Redis refuses or cannot be reached: that is the reason to report, before unready pods
+		// (whose readiness includes Redis). Not Reconciling: nothing progresses until Redis or
+		// the spec is fixed, and GitOps tools should show it as unhealthy, not as still rolling.
+		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
+		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
+		c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionRedisReachable)
+		set(v1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
 	case !workloadReady:
 		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 		c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionWorkloadAvailable)
@@ -140,7 +148,9 @@ func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.R
 		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonReady, fmt.Sprintf("%d/%d exporter pods ready, Redis reachable", st.ReadyReplicas, o.desired))
 	}
-	if o.applied && o.specErr == nil {
+	// The generation is observed once the pass reached a verdict on it: applied, or stalled on
+	// something only the user can fix (so kstatus reports Failed rather than InProgress).
+	if o.applied || o.specErr != nil {
 		st.ObservedGeneration = gen
 	}
 	return st

@@ -42,9 +42,13 @@ func TestComputeStatus(t *testing.T) {
 			observed{applied: true, deployment: readyDeployment(1), desired: 2, redisChecked: true},
 			want{ready: "False", reconciling: "True", redis: "True", readyReason: v1.ReasonDeploymentNotReady, observedGeneration: 5},
 		},
-		"a missing Secret is Stalled and keeps the old observedGeneration": {
+		"a missing Secret is Stalled at the new generation, so kstatus says Failed": {
 			observed{specErr: errors.New(`Secret "x" does not exist`), specReason: v1.ReasonSecretNotFound},
-			want{ready: "False", stalled: "True", readyReason: v1.ReasonSecretNotFound, observedGeneration: 4},
+			want{ready: "False", stalled: "True", readyReason: v1.ReasonSecretNotFound, observedGeneration: 5},
+		},
+		"pods unready because Redis is unreachable report Unreachable, not a rollout": {
+			observed{applied: true, deployment: readyDeployment(0), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisClass: "unreachable"},
+			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
 		},
 		"Redis refusing credentials is not Ready, with the auth reason": {
 			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("WRONGPASS"), redisClass: "auth"},
