@@ -47,6 +47,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and manager RBAC role (config/
 	sed -i -E 's/^(version|appVersion): .*/\1: $(VERSION)/' charts/tracestream/Chart.yaml
 	sed -i -E 's/^(  newTag:) .*/\1 $(VERSION)/' config/default/kustomization.yaml
 
+.PHONY: docs
+docs: ## Generate the CRD reference (docs/reference/api.md) from the API types.
+	hack/crd-ref-docs.sh
+
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
@@ -64,12 +68,12 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run --build-tags e2e ./...
 
 .PHONY: verify
-verify: manifests generate ## Regenerate code and manifests, format, vet, and fail if anything changed.
+verify: manifests generate docs ## Regenerate code, manifests, chart CRDs and docs, format, vet, and fail if anything changed.
 	gofmt -s -l $$(git ls-files '*.go') | (! grep .) || { echo "gofmt: the files above need make fmt"; exit 1; }
 	go mod tidy -diff
 	$(MAKE) vet
-	git diff --exit-code -- api config charts || { echo "generated files are stale: run make manifests generate and commit"; exit 1; }
-	test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files"; exit 1; }
+	git diff --exit-code -- api config charts docs/reference || { echo "generated files are stale: run make manifests generate docs and commit"; exit 1; }
+	test -z "$$(git status --porcelain -- api config charts docs/reference)" || { git status --porcelain -- api config charts docs/reference; echo "untracked generated files"; exit 1; }
 
 ##@ Test
 
@@ -111,7 +115,8 @@ test-deps: ## Install redis-server, build the envtest control plane and helm (al
 test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster (starts it if needed).
 	hack/cluster-load-image.sh $(IMAGE_TAR)
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_IMAGE=$(IMG) E2E_VERSION=$(VERSION) \
-		E2E_MANAGER=$(CURDIR)/bin/manager E2E_KUBECTL="$$(hack/build-kube.sh kubectl)/kubectl" \
+		E2E_IMAGE_ID="$$(sha256sum $(IMAGE_TAR) | cut -c1-16)" E2E_HELM="$(HELM)" \
+		E2E_KUBECTL="$$(hack/build-kube.sh kubectl)/kubectl" \
 		go test -tags e2e -count=1 -timeout 30m $(GOTEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench

@@ -332,7 +332,7 @@ type ReceiversSpec struct {
 	// +optional
 	TLSSecretRef *SecretRef `json:"tlsSecretRef,omitempty"`
 
-	// bearerTokenSecretRef requires "Authorization: Bearer <token>" on every request.
+	// bearerTokenSecretRef requires `Authorization: Bearer <token>` on every request.
 	// +optional
 	BearerTokenSecretRef *SecretKeyRef `json:"bearerTokenSecretRef,omitempty"`
 }
