@@ -158,6 +158,9 @@ func Deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv
 		WithTerminationGracePeriodSeconds(terminationGrace).
 		WithSecurityContext(corev1ac.PodSecurityContext().
 			WithRunAsNonRoot(true).WithRunAsUser(65532).WithRunAsGroup(65532).
+			// Secret files are mode 0440: fsGroup makes them group-owned by the exporter, so it can
+			// read them without running as root or making them world-readable.
+			WithFSGroup(65532).WithFSGroupChangePolicy(corev1.FSGroupChangeOnRootMismatch).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithContainers(container).
 		WithVolumes(volumes...)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,9 @@ func cluster(t *testing.T) (client.Client, string) {
 		t.Fatalf("creating namespace: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("namespace %s when the test failed:\n%s", ns.Name, diagnose(ns.Name))
+		}
 		if err := c.Delete(context.Background(), ns); err != nil {
 			t.Errorf("deleting namespace %s: %v", ns.Name, err)
 		}
@@ -192,4 +196,24 @@ func podSummary(ctx context.Context, c client.Client, ns string) string {
 		parts = append(parts, p.Name+"="+s)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// diagnose collects what a human looks at first when a test fails in namespace ns: objects,
+// events, and the last log lines of every pod and of the manager.
+func diagnose(ns string) string {
+	kubectl := os.Getenv("E2E_KUBECTL")
+	if kubectl == "" {
+		return "(E2E_KUBECTL not set)"
+	}
+	var b strings.Builder
+	for _, args := range [][]string{
+		{"get", "rte,deploy,pods,svc", "-n", ns, "-o", "wide"},
+		{"get", "events", "-n", ns, "--sort-by=.lastTimestamp"},
+		{"logs", "-n", ns, "--all-containers", "--prefix", "--tail=15", "-l", "app.kubernetes.io/managed-by=tracestream-operator"},
+		{"logs", "-n", "tracestream-system", "deploy/tracestream-manager", "--tail=20"},
+	} {
+		out, _ := exec.Command(kubectl, args...).CombinedOutput()
+		fmt.Fprintf(&b, "$ kubectl %s\n%s\n", strings.Join(args, " "), out)
+	}
+	return b.String()
 }

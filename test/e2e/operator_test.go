@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -26,10 +28,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -44,6 +48,7 @@ import (
 // operatorClient is a client that knows CRDs and RedisTraceExporters.
 func operatorClient(t *testing.T) client.Client {
 	t.Helper()
+	ctrl.SetLogger(logr.Discard()) // client-go's warnings are not what these tests look at
 	s := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = apiextensionsv1.AddToScheme(s)
@@ -136,26 +141,53 @@ func hostRedis(t *testing.T, ip string) string {
 	return addr
 }
 
-// startManager runs the operator's manager binary on the host against the cluster.
-func startManager(t *testing.T, image string) {
+// installOperator installs the operator with the Helm chart (once per test binary) the way a
+// user does: the CRD first (as Flux's CreateReplace does, since helm never upgrades crds/), then
+// helm upgrade --install --wait. The manager runs in the cluster, from the image under test.
+func installOperator(t *testing.T) {
 	t.Helper()
-	bin := os.Getenv("E2E_MANAGER")
-	if bin == "" {
-		t.Fatal("E2E_MANAGER is not set: run the e2e tests with make test-e2e")
+	installOnce.Do(func() { installErr = helmInstall(t) })
+	if installErr != nil {
+		t.Fatal(installErr)
 	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--exporter-image="+image, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+}
+
+var (
+	installOnce sync.Once
+	installErr  error
+)
+
+const operatorNamespace = "tracestream-system"
+
+func helmInstall(t *testing.T) error {
+	helm, image, imageID := os.Getenv("E2E_HELM"), os.Getenv("E2E_IMAGE"), os.Getenv("E2E_IMAGE_ID")
+	if helm == "" || image == "" {
+		return fmt.Errorf("E2E_HELM and E2E_IMAGE are not set: run the e2e tests with make test-e2e")
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("manager log:\n%s", logs.String())
-		}
-	})
+	installCRD(t, operatorClient(t))
+	repo, tag, _ := strings.Cut(image, ":")
+	args := []string{"upgrade", "--install", "tracestream", "../../charts/tracestream",
+		"--namespace", operatorNamespace, "--create-namespace", "--wait", "--timeout", "3m",
+		"--set", "image.repository=" + repo, "--set", "image.tag=" + tag,
+		// A rebuilt image under the same tag must still roll the manager.
+		"--set-string", "podAnnotations.tracestream\\.io/image-id=" + imageID}
+	start := time.Now()
+	out, err := exec.Command(helm, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("helm %s: %v\n%s\n%s", strings.Join(args, " "), err, out, managerLogs())
+	}
+	t.Logf("helm upgrade --install: %s", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// managerLogs returns the manager's recent log lines, for failure messages.
+func managerLogs() string {
+	kubectl := os.Getenv("E2E_KUBECTL")
+	if kubectl == "" {
+		return ""
+	}
+	out, _ := exec.Command(kubectl, "logs", "-n", operatorNamespace, "deploy/tracestream-manager", "--tail=40").CombinedOutput()
+	return "manager log:\n" + string(out)
 }
 
 func otlpRequest(svc string, n int) *coltracepb.ExportTraceServiceRequest {
@@ -186,12 +218,11 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	if image == "" || kubectl == "" {
 		t.Fatal("E2E_IMAGE and E2E_KUBECTL are not set: run the e2e tests with make test-e2e")
 	}
+	installOperator(t)
 	c := operatorClient(t)
-	installCRD(t, c)
 	redisAddr := hostRedis(t, nodeIP(t, c))
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer func() { _ = rdb.Close() }()
-	startManager(t, image)
 	_, ns := cluster(t)
 	ctx := context.Background()
 
@@ -289,13 +320,18 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	yamlOut, _ := exec.Command(kubectl, "get", "rte", "e2e", "-n", ns, "-o", "yaml").CombinedOutput()
 	t.Logf("kubectl get rte -o yaml:\n%s", yamlOut)
 
+	// What Flux sees: kstatus Current, with no custom health expression.
+	if res := kstatusOf(t, getRTE()); res.Status != status.CurrentStatus {
+		t.Errorf("kstatus %s (%s), want Current", res.Status, res.Message)
+	}
+
 	// kubectl scale goes through the scale subresource to the Deployment.
-	if out, err := exec.Command(kubectl, "scale", "rte/e2e", "-n", ns, "--replicas=2").CombinedOutput(); err != nil {
+	if out, err := exec.Command(kubectl, "scale", "rte/e2e", "-n", ns, "--replicas=3").CombinedOutput(); err != nil {
 		t.Fatalf("kubectl scale: %v\n%s", err, out)
 	}
-	eventually(t, 2*time.Minute, "2/2 replicas after kubectl scale", func() error {
+	eventually(t, 2*time.Minute, "3/3 replicas after kubectl scale", func() error {
 		got := getRTE()
-		if got.Status.ReplicasSummary != "2/2" || !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionReady) {
+		if got.Status.ReplicasSummary != "3/3" || !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionReady) {
 			return fmt.Errorf("replicas %s", got.Status.ReplicasSummary)
 		}
 		return nil
@@ -319,4 +355,18 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// kstatusOf computes what kstatus (and so Flux's health checks) makes of the resource.
+func kstatusOf(t *testing.T, obj *v1.RedisTraceExporter) *status.Result {
+	t.Helper()
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(&unstructured.Unstructured{Object: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
