@@ -151,8 +151,12 @@ cluster-down: ## Stop the local cluster and undo every change it made to the hos
 	hack/cluster-down.sh
 
 .PHONY: demo
-demo: ## Run the whole pipeline on the local cluster (not yet: the delivery issue).
-	@echo "make demo: not yet (arrives with the delivery issue); today: make cluster-up test-e2e"; exit 1
+demo: ## Run the whole pipeline on the local single-node cluster (or KUBE_CONTEXT/KUBECONFIG with IMAGE=).
+	VERSION=$(VERSION) IMG=$(IMG) HELM_VERSION=$(HELM_VERSION) hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Remove the demo (namespace, operator release, demo Redis); the cluster stays up.
+	VERSION=$(VERSION) IMG=$(IMG) HELM_VERSION=$(HELM_VERSION) hack/demo-down.sh
 
 ##@ Tools
 
