@@ -141,15 +141,15 @@ func run(ctx context.Context, opts options, stdout io.Writer) error {
 	if shutdownErr := tp.Shutdown(after); shutdownErr != nil {
 		err = errors.Join(err, fmt.Errorf("shutting down the tracer provider: %w", shutdownErr))
 	}
-	fmt.Fprintf(stdout, "consumed %d entries from %s as %s/%s", n, opts.stream, opts.group, opts.consumer)
+	_, _ = fmt.Fprintf(stdout, "consumed %d entries from %s as %s/%s", n, opts.stream, opts.group, opts.consumer)
 	if g, gerr := groupInfo(after, rdb, opts.stream, opts.group); gerr == nil {
 		lag := "unknown"
 		if g.Lag >= 0 {
 			lag = fmt.Sprint(g.Lag)
 		}
-		fmt.Fprintf(stdout, "; group entries-read %d, lag %s, pending %d", g.EntriesRead, lag, g.Pending)
+		_, _ = fmt.Fprintf(stdout, "; group entries-read %d, lag %s, pending %d", g.EntriesRead, lag, g.Pending)
 	}
-	fmt.Fprintln(stdout)
+	_, _ = fmt.Fprintln(stdout)
 	return err
 }
 

@@ -32,8 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -174,7 +174,7 @@ func helmInstall(t *testing.T) error {
 	start := time.Now()
 	out, err := exec.Command(helm, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("helm %s: %v\n%s\n%s", strings.Join(args, " "), err, out, managerLogs())
+		return fmt.Errorf("helm %s: %w\n%s\n%s", strings.Join(args, " "), err, out, managerLogs())
 	}
 	t.Logf("helm upgrade --install: %s", time.Since(start).Round(time.Millisecond))
 	return nil
