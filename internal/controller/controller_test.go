@@ -232,7 +232,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 		reasons := map[string]int{}
 		var notes []string
 		for _, e := range evs.Items {
-			if e.Regarding.Name == rte.Name {
+			if e.Regarding.Kind == "RedisTraceExporter" && e.Regarding.Name == rte.Name {
 				reasons[e.Reason]++
 				notes = append(notes, e.Reason+": "+e.Note)
 			}
