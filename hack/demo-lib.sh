@@ -63,7 +63,8 @@ REDIS_HOST_IN_CLUSTER="$REDIS_BRIDGE_IP"
 PORT_FORWARDS=()
 port_forward() {
 	local out="$DEMO_DIR/port-forward-${1//\//-}.out"
-	kubectl -n "$DEMO_NS" port-forward "$1" ":$2" >"$out" 2>&1 &
+	# The binary itself, not the kubectl function: $! must be kubectl's PID for the trap to stop it.
+	"$KUBECTL_BIN" ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} -n "$DEMO_NS" port-forward "$1" ":$2" >"$out" 2>&1 &
 	PORT_FORWARDS+=("$!")
 	trap 'kill "${PORT_FORWARDS[@]}" 2>/dev/null || true' EXIT
 	local port=""

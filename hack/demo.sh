@@ -62,7 +62,7 @@ spec:
       containers:
       - name: redis
         image: $REDIS_IMAGE
-        args: ["--save", "", "--appendonly", "no"]
+        args: ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
         ports: [{containerPort: 6379}]
         readinessProbe: {exec: {command: ["redis-cli", "ping"]}, periodSeconds: 2}
         securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
@@ -73,8 +73,15 @@ metadata: {name: redis}
 spec: {selector: {app: redis}, ports: [{port: 6379}]}
 EOF
 	kubectl -n "$DEMO_NS" rollout status deploy/redis --timeout=3m
-	REDIS_IN_CLUSTER="redis.$DEMO_NS.svc:6379"
-	port_forward svc/redis 6379 REDIS_PORT
+	# The Service's ClusterIP rather than its DNS name: works without cluster DNS too.
+	REDIS_IN_CLUSTER="$(kubectl -n "$DEMO_NS" get svc redis -o jsonpath='{.spec.clusterIP}'):6379"
+	# Forward to the one running Redis pod, not to one that a rollout is terminating.
+	for _ in $(seq 1 120); do
+		redis_pods="$(kubectl -n "$DEMO_NS" get pods -l app=redis -o name)"
+		[ "$(wc -w <<<"$redis_pods")" -eq 1 ] && break
+		sleep 1
+	done
+	port_forward "$redis_pods" 6379 REDIS_PORT
 	REDIS_HOST=127.0.0.1
 fi
 log "Redis for the exporter: $REDIS_IN_CLUSTER; for this script: $REDIS_HOST:$REDIS_PORT"
@@ -110,7 +117,7 @@ fi
 "$DEMO_BIN/sendspans" --endpoint "$otlp" --spans "$SPANS" --services checkout,payment
 
 step "A consumer group reads part of traces:checkout (examples/consumer)"
-"$DEMO_BIN/consumer" --redis "$REDIS_HOST:$REDIS_PORT" --stream traces:checkout --group demo-readers \
+timeout 120 "$DEMO_BIN/consumer" --redis "$REDIS_HOST:$REDIS_PORT" --stream traces:checkout --group demo-readers \
 	--consumer demo-1 --count 40 >"$DEMO_DIR/consumer.out"
 head -n 3 "$DEMO_DIR/consumer.out"
 echo "..."
@@ -140,6 +147,7 @@ redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" XREVRANGE traces:checkout + - COUNT 
 cat <<EOF
 
 Done in $((SECONDS - started))s. Tracestream runs in $OPERATOR_NS; the demo exporter in $DEMO_NS.
+$([ "$DEMO_MODE" = existing ] && echo "(The port-forwards end with this script: kubectl -n $DEMO_NS port-forward svc/demo 4317 for more.)")
   send more:      $DEMO_BIN/sendspans --endpoint $otlp
   read more:      $DEMO_BIN/consumer --redis $REDIS_HOST:$REDIS_PORT --stream traces:payment --group demo-readers --count 10
   watch:          kubectl get rte -A -w$([ "$DEMO_MODE" = local ] && echo "   (KUBECONFIG=$KUBECONFIG)")
