@@ -18,7 +18,6 @@ REDIS_HOST=127.0.0.1
 # An existing cluster when KUBE_CONTEXT is set or KUBECONFIG names another cluster's config.
 if [ -n "${KUBE_CONTEXT:-}" ] || { [ -n "${KUBECONFIG:-}" ] && [ "$KUBECONFIG" != "$LOCAL_KUBECONFIG" ]; }; then
 	DEMO_MODE=existing
-	[ -n "${IMAGE:-}" ] || die "with KUBECONFIG/KUBE_CONTEXT pointing at an existing cluster, set IMAGE= to a Tracestream image that cluster can pull (for example IMAGE=registry.example/tracestream:$VERSION after make image and a push)"
 	KUBECTL_BIN="$(command -v kubectl || true)"
 else
 	DEMO_MODE=local

@@ -13,6 +13,9 @@
 # what a user wants to see. hack/demo-down.sh undoes it.
 source "$(dirname "${BASH_SOURCE[0]}")/demo-lib.sh"
 
+if [ "$DEMO_MODE" = existing ] && [ -z "${IMAGE:-}" ]; then
+	die "with KUBECONFIG/KUBE_CONTEXT pointing at an existing cluster, set IMAGE= to a Tracestream image that cluster can pull (for example IMAGE=registry.example/tracestream:$VERSION after make image and a push)"
+fi
 SPANS="${SPANS:-300}"
 step_no=0
 STEPS=8
