@@ -11,8 +11,13 @@ else
 		"$HELM" uninstall tracestream -n "$OPERATOR_NS" ${KUBE_CONTEXT:+--kube-context "$KUBE_CONTEXT"} --wait
 	fi
 	kubectl delete namespace "$OPERATOR_NS" --ignore-not-found --wait --timeout=3m
-	# helm never deletes CRDs; the demo installed it, so the demo removes it.
-	kubectl delete -f "$REPO_ROOT/charts/tracestream/crds/" --ignore-not-found
+	# helm never deletes CRDs. On the local cluster the demo installed it, so the demo removes it;
+	# on a cluster of yours it stays, because deleting it would delete every RedisTraceExporter.
+	if [ "$DEMO_MODE" = local ]; then
+		kubectl delete -f "$REPO_ROOT/charts/tracestream/crds/" --ignore-not-found
+	else
+		log "kept the RedisTraceExporter CRD (kubectl delete crd redistraceexporters.tracestream.io removes it and every RedisTraceExporter)"
+	fi
 fi
 pidfile="$DEMO_DIR/redis.pid"
 if [ -f "$pidfile" ]; then
