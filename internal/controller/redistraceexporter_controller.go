@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -524,7 +526,7 @@ func (r *Reconciler) observeExporters(ctx context.Context, obj *v1.RedisTraceExp
 func (r *Reconciler) fetchStatus(ctx context.Context, ip string) (*exporterStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/status", ip, render.AdminPort), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(render.AdminPort))+"/status", nil)
 	if err != nil {
 		return nil, err
 	}
