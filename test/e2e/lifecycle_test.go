@@ -196,8 +196,8 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	node := nodeIP(t, c)
-	// A real TLS + ACL redis-server, listening on the node's address too, so that pods reach it.
+	node := bridgeIP
+	// A real TLS + ACL redis-server, listening on the bridge too, so that pods reach it.
 	srv := redistest.Standalone(t, redistest.WithTLS(), redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", node))
 	addr := fmt.Sprintf("%s:%s", node, strings.Split(srv.Addr(), ":")[1])
 	acl := srv.ACL()
@@ -292,7 +292,7 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	redisAddr := hostRedis(t, nodeIP(t, c))
+	redisAddr := hostRedis(t, bridgeIP)
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer func() { _ = rdb.Close() }()
 	rte := &v1.RedisTraceExporter{
@@ -414,11 +414,11 @@ func TestBrokenSpecIsReportedAndRecovers(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	node := nodeIP(t, c)
+	node := bridgeIP
 	redisAddr := hostRedis(t, node)
 	srv := redistest.Standalone(t, redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", node))
 	authAddr := fmt.Sprintf("%s:%s", node, strings.Split(srv.Addr(), ":")[1])
-	// Nothing listens on port 1 of the node.
+	// Nothing listens on port 1 there.
 	wrong := node + ":1"
 
 	t.Run("a wrong Redis address is Unreachable and recovers when fixed", func(t *testing.T) {
