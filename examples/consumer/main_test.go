@@ -28,6 +28,8 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/entry"
 	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // lineRE is the line lineExporter prints for each span.
@@ -360,7 +362,7 @@ func TestConsumeRunsUntilCancelled(t *testing.T) {
 
 	// Entries written while the consumer waits in XREADGROUP BLOCK.
 	entries := writeEntries(t, ctx, rdb, config.FormatJSON, opts.stream, testSpans())
-	eventually(t, 10*time.Second, "all entries processed", func() error {
+	wait.For(t, 10*time.Second, "all entries processed", func() error {
 		g, err := groupInfo(ctx, rdb, opts.stream, opts.group)
 		if err != nil {
 			return err
@@ -505,22 +507,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// eventually polls check until it returns nil: tests never sleep to wait for state.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	ticker := time.NewTicker(20 * time.Millisecond)
-	defer ticker.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not done after %s: %v", what, timeout, err)
-		}
-		<-ticker.C
-	}
 }

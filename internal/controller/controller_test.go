@@ -29,6 +29,8 @@ import (
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // startManager runs the real controller against the envtest API server until the test ends.
@@ -50,21 +52,6 @@ func startManager(t *testing.T, env *controlplane.Env) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func kstatusOf(t *testing.T, c client.Client, key client.ObjectKey) (*status.Result, *v1.RedisTraceExporter) {
@@ -115,7 +102,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 	key := client.ObjectKeyFromObject(rte)
 
 	// 1. The auth Secret does not exist: Stalled, Ready=False, and no crash.
-	eventually(t, 20*time.Second, "Stalled on the missing Secret", func() error {
+	wait.For(t, 20*time.Second, "Stalled on the missing Secret", func() error {
 		res, obj := kstatusOf(t, c, key)
 		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionStalled)
 		if res.Status != status.FailedStatus || cond == nil || cond.Reason != v1.ReasonSecretNotFound {
@@ -131,7 +118,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	dep := &appsv1.Deployment{}
-	eventually(t, 20*time.Second, "children applied", func() error {
+	wait.For(t, 20*time.Second, "children applied", func() error {
 		for _, o := range []client.Object{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shop-config"}}, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
 			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "shop-exporter"}}, dep} {
 			name := o.GetName()
@@ -154,7 +141,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 	}
 
 	// 3. Pods not ready yet: InProgress with Reconciling.
-	eventually(t, 20*time.Second, "InProgress while no pod is ready", func() error {
+	wait.For(t, 20*time.Second, "InProgress while no pod is ready", func() error {
 		res, obj := kstatusOf(t, c, key)
 		if res.Status != status.InProgressStatus {
 			return fmt.Errorf("kstatus = %s (%s)", res.Status, res.Message)
@@ -175,14 +162,14 @@ func TestReconcilerLifecycle(t *testing.T) {
 	rdb.XGroupCreate(ctx, "traces:shop", "latecomers", ids[4].ID)
 
 	// 5. Simulate the Deployment becoming ready (envtest runs no pods).
-	eventually(t, 10*time.Second, "Deployment status written", func() error {
+	wait.For(t, 10*time.Second, "Deployment status written", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
 			return err
 		}
 		dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 2}
 		return c.Status().Update(ctx, dep)
 	})
-	eventually(t, 30*time.Second, "Ready, Current, lag reported", func() error {
+	wait.For(t, 30*time.Second, "Ready, Current, lag reported", func() error {
 		res, obj := kstatusOf(t, c, key)
 		if res.Status != status.CurrentStatus {
 			return fmt.Errorf("kstatus %s: %s", res.Status, res.Message)
@@ -224,7 +211,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 	}
 
 	// Events on transitions only, however many passes ran in between (the refresh interval is 1 s).
-	eventually(t, 10*time.Second, "transition events", func() error {
+	wait.For(t, 10*time.Second, "transition events", func() error {
 		var evs eventsv1.EventList
 		if err := c.List(ctx, &evs, client.InNamespace(ns.Name)); err != nil {
 			return err
@@ -250,7 +237,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 	if err := c.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "pod template hash changes with the Secret", func() error {
+	wait.For(t, 20*time.Second, "pod template hash changes with the Secret", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
 			return err
 		}
@@ -260,7 +247,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 		return nil
 	})
 	// The operator's own lag reader now fails to authenticate: RedisReachable says so.
-	eventually(t, 20*time.Second, "RedisReachable=False with AuthenticationFailed", func() error {
+	wait.For(t, 20*time.Second, "RedisReachable=False with AuthenticationFailed", func() error {
 		_, obj := kstatusOf(t, c, key)
 		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionRedisReachable)
 		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != v1.ReasonRedisAuthFailed {
@@ -279,14 +266,14 @@ func TestReconcilerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
-	eventually(t, 20*time.Second, "HPA created", func() error { return c.Get(ctx, key, hpa) })
+	wait.For(t, 20*time.Second, "HPA created", func() error { return c.Get(ctx, key, hpa) })
 	_, obj = kstatusOf(t, c, key)
 	patch = client.MergeFrom(obj.DeepCopy())
 	obj.Spec.Autoscaling = nil
 	if err := c.Patch(ctx, obj, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "HPA pruned", func() error {
+	wait.For(t, 20*time.Second, "HPA pruned", func() error {
 		if err := c.Get(ctx, key, hpa); err == nil {
 			return fmt.Errorf("HPA still there")
 		}
@@ -297,7 +284,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 	if err := c.Delete(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "metrics series removed", func() error {
+	wait.For(t, 20*time.Second, "metrics series removed", func() error {
 		if _, ok := gauge(t, "tracestream_redistraceexporter_ready", map[string]string{"namespace": ns.Name, "name": rte.Name}); ok {
 			return fmt.Errorf("ready series still exported")
 		}
@@ -374,7 +361,7 @@ func TestLagInClusterMode(t *testing.T) {
 	if err := c.Create(ctx, rte); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "all six streams in status", func() error {
+	wait.For(t, 30*time.Second, "all six streams in status", func() error {
 		_, obj := kstatusOf(t, c, client.ObjectKeyFromObject(rte))
 		if len(obj.Status.Streams) != len(services) {
 			return fmt.Errorf("streams %+v", obj.Status.Streams)

@@ -31,22 +31,42 @@ func init() {
 	metrics.Registry.MustRegister(readyGauge, streamLengthGauge, groupLagGauge)
 }
 
-// exportMetrics replaces the resource's series with what st reports.
-func exportMetrics(key types.NamespacedName, st v1.RedisTraceExporterStatus) {
-	forgetMetrics(key)
+// series are the label values a resource's stream and group gauges were last set with.
+type series struct {
+	streams, groups map[[2]string]bool // {stream, ""} and {stream, group}
+}
+
+// exportMetrics sets the resource's gauges to what st reports and deletes only the series st no
+// longer has (prev, returned by the previous call): a scrape never sees a series missing that
+// still exists, which would reset the `for:` of alerts on it.
+func exportMetrics(key types.NamespacedName, st v1.RedisTraceExporterStatus, prev series) series {
 	ready := 0.0
 	if meta.IsStatusConditionTrue(st.Conditions, v1.ConditionReady) {
 		ready = 1
 	}
 	readyGauge.WithLabelValues(key.Namespace, key.Name).Set(ready)
+	now := series{streams: map[[2]string]bool{}, groups: map[[2]string]bool{}}
 	for _, s := range st.Streams {
 		streamLengthGauge.WithLabelValues(key.Namespace, key.Name, s.Name).Set(float64(s.Length))
+		now.streams[[2]string{s.Name}] = true
 		for _, g := range s.Groups {
 			if g.Lag != nil {
 				groupLagGauge.WithLabelValues(key.Namespace, key.Name, s.Name, g.Name).Set(float64(*g.Lag))
+				now.groups[[2]string{s.Name, g.Name}] = true
 			}
 		}
 	}
+	for k := range prev.streams {
+		if !now.streams[k] {
+			streamLengthGauge.DeleteLabelValues(key.Namespace, key.Name, k[0])
+		}
+	}
+	for k := range prev.groups {
+		if !now.groups[k] {
+			groupLagGauge.DeleteLabelValues(key.Namespace, key.Name, k[0], k[1])
+		}
+	}
+	return now
 }
 
 // forgetMetrics removes every series of the resource.

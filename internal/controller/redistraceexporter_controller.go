@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/exporter/telemetry"
 	"github.com/tracestream/tracestream/internal/redislag"
 	"github.com/tracestream/tracestream/internal/render"
 )
@@ -72,6 +73,7 @@ type memo struct {
 	lag       *lagSample
 	rate      *rateSample
 	lastEvent string
+	series    series
 }
 
 type lagSample struct {
@@ -104,7 +106,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
-			forgetMetrics(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -117,7 +118,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	var o observed
 	defer func() {
 		st := computeStatus(obj, o, metav1.Now())
-		exportMetrics(req.NamespacedName, st)
+		r.remember(obj, func(m *memo) { m.series = exportMetrics(req.NamespacedName, st, m.series) })
 		if equality.Semantic.DeepEqual(before.Status, st) {
 			return
 		}
@@ -161,16 +162,21 @@ func (r *Reconciler) remember(obj *v1.RedisTraceExporter, f func(m *memo)) {
 	key := client.ObjectKeyFromObject(obj)
 	m := r.memory[key]
 	if m == nil || m.uid != obj.UID {
+		if m != nil {
+			forgetMetrics(key) // a new resource of the same name starts with no series
+		}
 		m = &memo{uid: obj.UID}
 		r.memory[key] = m
 	}
 	f(m)
 }
 
+// forget drops what the controller remembers of a resource that is gone, and its metrics.
 func (r *Reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.memory, key)
+	forgetMetrics(key)
 }
 
 // secretError is a referenced Secret that is missing or lacks a key: the user must fix it.
@@ -467,18 +473,6 @@ func (r *Reconciler) redisTarget(ctx context.Context, obj *v1.RedisTraceExporter
 	return t, nil
 }
 
-// exporterStatus is the part of an exporter pod's /status the operator reads.
-type exporterStatus struct {
-	Ready          bool       `json:"ready"`
-	SpansReceived  int64      `json:"spansReceived"`
-	SpansExported  int64      `json:"spansExported"`
-	SpansFailed    int64      `json:"spansFailed"`
-	SpansDropped   int64      `json:"spansDropped"`
-	LastWrite      *time.Time `json:"lastSuccessfulWrite"`
-	LastErrorClass string     `json:"lastErrorClass"`
-	LastErrorTime  *time.Time `json:"lastErrorTime"`
-}
-
 // observeExporters summarises the pods' own /status (readiness, counters, last error).
 func (r *Reconciler) observeExporters(ctx context.Context, obj *v1.RedisTraceExporter, o *observed) {
 	var pods corev1.PodList
@@ -523,7 +517,7 @@ func (r *Reconciler) observeExporters(ctx context.Context, obj *v1.RedisTraceExp
 	o.exporter = es
 }
 
-func (r *Reconciler) fetchStatus(ctx context.Context, ip string) (*exporterStatus, error) {
+func (r *Reconciler) fetchStatus(ctx context.Context, ip string) (*telemetry.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(render.AdminPort))+"/status", nil)
@@ -535,7 +529,8 @@ func (r *Reconciler) fetchStatus(ctx context.Context, ip string) (*exporterStatu
 		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	var s exporterStatus
+	// The exporter's own /status type: one contract, defined where it is served.
+	var s telemetry.Status
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		return nil, err
 	}

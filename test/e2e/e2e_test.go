@@ -25,6 +25,8 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // cluster connects to the cluster in KUBECONFIG and gives the test a namespace of its own,
@@ -55,22 +57,6 @@ func cluster(t *testing.T) (client.Client, string) {
 		}
 	})
 	return c, ns.Name
-}
-
-// eventually polls cond until it returns nil or the timeout passes, and fails with its last error.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 // TestImageServesThroughClusterIP runs the locally built image's exporter as a Deployment under
@@ -133,7 +119,7 @@ func TestImageServesThroughClusterIP(t *testing.T) {
 		t.Fatalf("creating Service: %v", err)
 	}
 
-	eventually(t, 2*time.Minute, "Deployment ready", func() error {
+	wait.For(t, 2*time.Minute, "Deployment ready", func() error {
 		var d appsv1.Deployment
 		if err := c.Get(ctx, client.ObjectKeyFromObject(dep), &d); err != nil {
 			return err
@@ -149,7 +135,7 @@ func TestImageServesThroughClusterIP(t *testing.T) {
 	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var body string
 	// kube-proxy programs the Service's rules asynchronously: poll until they are in place.
-	eventually(t, time.Minute, "GET "+url, func() error {
+	wait.For(t, time.Minute, "GET "+url, func() error {
 		resp, err := httpc.Get(url)
 		if err != nil {
 			return err

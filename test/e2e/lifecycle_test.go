@@ -29,6 +29,8 @@ import (
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // rteHandle reads and waits on one RedisTraceExporter.
@@ -50,7 +52,7 @@ func (h rteHandle) get() *v1.RedisTraceExporter {
 // update applies change to a fresh copy, retrying on conflicts with the operator's status writes.
 func (h rteHandle) update(change func(*v1.RedisTraceExporter)) {
 	h.t.Helper()
-	eventually(h.t, 30*time.Second, "updating "+h.key.String(), func() error {
+	wait.For(h.t, 30*time.Second, "updating "+h.key.String(), func() error {
 		obj := h.get()
 		change(obj)
 		return h.c.Update(context.Background(), obj)
@@ -61,7 +63,7 @@ func (h rteHandle) update(change func(*v1.RedisTraceExporter)) {
 func (h rteHandle) ready(timeout time.Duration) *v1.RedisTraceExporter {
 	h.t.Helper()
 	var got *v1.RedisTraceExporter
-	eventually(h.t, timeout, h.key.String()+" Ready", func() error {
+	wait.For(h.t, timeout, h.key.String()+" Ready", func() error {
 		got = h.get()
 		c := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionTrue || got.Status.ObservedGeneration != got.Generation {
@@ -76,7 +78,7 @@ func (h rteHandle) ready(timeout time.Duration) *v1.RedisTraceExporter {
 func (h rteHandle) notReady(timeout time.Duration, reason string) string {
 	h.t.Helper()
 	var msg string
-	eventually(h.t, timeout, h.key.String()+" Ready=False "+reason, func() error {
+	wait.For(h.t, timeout, h.key.String()+" Ready=False "+reason, func() error {
 		got := h.get()
 		c := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reason || got.Status.ObservedGeneration != got.Generation {
@@ -92,7 +94,7 @@ func (h rteHandle) notReady(timeout time.Duration, reason string) string {
 func (h rteHandle) rolledOut(timeout time.Duration) *appsv1.Deployment {
 	h.t.Helper()
 	var d appsv1.Deployment
-	eventually(h.t, timeout, h.key.String()+" rolled out", func() error {
+	wait.For(h.t, timeout, h.key.String()+" rolled out", func() error {
 		if err := h.c.Get(context.Background(), h.key, &d); err != nil {
 			return err
 		}
@@ -255,7 +257,7 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 	if err := c.Update(ctx, &secret); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "pod template hash changes with the Secret", func() error {
+	wait.For(t, time.Minute, "pod template hash changes with the Secret", func() error {
 		var d appsv1.Deployment
 		if err := c.Get(ctx, h.key, &d); err != nil {
 			return err
@@ -341,10 +343,10 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 				}
 			}
 			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // pacing the sender, not waiting for state
 		}
 	}()
-	eventually(t, 30*time.Second, "spans flowing before the change", func() error {
+	wait.For(t, 30*time.Second, "spans flowing before the change", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(acked) < 200 {
@@ -359,7 +361,7 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 	mu.Lock()
 	changed = true
 	mu.Unlock()
-	eventually(t, time.Minute, "a new pod template for the new format", func() error {
+	wait.For(t, time.Minute, "a new pod template for the new format", func() error {
 		var d appsv1.Deployment
 		if err := c.Get(ctx, h.key, &d); err != nil {
 			return err
@@ -376,7 +378,7 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 	mu.Lock()
 	sinceRollout := len(acked)
 	mu.Unlock()
-	eventually(t, 30*time.Second, "spans flowing after the rollout", func() error {
+	wait.For(t, 30*time.Second, "spans flowing after the rollout", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(acked)-sinceRollout < 400 {

@@ -5,8 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,11 +36,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // operatorClient is a client that knows CRDs and RedisTraceExporters.
@@ -87,7 +84,7 @@ func installCRD(t *testing.T, c client.Client) {
 	if err != nil {
 		t.Fatalf("installing the CRD: %v", err)
 	}
-	eventually(t, 30*time.Second, "CRD established", func() error {
+	wait.For(t, 30*time.Second, "CRD established", func() error {
 		var got apiextensionsv1.CustomResourceDefinition
 		if err := c.Get(context.Background(), client.ObjectKey{Name: crd.Name}, &got); err != nil {
 			return err
@@ -122,7 +119,7 @@ func hostRedis(t *testing.T, ip string) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := fmt.Sprintf("%s:%d", ip, port)
-	eventually(t, 10*time.Second, "redis-server up", func() error {
+	wait.For(t, 10*time.Second, "redis-server up", func() error {
 		c := redis.NewClient(&redis.Options{Addr: addr})
 		defer func() { _ = c.Close() }()
 		return c.Ping(context.Background()).Err()
@@ -179,22 +176,10 @@ func managerLogs() string {
 	return "manager log:\n" + string(out)
 }
 
+// otlpRequest is a raw OTLP export request of n fresh spans of service svc.
 func otlpRequest(svc string, n int) *coltracepb.ExportTraceServiceRequest {
-	var traceID [16]byte
-	_, _ = rand.Read(traceID[:])
-	spans := make([]*tracepb.Span, n)
-	now := uint64(time.Now().UnixNano())
-	for i := range spans {
-		var sid [8]byte
-		binary.BigEndian.PutUint64(sid[:], uint64(i+1)|now<<16)
-		spans[i] = &tracepb.Span{TraceId: traceID[:], SpanId: sid[:], Name: fmt.Sprintf("op-%d", i),
-			StartTimeUnixNano: now, EndTimeUnixNano: now + 1000}
-	}
-	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
-		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name",
-			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: svc}}}}},
-		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}},
-	}}}
+	rs, _ := spans(svc, n)
+	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: rs}
 }
 
 // TestOperatorRunsAnExporter installs the CRD, runs the manager, applies a RedisTraceExporter and
@@ -235,7 +220,7 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 		}
 		return &got
 	}
-	eventually(t, 3*time.Minute, "RedisTraceExporter Ready", func() error {
+	wait.For(t, 3*time.Minute, "RedisTraceExporter Ready", func() error {
 		got := getRTE()
 		if !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionReady) {
 			return fmt.Errorf("conditions %+v", got.Status.Conditions)
@@ -252,12 +237,12 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = conn.Close() }()
-	eventually(t, time.Minute, "OTLP/gRPC through the Service", func() error {
+	wait.For(t, time.Minute, "OTLP/gRPC through the Service", func() error {
 		_, err := coltracepb.NewTraceServiceClient(conn).Export(ctx, otlpRequest("e2e-grpc", 20))
 		return err
 	})
 	body, _ := proto.Marshal(otlpRequest("e2e-http", 30))
-	eventually(t, time.Minute, "OTLP/HTTP through the Service", func() error {
+	wait.For(t, time.Minute, "OTLP/HTTP through the Service", func() error {
 		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := hc.Post("http://"+svc.Spec.ClusterIP+":4318/v1/traces", "application/x-protobuf", bytes.NewReader(body))
 		if err != nil {
@@ -283,7 +268,7 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "readers", Consumer: "c1", Streams: []string{"traces:e2e-grpc", ">"}, Count: 5}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "lag and exporter health in status", func() error {
+	wait.For(t, time.Minute, "lag and exporter health in status", func() error {
 		got := getRTE()
 		if got.Status.TotalLag == nil || *got.Status.TotalLag != 15 {
 			return fmt.Errorf("totalLag %v, streams %+v", got.Status.TotalLag, got.Status.Streams)
@@ -318,7 +303,7 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	if out, err := exec.Command(kubectl, "scale", "rte/e2e", "-n", ns, "--replicas=3").CombinedOutput(); err != nil {
 		t.Fatalf("kubectl scale: %v\n%s", err, out)
 	}
-	eventually(t, 2*time.Minute, "3/3 replicas after kubectl scale", func() error {
+	wait.For(t, 2*time.Minute, "3/3 replicas after kubectl scale", func() error {
 		got := getRTE()
 		if got.Status.ReplicasSummary != "3/3" || !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionReady) {
 			return fmt.Errorf("replicas %s", got.Status.ReplicasSummary)
@@ -330,7 +315,7 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	if err := c.Delete(ctx, rte); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "children garbage-collected", func() error {
+	wait.For(t, time.Minute, "children garbage-collected", func() error {
 		for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
 			if err := c.Get(ctx, key, o); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("%T still there: %w", o, err)

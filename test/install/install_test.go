@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 const (
@@ -178,7 +180,7 @@ func TestChartRendersWhatValuesAsk(t *testing.T) {
 		objs := index(helmTemplate(t, "--set", "watchNamespaces={team-a,team-b}"))
 		for _, ns := range []string{"team-a", "team-b"} {
 			if objs["Role/"+ns+"/tracestream-manager"] == nil || objs["RoleBinding/"+ns+"/tracestream-manager"] == nil {
-				t.Errorf("no Role and RoleBinding in %s: %v", ns, keys(objs))
+				t.Errorf("no Role and RoleBinding in %s: %v", ns, slices.Sorted(maps.Keys(objs)))
 			}
 		}
 		for k, u := range objs {
@@ -187,7 +189,7 @@ func TestChartRendersWhatValuesAsk(t *testing.T) {
 			}
 		}
 		c := container(t, objs["Deployment/"+namespace+"/tracestream-manager"])
-		if !contains(c.Args, "--watch-namespaces=team-a,team-b") {
+		if !slices.Contains(c.Args, "--watch-namespaces=team-a,team-b") {
 			t.Errorf("manager args %v", c.Args)
 		}
 	})
@@ -227,7 +229,7 @@ func TestChartRendersWhatValuesAsk(t *testing.T) {
 		if pod.Containers[0].Resources.Requests.Cpu().IsZero() || pod.Containers[0].Resources.Limits.Memory().IsZero() {
 			t.Errorf("resources %+v", pod.Containers[0].Resources)
 		}
-		if !contains(pod.Containers[0].Args, "--leader-elect=true") {
+		if !slices.Contains(pod.Containers[0].Args, "--leader-elect=true") {
 			t.Errorf("leader election off: %v", pod.Containers[0].Args)
 		}
 	})
@@ -243,7 +245,7 @@ func TestChartAndKustomizeInstallTheSameObjects(t *testing.T) {
 		t.Errorf("kustomize does not create the namespace %s", namespace)
 	}
 	delete(kust, "Namespace//"+namespace)
-	if got, want := keys(kust), keys(helm); !reflect.DeepEqual(got, want) {
+	if got, want := slices.Sorted(maps.Keys(kust)), slices.Sorted(maps.Keys(helm)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("kustomize renders\n  %v\nhelm renders\n  %v", got, want)
 	}
 	for k, h := range helm {
@@ -349,23 +351,20 @@ func installServiceMonitorCRD(t *testing.T, c client.Client) {
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(crd), client.FieldOwner("install-test")); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the API server serves the kind.
-	for i := 0; ; i++ {
+	wait.For(t, 30*time.Second, "the ServiceMonitor CRD established", func() error {
 		got := &unstructured.Unstructured{}
 		got.SetGroupVersionKind(crd.GroupVersionKind())
-		if err := c.Get(ctx, client.ObjectKeyFromObject(crd), got); err == nil {
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, cond := range conds {
-				if m := cond.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-					return
-				}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(crd), got); err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, cond := range conds {
+			if m := cond.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+				return nil
 			}
 		}
-		if i == 300 {
-			t.Fatal("the ServiceMonitor CRD was not established")
-		}
-		sleepBriefly()
-	}
+		return fmt.Errorf("conditions %v", conds)
+	})
 }
 
 func container(t *testing.T, dep *unstructured.Unstructured) corev1.Container {
@@ -393,23 +392,3 @@ func env(c corev1.Container, name string) string {
 	}
 	return ""
 }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sleepBriefly() { time.Sleep(100 * time.Millisecond) }

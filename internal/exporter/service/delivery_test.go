@@ -21,6 +21,8 @@ import (
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // topology is a Redis deployment under test and how the exporter and the test reach it.
@@ -211,14 +213,14 @@ func TestRedisRestartLosesNoAcknowledgedSpan(t *testing.T) {
 		}
 		return len(acked), n
 	}
-	eventually(t, 10*time.Second, "load running", func() error {
+	wait.For(t, 10*time.Second, "load running", func() error {
 		if a, _ := count(); a < 500 {
 			return fmt.Errorf("%d spans acknowledged", a)
 		}
 		return nil
 	})
 	s.Stop()
-	eventually(t, 20*time.Second, "clients told to retry while Redis is down", func() error {
+	wait.For(t, 20*time.Second, "clients told to retry while Redis is down", func() error {
 		if _, f := count(); f < 4 {
 			return fmt.Errorf("%d failed requests", f)
 		}
@@ -226,7 +228,7 @@ func TestRedisRestartLosesNoAcknowledgedSpan(t *testing.T) {
 	})
 	s.Start()
 	before, _ := count()
-	eventually(t, 20*time.Second, "writes resume after Redis restarts", func() error {
+	wait.For(t, 20*time.Second, "writes resume after Redis restarts", func() error {
 		if a, _ := count(); a < before+500 {
 			return fmt.Errorf("%d spans acknowledged since the restart", a-before)
 		}
@@ -270,7 +272,7 @@ func TestWrongPasswordFailsClearlyWithoutReconnectStorm(t *testing.T) {
 	client := grpcClient(t, e.grpc)
 	admin := s.Client(t)
 
-	eventually(t, 10*time.Second, "readiness reports Redis unreachable", func() error {
+	wait.For(t, 10*time.Second, "readiness reports Redis unreachable", func() error {
 		code, body, err := get("http://" + e.admin + "/readyz")
 		if err != nil || code != 503 {
 			return fmt.Errorf("readyz %d %q: %w", code, body, err)
@@ -310,7 +312,7 @@ func TestWrongPasswordFailsClearlyWithoutReconnectStorm(t *testing.T) {
 	}
 
 	writeFile(t, pwFile, s.ACL().Password())
-	eventually(t, 15*time.Second, "writes succeed once the password file is fixed", func() error {
+	wait.For(t, 15*time.Second, "writes succeed once the password file is fixed", func() error {
 		req, _ := request("auth", 5)
 		_, err := client.Export(context.Background(), req)
 		return err
@@ -343,7 +345,7 @@ func TestClusterMasterKilledWritesResume(t *testing.T) {
 	}
 	c.Masters()[1].Kill()
 	start := time.Now()
-	eventually(t, 60*time.Second, "writes to every slot after the failover", send)
+	wait.For(t, 60*time.Second, "writes to every slot after the failover", send)
 	t.Logf("writes resumed %s after the master was killed", time.Since(start).Round(100*time.Millisecond))
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // TestSIGTERMDrainsAndExitsZero runs the exporter binary under load with Redis holding writes
@@ -114,7 +116,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); inflightErrs <- send() }()
 	}
-	eventually(t, 5*time.Second, "requests in flight", func() error {
+	wait.For(t, 5*time.Second, "requests in flight", func() error {
 		code, body, err := get("http://" + started.Admin + "/metrics")
 		if err != nil || code != 200 {
 			return fmt.Errorf("metrics: %d: %w", code, err)
@@ -130,7 +132,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "readiness flips to not-ready", func() error {
+	wait.For(t, 2*time.Second, "readiness flips to not-ready", func() error {
 		code, _, err := get("http://" + started.Admin + "/readyz")
 		if err == nil && code == 200 {
 			return errors.New("still ready")

@@ -186,22 +186,6 @@ func spanIDs(t *testing.T, c redis.Cmdable, key string) map[string]int {
 	return ids
 }
 
-// eventually polls cond until it returns nil, failing the test with its last error after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func get(url string) (int, string, error) {
 	resp, err := http.Get(url)
 	if err != nil {

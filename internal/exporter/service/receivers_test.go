@@ -31,6 +31,8 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // reply is what a test needs of an HTTP response, read and closed.
@@ -252,7 +254,7 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 		first <- err
 	}()
 	// Wait until the first request holds the whole in-flight budget (Redis holds its writes).
-	eventually(t, 10*time.Second, "the first request in flight", func() error {
+	wait.For(t, 10*time.Second, "the first request in flight", func() error {
 		_, metrics, err := get("http://" + e.admin + "/metrics")
 		if err != nil {
 			return err
@@ -330,7 +332,7 @@ func TestReceiverTLSAndBearerToken(t *testing.T) {
 	}
 	// The token file is re-read: a rotated Secret takes effect without a restart.
 	writeFile(t, tokenFile, "rotated")
-	eventually(t, 5*time.Second, "the rotated token is accepted", func() error { return export(clientTLS, "rotated") })
+	wait.For(t, 5*time.Second, "the rotated token is accepted", func() error { return export(clientTLS, "rotated") })
 
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
 	pb, _ := request("tls", 1)

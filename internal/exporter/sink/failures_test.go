@@ -13,6 +13,8 @@ import (
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 func TestWrongTypeFailsOnlyItsEntries(t *testing.T) {
@@ -107,7 +109,7 @@ func TestAStoppedServerIsConnectionAndWritesResumeAfterStart(t *testing.T) {
 	srv.Start()
 	ss := spansFrom(100, 10, "spans")
 	// go-redis stops dialling after PoolSize failures and probes once a second.
-	eventually(t, 30*time.Second, "writing after Start", func() error { return tryWrite(ctx, s, ss) })
+	wait.For(t, 30*time.Second, "writing after Start", func() error { return tryWrite(ctx, s, ss) })
 	admin := srv.Client(t)
 	checkLanded(t, ctx, admin, append(spans(10, "spans"), ss...))
 }
@@ -210,7 +212,7 @@ func TestCutRepliesFailOnlyTheEntriesWhoseRepliesWereLost(t *testing.T) {
 	checkLanded(t, ctx, admin, landed)
 	// Redis ran the whole pipeline, so the entries reported as failed landed too: that is
 	// what a retry duplicates without IDMP. go-redis must not have resent any of it.
-	eventually(t, 10*time.Second, "Redis running the rest of the pipeline", func() error {
+	wait.For(t, 10*time.Second, "Redis running the rest of the pipeline", func() error {
 		if n := xlen(t, ctx, admin, "spans"); n != int64(len(ss)) {
 			return fmt.Errorf("XLEN spans = %d, want the %d sent, each once", n, len(ss))
 		}
@@ -220,7 +222,7 @@ func TestCutRepliesFailOnlyTheEntriesWhoseRepliesWereLost(t *testing.T) {
 
 	// The next write gets a new connection.
 	retry := spansFrom(len(ss), 10, "spans")
-	eventually(t, 10*time.Second, "writing after the cut", func() error { return tryWrite(ctx, s, retry) })
+	wait.For(t, 10*time.Second, "writing after the cut", func() error { return tryWrite(ctx, s, retry) })
 	checkLanded(t, ctx, admin, retry)
 }
 

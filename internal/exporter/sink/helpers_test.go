@@ -16,29 +16,9 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/entry"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
-
-// pollInterval is how often eventually re-checks; Redis reacts in milliseconds.
-const pollInterval = 50 * time.Millisecond
-
-// eventually polls check until it returns nil, and fails the test with check's last error
-// once timeout has passed.
-func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not done after %s: %v", what, timeout, err)
-		}
-		<-ticker.C
-	}
-}
 
 func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -264,7 +244,7 @@ func writeUntilLanded(t testing.TB, ctx context.Context, s *Sink, timeout time.D
 	t.Helper()
 	seen := map[string]int{}
 	pending := ss
-	eventually(t, timeout, what, func() error {
+	wait.For(t, timeout, what, func() error {
 		errs := write(t, ctx, s, pending)
 		var failed []span
 		var first error

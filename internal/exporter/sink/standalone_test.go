@@ -11,6 +11,8 @@ import (
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 func TestWritesLandOnStandalone(t *testing.T) {
@@ -112,7 +114,7 @@ func TestCredentialRotationThroughTheFiles(t *testing.T) {
 
 	ss := spansFrom(10, 10, "spans")
 	// The first write may find the killed connection in the pool before go-redis notices.
-	eventually(t, 10*time.Second, "writing after the rotation", func() error { return tryWrite(ctx, s, ss) })
+	wait.For(t, 10*time.Second, "writing after the rotation", func() error { return tryWrite(ctx, s, ss) })
 	if after := infoField(t, ctx, admin, "stats", "total_connections_received"); after == connsBefore {
 		t.Fatalf("total_connections_received stayed %s: the write did not dial a new connection", after)
 	}

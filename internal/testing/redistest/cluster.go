@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 const (
@@ -114,7 +116,7 @@ func Cluster(t testing.TB, opts ...Option) *ClusterTopology {
 	}
 	// Every node must know every other by its real ID before CLUSTER REPLICATE can name
 	// one: during the handshake a node is listed under a random ID.
-	eventually(t, clusterTimeout, "cluster nodes meeting", func() error {
+	wait.For(t, clusterTimeout, "cluster nodes meeting", func() error {
 		for _, n := range c.nodes {
 			view, err := n.clusterNodes()
 			if err != nil {
@@ -155,7 +157,7 @@ func (c *ClusterTopology) AwaitHealthy(t testing.TB) {
 // await also checks the layout at start when layout is true.
 func (c *ClusterTopology) await(t testing.TB, layout bool) {
 	t.Helper()
-	eventually(t, clusterTimeout, "cluster agreeing", func() error {
+	wait.For(t, clusterTimeout, "cluster agreeing", func() error {
 		running := map[string]bool{}
 		for _, n := range c.nodes {
 			if n.PID() != 0 {

@@ -11,6 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // keyIn returns a key whose hash slot the shard serves, as the cluster computes it.
@@ -104,7 +106,7 @@ func TestClusterFailsOverWhenAMasterIsKilled(t *testing.T) {
 	if got := cl.CurrentMasters(t); !slices.Contains(got, sh.Replicas[0]) || slices.Contains(got, sh.Master) {
 		t.Fatalf("CurrentMasters() after killing %s = %v, want %s promoted", sh.Master, got, sh.Replicas[0])
 	}
-	eventually(t, 30*time.Second, "writing to the promoted replica", func() error {
+	wait.For(t, 30*time.Second, "writing to the promoted replica", func() error {
 		return c.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []string{"span", key}}).Err()
 	})
 	if n, err := sh.Replicas[0].Client(t).XLen(ctx, key).Result(); err != nil || n < 2 {

@@ -20,8 +20,6 @@ const (
 	// readyTimeout is generous because the machine running the tests may be busy and
 	// a restart may have to load a large AOF first.
 	readyTimeout = 30 * time.Second
-	// pollInterval is short because Redis reacts in milliseconds and tests wait on it.
-	pollInterval = 25 * time.Millisecond
 	// startAttempts bounds the retries when another process takes a chosen port
 	// between our probe and Redis's bind.
 	startAttempts = 5
@@ -208,29 +206,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// eventually polls check until it returns nil and fails the test with check's last error
-// when timeout passes first.
-func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	if err := poll(timeout, check); err != nil {
-		t.Fatalf("%s: not done after %s: %v", what, timeout, err)
-	}
-}
-
-func poll(timeout time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		<-ticker.C
-	}
 }

@@ -17,24 +17,6 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 )
 
-// eventually polls check until it returns nil; the harness's own tests follow the
-// house rule of never sleeping to wait for state.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not done after %s: %v", what, timeout, err)
-		}
-		timer := time.NewTimer(50 * time.Millisecond)
-		<-timer.C
-	}
-}
-
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)

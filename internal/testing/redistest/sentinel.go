@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 const (
@@ -109,7 +111,7 @@ func (st *SentinelTopology) AwaitHealthy(t testing.TB) {
 
 func (st *SentinelTopology) await(t testing.TB, master *Server) {
 	t.Helper()
-	eventually(t, sentinelTimeout, "sentinels settling on "+master.String(), func() error {
+	wait.For(t, sentinelTimeout, "sentinels settling on "+master.String(), func() error {
 		var replicas []string
 		for _, s := range st.servers {
 			if s != master && s.PID() != 0 {
@@ -158,7 +160,7 @@ func (st *SentinelTopology) await(t testing.TB, master *Server) {
 func (st *SentinelTopology) Master(t testing.TB) *Server {
 	t.Helper()
 	var master *Server
-	eventually(t, sentinelTimeout, "sentinels agreeing on the master", func() error {
+	wait.For(t, sentinelTimeout, "sentinels agreeing on the master", func() error {
 		m, err := st.agreedMaster()
 		master = m
 		return err
@@ -226,7 +228,7 @@ func (st *SentinelTopology) Failover(t testing.TB) *Server {
 	}
 	// NOGOODSLAVE while the sentinel's view of the replicas is stale, INPROG while an
 	// earlier failover finishes: both pass.
-	eventually(t, sentinelTimeout, "SENTINEL FAILOVER", func() error {
+	wait.For(t, sentinelTimeout, "SENTINEL FAILOVER", func() error {
 		return sentinels[0].withSentinel(func(ctx context.Context, c *redis.SentinelClient) error {
 			err := c.Failover(ctx, SentinelMasterName).Err()
 			if err != nil && !strings.Contains(err.Error(), "NOGOODSLAVE") && !strings.Contains(err.Error(), "INPROG") {
@@ -236,7 +238,7 @@ func (st *SentinelTopology) Failover(t testing.TB) *Server {
 		})
 	})
 	var master *Server
-	eventually(t, sentinelTimeout, "sentinels reporting a new master after failover from "+old.String(), func() error {
+	wait.For(t, sentinelTimeout, "sentinels reporting a new master after failover from "+old.String(), func() error {
 		m, err := st.agreedMaster()
 		if err != nil {
 			return err

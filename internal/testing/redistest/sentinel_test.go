@@ -10,6 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 func TestSentinelFailover(t *testing.T) {
@@ -57,7 +59,7 @@ func TestSentinelFailover(t *testing.T) {
 			// The failover client learns of the switch asynchronously, so a write may
 			// still reach the old master first; eventually it must land on the new one.
 			direct := promoted.Client(t)
-			eventually(t, 30*time.Second, "the failover client writing to "+promoted.String(), func() error {
+			wait.For(t, 30*time.Second, "the failover client writing to "+promoted.String(), func() error {
 				id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: "spans", Values: []string{"span", "after"}}).Result()
 				if err != nil {
 					return err

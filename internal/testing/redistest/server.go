@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // Server is one redis-server process (a data node or a sentinel) that keeps its port,
@@ -229,7 +231,7 @@ func (s *Server) run() error {
 
 func (s *Server) awaitReady(p *process) error {
 	deadline := time.Now().Add(readyTimeout)
-	ticker := time.NewTicker(pollInterval)
+	ticker := time.NewTicker(wait.Interval)
 	defer ticker.Stop()
 	for {
 		if p.exited() {
