@@ -52,10 +52,8 @@ start_host_redis() {
 		sleep 0.1
 	done
 	redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start: see $DEMO_DIR/redis.log"
-	REDIS_HOST_IN_CLUSTER="$REDIS_BRIDGE_IP"
 	log "redis-server started on $REDIS_BRIDGE_IP:$REDIS_PORT (pid $(cat "$pidfile"))"
 }
-REDIS_HOST_IN_CLUSTER="$REDIS_BRIDGE_IP"
 
 # port_forward TARGET PORT VAR: kubectl port-forward in the background (stopped when the script
 # exits) and the chosen local port in VAR.

@@ -50,7 +50,7 @@ step "Redis"
 kubectl create namespace "$DEMO_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 if [ "$DEMO_MODE" = local ]; then
 	start_host_redis
-	REDIS_IN_CLUSTER="$REDIS_HOST_IN_CLUSTER:$REDIS_PORT"
+	REDIS_IN_CLUSTER="$REDIS_BRIDGE_IP:$REDIS_PORT"
 else
 	kubectl -n "$DEMO_NS" apply --server-side -f - >/dev/null <<EOF
 apiVersion: apps/v1
@@ -85,7 +85,6 @@ EOF
 		sleep 1
 	done
 	port_forward "$redis_pods" 6379 REDIS_PORT
-	REDIS_HOST=127.0.0.1
 fi
 log "Redis for the exporter: $REDIS_IN_CLUSTER; for this script: $REDIS_HOST:$REDIS_PORT"
 

@@ -7,12 +7,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -118,9 +120,7 @@ func (h rteHandle) rolledOut(timeout time.Duration) *appsv1.Deployment {
 
 // spanClient is the OpenTelemetry SDK's OTLP/gRPC client with its own retries: an export that
 // returns nil is a span the exporter acknowledged.
-func spanClient(t *testing.T, endpoint string) interface {
-	UploadTraces(context.Context, []*tracepb.ResourceSpans) error
-} {
+func spanClient(t *testing.T, endpoint string) otlptrace.Client {
 	t.Helper()
 	c := otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithInsecure(),
 		otlptracegrpc.WithTimeout(10*time.Second),
@@ -182,6 +182,16 @@ func streamSpanIDs(t *testing.T, rdb *redis.Client, stream string) (map[string]i
 	return ids, formats
 }
 
+// onBridge is the address pods use for a redistest server that also listens on bridgeIP.
+func onBridge(t *testing.T, srv *redistest.Server) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(bridgeIP, port)
+}
+
 func serviceIP(t *testing.T, c client.Client, key client.ObjectKey) string {
 	t.Helper()
 	var svc corev1.Service
@@ -198,10 +208,9 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	node := bridgeIP
 	// A real TLS + ACL redis-server, listening on the bridge too, so that pods reach it.
-	srv := redistest.Standalone(t, redistest.WithTLS(), redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", node))
-	addr := fmt.Sprintf("%s:%s", node, strings.Split(srv.Addr(), ":")[1])
+	srv := redistest.Standalone(t, redistest.WithTLS(), redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", bridgeIP))
+	addr := onBridge(t, srv)
 	acl := srv.ACL()
 	rdb := srv.Client(t)
 
@@ -416,12 +425,11 @@ func TestBrokenSpecIsReportedAndRecovers(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	node := bridgeIP
-	redisAddr := hostRedis(t, node)
-	srv := redistest.Standalone(t, redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", node))
-	authAddr := fmt.Sprintf("%s:%s", node, strings.Split(srv.Addr(), ":")[1])
+	redisAddr := hostRedis(t, bridgeIP)
+	srv := redistest.Standalone(t, redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", bridgeIP))
+	authAddr := onBridge(t, srv)
 	// Nothing listens on port 1 there.
-	wrong := node + ":1"
+	wrong := bridgeIP + ":1"
 
 	t.Run("a wrong Redis address is Unreachable and recovers when fixed", func(t *testing.T) {
 		rte := &v1.RedisTraceExporter{
