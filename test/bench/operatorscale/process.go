@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// managerStopGrace covers controller-runtime's own 30 s graceful-shutdown timeout.
+	managerStopGrace = 40 * time.Second
+	redisStopGrace   = 10 * time.Second
+	// logTailLines is how much of a process's log goes into an error.
+	logTailLines = 20
+)
+
+// process is one child process, stopped by its PID.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed once cmd.Wait has reaped it
+	err     error         // cmd.Wait's result, valid once done is closed
+
+	stopOnce sync.Once
+	stopped  time.Duration // how long it took to exit after SIGTERM
+}
+
+// start starts cmd with its output in logPath, in its own process group (so that a Ctrl-C in
+// the terminal reaches only this program, which then stops it in order) and with Pdeathsig, so
+// that it dies with this program even when this program is killed without cleaning up.
+func start(name string, cmd *exec.Cmd, logPath string) (*process, error) {
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = out.Close() }() // the child has its own descriptor
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := spawn(cmd); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// exitErr is non-nil once the process has exited, saying how, with the tail of its log.
+func (p *process) exitErr() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s (pid %d) exited: %v\n%s", p.name, p.pid(), p.err, p.logTail())
+	default:
+		return nil
+	}
+}
+
+// stop sends SIGTERM to the PID, SIGKILL to its process group when it has not exited within
+// grace, and returns cmd.Wait's result (nil for exit status 0). Only the first call signals.
+func (p *process) stop(grace time.Duration) error {
+	p.stopOnce.Do(func() {
+		begin := time.Now()
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case <-p.done:
+		case <-timer.C:
+			// Only while unreaped, so the group ID cannot have been reused.
+			_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+			<-p.done
+		}
+		p.stopped = time.Since(begin)
+	})
+	<-p.done
+	return p.err
+}
+
+func (p *process) logTail() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > logTailLines {
+		lines = lines[len(lines)-logTailLines:]
+	}
+	return "--- tail of " + p.logPath + " ---\n" + strings.Join(lines, "\n")
+}
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+var (
+	spawnOnce     sync.Once
+	spawnRequests = make(chan spawnRequest)
+)
+
+// spawn starts cmd from one goroutine that locks its OS thread and never returns: Linux sends
+// Pdeathsig when the forking thread exits, not the process, so the thread must outlive every
+// child (internal/testing/redistest does the same).
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread()
+			for req := range spawnRequests {
+				req.err <- req.cmd.Start()
+			}
+		}()
+	})
+	req := spawnRequest{cmd: cmd, err: make(chan error, 1)}
+	spawnRequests <- req
+	return <-req.err
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free loopback port: %w", err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// poll runs check every interval until it returns nil, and otherwise fails when ctx ends,
+// naming what it waited for and check's last error. It is wait.Until with a context, so that an
+// interrupt or -timeout ends the wait at once.
+func poll(ctx context.Context, interval time.Duration, what string, check func() error) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return fmt.Errorf("%s: %w", what, fatal.err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last: %v)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// fatalError stops poll at once: there is no point waiting for a process that exited.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+// redisServer is a redis-server on a free loopback port, without persistence.
+type redisServer struct {
+	*process
+	addr   string
+	client *redis.Client
+}
+
+// startRedis starts redis-server in dir/redis and waits until it answers PING.
+func startRedis(ctx context.Context, work string) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found: run hack/install-debs.sh redis (%w)", err)
+	}
+	dir := filepath.Join(work, "redis")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+		cmd.Dir = dir
+		cmd.Env = []string{}
+		p, err := start("redis-server", cmd, filepath.Join(dir, "redis.log"))
+		if err != nil {
+			return nil, err
+		}
+		s := &redisServer{process: p, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		s.client = redis.NewClient(&redis.Options{
+			Addr: s.addr, PoolSize: 1, MaxRetries: -1, DisableIdentity: true,
+			DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
+		})
+		err = poll(ctx, 50*time.Millisecond, "waiting for redis-server to answer PING", func() error {
+			if err := p.exitErr(); err != nil {
+				return &fatalError{err}
+			}
+			return s.client.Ping(ctx).Err()
+		})
+		if err == nil {
+			return s, nil
+		}
+		s.stop()
+		if attempt < 5 && strings.Contains(p.logTail(), "Address already in use") {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func (s *redisServer) stop() {
+	_ = s.client.Close()
+	_ = s.process.stop(redisStopGrace)
+}
+
+// managerProcess is the manager binary, run the way it runs in a cluster but outside one.
+type managerProcess struct {
+	*process
+	metricsURL, readyzURL string
+}
+
+// buildManager builds ./cmd/manager into work.
+func buildManager(ctx context.Context, root, work string) (string, error) {
+	bin := filepath.Join(work, "manager")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/manager")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/manager: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// startManager runs the manager against kubeconfig with metrics and health probes on free
+// loopback ports and leader election off.
+func startManager(bin, kubeconfig, work string) (*managerProcess, error) {
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	probePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort))
+	probeAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(probePort))
+	cmd := exec.Command(bin,
+		"--kubeconfig", kubeconfig,
+		"--metrics-bind-address", metricsAddr,
+		"--health-probe-bind-address", probeAddr,
+		"--leader-elect=false",
+	)
+	cmd.Dir = work
+	// Nothing from the developer's environment (KUBECONFIG, GOMAXPROCS, GODEBUG...) changes what
+	// is measured.
+	cmd.Env = []string{"HOME=" + work, "PATH=" + os.Getenv("PATH")}
+	p, err := start("manager", cmd, filepath.Join(work, "manager.log"))
+	if err != nil {
+		return nil, err
+	}
+	return &managerProcess{
+		process:    p,
+		metricsURL: "http://" + metricsAddr + "/metrics",
+		readyzURL:  "http://" + probeAddr + "/readyz",
+	}, nil
+}
+
+// awaitReady waits for /readyz and /metrics to answer.
+func (m *managerProcess) awaitReady(ctx context.Context) error {
+	return poll(ctx, 100*time.Millisecond, "waiting for the manager's /readyz and /metrics", func() error {
+		if err := m.exitErr(); err != nil {
+			return &fatalError{err}
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, m.readyzURL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		_, err = scrape(ctx, m.metricsURL)
+		return err
+	})
+}
+
+// metrics scrapes the manager's metrics, failing at once when it has exited.
+func (m *managerProcess) metrics(ctx context.Context) (metricSet, error) {
+	if err := m.exitErr(); err != nil {
+		return nil, &fatalError{err}
+	}
+	return scrape(ctx, m.metricsURL)
+}

@@ -1,0 +1,553 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/render"
+	"github.com/tracestream/tracestream/internal/testing/controlplane"
+)
+
+// The stream every RedisTraceExporter reports: seedEntries entries, of which the group has read
+// seedRead, so that its lag is seedEntries-seedRead.
+const (
+	streamKey   = "traces:bench"
+	groupName   = "bench"
+	seedEntries = 1000
+	seedRead    = 400
+)
+
+// settleTimeout bounds the wait for the follow-up passes (status writes and child creations
+// enqueue the resource again) to drain after all are reconciled.
+const settleTimeout = 15 * time.Second
+
+// options are the command line's.
+type options struct {
+	CRs, Namespaces, Workers int
+	Window, Timeout          time.Duration
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+func (o options) validate() error {
+	switch {
+	case o.CRs < 1:
+		return fmt.Errorf("-crs %d: must be at least 1", o.CRs)
+	case o.Namespaces < 1:
+		return fmt.Errorf("-namespaces %d: must be at least 1", o.Namespaces)
+	case o.Workers < 1:
+		return fmt.Errorf("-workers %d: must be at least 1", o.Workers)
+	case o.Window <= 0:
+		return fmt.Errorf("-window %s: must be positive", o.Window)
+	case o.Timeout <= 0:
+		return fmt.Errorf("-timeout %s: must be positive", o.Timeout)
+	}
+	return nil
+}
+
+type logger struct {
+	w     io.Writer
+	begin time.Time
+}
+
+func (l *logger) printf(format string, args ...any) {
+	if l.w != nil {
+		fmt.Fprintf(l.w, "[%6.1fs] %s\n", time.Since(l.begin).Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+// run sets everything up, measures, tears everything down and returns what it measured. Every
+// process it started is stopped by PID before it returns, on every path.
+func run(ctx context.Context, o options) (res Result, retErr error) {
+	if err := o.validate(); err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	lg := &logger{w: o.Log, begin: time.Now()}
+	res.CRs, res.Namespaces, res.Workers, res.Window = o.CRs, o.Namespaces, o.Workers, o.Window
+
+	root, err := repoRoot()
+	if err != nil {
+		return res, err
+	}
+	work, err := os.MkdirTemp("", "operatorscale-")
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = os.RemoveAll(work) }() // registered first: runs after every process is gone
+
+	lg.printf("Building the manager")
+	begin := time.Now()
+	bin, err := buildManager(ctx, root, work)
+	if err != nil {
+		return res, err
+	}
+	res.BuildDuration = time.Since(begin)
+
+	lg.printf("Starting kube-apiserver and etcd (envtest, KUBEBUILDER_ASSETS=%s)", os.Getenv("KUBEBUILDER_ASSETS"))
+	env, err := controlplane.New()
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("stopping envtest: %w", err))
+		}
+	}()
+	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	if err != nil {
+		return res, err
+	}
+	if v, err := dc.ServerVersion(); err == nil {
+		res.KubeVersion = v.GitVersion
+	}
+
+	lg.printf("Starting redis-server")
+	rds, err := startRedis(ctx, work)
+	if err != nil {
+		return res, err
+	}
+	defer rds.stop()
+	if res.RedisVersion, err = seedStream(ctx, rds.client); err != nil {
+		return res, err
+	}
+	res.RedisAddr = rds.addr
+
+	kubeconfig := filepath.Join(work, "kubeconfig")
+	if err := writeKubeconfig(env.Config, kubeconfig); err != nil {
+		return res, err
+	}
+	lg.printf("Starting the manager (redis-server pid %d on %s)", rds.pid(), rds.addr)
+	mgr, err := startManager(bin, kubeconfig, work)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = mgr.stop(managerStopGrace) }() // a no-op after the explicit stop below
+	if err := mgr.awaitReady(ctx); err != nil {
+		return res, err
+	}
+	res.ManagerPID = mgr.pid()
+
+	tr, err := startTracker(ctx, env.Config, env.Scheme, o.CRs)
+	if err != nil {
+		return res, err
+	}
+	defer tr.stop()
+
+	// The baseline: once the manager's caches have synced, it makes no request until there is
+	// something to reconcile.
+	lg.printf("Waiting for the manager (pid %d) to go quiet", mgr.pid())
+	before, err := awaitQuiet(ctx, mgr)
+	if err != nil {
+		return res, err
+	}
+	apiBefore, err := apiserverMetrics(ctx, dc.RESTClient())
+	if err != nil {
+		return res, err
+	}
+	namespaces, err := createNamespaces(ctx, env.Client, o.Namespaces)
+	if err != nil {
+		return res, err
+	}
+	cpu0, err := cpuSeconds(mgr.pid())
+	if err != nil {
+		return res, err
+	}
+
+	lg.printf("Creating %d RedisTraceExporters in %d namespaces with %d goroutines", o.CRs, o.Namespaces, o.Workers)
+	t0 := time.Now()
+	createdAt, err := createAll(ctx, env.Client, namespaces, o, rds.addr)
+	if err != nil {
+		return res, err
+	}
+	res.CreateDuration = time.Since(t0)
+	lg.printf("Created %d in %.2fs; waiting for the manager to reconcile them", o.CRs, res.CreateDuration.Seconds())
+	if err := tr.await(ctx, lg); err != nil {
+		return res, errors.Join(err, mgr.exitErr())
+	}
+	reconciledAt := tr.times()
+	var last time.Time
+	for _, at := range reconciledAt {
+		if at.After(last) {
+			last = at
+		}
+	}
+	res.ReconcileDuration = last.Sub(t0)
+	res.Latency = latencies(createdAt, reconciledAt)
+	cpu1, err := cpuSeconds(mgr.pid())
+	if err != nil {
+		return res, err
+	}
+	res.CPUSeconds = cpu1 - cpu0
+	if res.RSSBytes, res.HWMBytes, err = memory(mgr.pid()); err != nil {
+		return res, err
+	}
+	after, err := mgr.metrics(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Requests = requestsBetween(before, after)
+	res.Reconciles = delta(before.by(reconcileTotal, reconcileResult), after.by(reconcileTotal, reconcileResult))
+	lg.printf("All %d reconciled %.2fs after the first create", o.CRs, res.ReconcileDuration.Seconds())
+
+	// The tail: each status write and each child created enqueues the resource again.
+	settleBegin := time.Now()
+	settled, err := awaitSettled(ctx, mgr)
+	if err != nil {
+		return res, err
+	}
+	res.Settled, res.SettleDuration = settled != nil, time.Since(settleBegin)
+	if settled == nil {
+		if settled, err = mgr.metrics(ctx); err != nil {
+			return res, err
+		}
+	}
+	res.SettledRequests = requestsBetween(before, settled)
+	apiAfter, err := apiserverMetrics(ctx, dc.RESTClient())
+	if err != nil {
+		return res, err
+	}
+	res.APIServerCreate = delta(apiBefore.by(apiserverRequest, verbAndResource), apiAfter.by(apiserverRequest, verbAndResource))
+
+	if res.Steady, err = measureSteady(ctx, lg, o, mgr, rds, dc.RESTClient()); err != nil {
+		return res, err
+	}
+
+	items, err := tr.list(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Final = summarise(items)
+	if len(items) > 0 {
+		res.RefreshPeriod = render.LagRefresh(&items[0]) // what the controller requeues after
+	}
+
+	lg.printf("Stopping the manager (SIGTERM to pid %d)", mgr.pid())
+	exitErr := mgr.stop(managerStopGrace)
+	res.ManagerExitCode = mgr.cmd.ProcessState.ExitCode()
+	res.ManagerStopDuration = mgr.stopped
+	res.ManagerLog = scanLog(mgr.logPath)
+	if exitErr != nil {
+		return res, fmt.Errorf("the manager did not exit cleanly after SIGTERM: %w\n%s", exitErr, mgr.logTail())
+	}
+	return res, nil
+}
+
+// repoRoot walks up from the working directory to go.mod: `go run` runs in the repository, `go
+// test` in this package's directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run from the repository")
+		}
+		dir = parent
+	}
+}
+
+// seedStream fills the stream and gives its group a known lag, so that every lag refresh reads
+// something. It returns the server's version.
+func seedStream(ctx context.Context, c *redis.Client) (string, error) {
+	pipe := c.Pipeline()
+	for i := range seedEntries {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey, Values: []any{"traceparent", fmt.Sprintf("00-%032x-%016x-01", i+1, i+1), "data", `{"name":"bench"}`}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", fmt.Errorf("XADD %s: %w", streamKey, err)
+	}
+	if err := c.XGroupCreate(ctx, streamKey, groupName, "0").Err(); err != nil {
+		return "", fmt.Errorf("XGROUP CREATE %s %s: %w", streamKey, groupName, err)
+	}
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: groupName, Consumer: "bench-0", Streams: []string{streamKey, ">"}, Count: seedRead}).Err(); err != nil {
+		return "", fmt.Errorf("XREADGROUP %s %s: %w", streamKey, groupName, err)
+	}
+	groups, err := c.XInfoGroups(ctx, streamKey).Result()
+	if err != nil {
+		return "", err
+	}
+	if len(groups) != 1 || groups[0].Lag != seedEntries-seedRead {
+		return "", fmt.Errorf("XINFO GROUPS %s: %+v, want one group with lag %d", streamKey, groups, seedEntries-seedRead)
+	}
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+// writeKubeconfig writes the admin user's client-certificate credentials for the manager.
+func writeKubeconfig(cfg *rest.Config, path string) error {
+	server := cfg.Host
+	if !strings.Contains(server, "://") {
+		server = "https://" + server
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "envtest"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("writing the manager's kubeconfig: %w", err)
+	}
+	return nil
+}
+
+// awaitQuiet returns a scrape taken once the manager has made no API request for a second.
+func awaitQuiet(ctx context.Context, mgr *managerProcess) (metricSet, error) {
+	var last metricSet
+	lastTotal, quiet := -1.0, 0
+	err := poll(ctx, 250*time.Millisecond, "waiting for the manager to stop making API requests after start-up", func() error {
+		m, err := mgr.metrics(ctx)
+		if err != nil {
+			return err
+		}
+		total := m.sum(restRequests)
+		if total > 0 && total == lastTotal {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last, lastTotal = m, total
+		if quiet < 4 {
+			return fmt.Errorf("%.0f requests so far, still changing", total)
+		}
+		return nil
+	})
+	return last, err
+}
+
+// awaitSettled returns a scrape taken once the work queue is empty and no reconcile is running,
+// twice in a row, or nil when that takes longer than settleTimeout.
+func awaitSettled(ctx context.Context, mgr *managerProcess) (metricSet, error) {
+	sctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	var last metricSet
+	idle := 0
+	err := poll(sctx, 200*time.Millisecond, "waiting for the work queue to drain", func() error {
+		m, err := mgr.metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if m.sum(workqueueDepth) == 0 && m.sum(activeWorkers) == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		last = m
+		if idle < 2 {
+			return errors.New("busy")
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return last, nil
+	case ctx.Err() != nil:
+		return nil, err
+	case mgr.exitErr() != nil:
+		return nil, mgr.exitErr()
+	default:
+		return nil, nil // never idle: the refreshes have begun; measured without the tail
+	}
+}
+
+func createNamespaces(ctx context.Context, c client.Client, n int) ([]string, error) {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench-%02d", i)
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names[i]}}); err != nil {
+			return nil, fmt.Errorf("creating namespace %s: %w", names[i], err)
+		}
+	}
+	return names, nil
+}
+
+// createAll creates o.CRs RedisTraceExporters round-robin over namespaces from o.Workers
+// goroutines and returns when each create began.
+func createAll(ctx context.Context, c client.Client, namespaces []string, o options, redisAddr string) (map[client.ObjectKey]time.Time, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := range o.CRs {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var (
+		mu        sync.Mutex
+		createdAt = make(map[client.ObjectKey]time.Time, o.CRs)
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	for range o.Workers {
+		wg.Go(func() {
+			for i := range next {
+				obj := benchExporter(fmt.Sprintf("rte-%04d", i), namespaces[i%len(namespaces)], redisAddr)
+				at := time.Now()
+				err := c.Create(ctx, obj)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("creating RedisTraceExporter %s/%s: %w", obj.Namespace, obj.Name, err)
+					cancel()
+				}
+				createdAt[client.ObjectKeyFromObject(obj)] = at
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return createdAt, firstErr
+}
+
+// benchExporter is a standalone exporter reporting the lag of the seeded stream and group. The
+// refresh interval is the CRD's default.
+func benchExporter(name, namespace, redisAddr string) *v1.RedisTraceExporter {
+	return &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: v1.RedisTraceExporterSpec{
+			Redis: v1.RedisSpec{Mode: v1.RedisModeStandalone, Addresses: []string{redisAddr}},
+			Lag:   v1.LagSpec{Streams: []string{streamKey}, Groups: []string{groupName}},
+		},
+	}
+}
+
+// measureSteady measures the manager while nothing changes but the lag it refreshes.
+func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProcess, rds *redisServer, api rest.Interface) (Steady, error) {
+	st := Steady{Window: o.Window}
+	lg.printf("Steady state: measuring for %s", o.Window)
+	cpuA, err := cpuSeconds(mgr.pid())
+	if err != nil {
+		return st, err
+	}
+	mA, err := mgr.metrics(ctx)
+	if err != nil {
+		return st, err
+	}
+	apiA, err := apiserverMetrics(ctx, api)
+	if err != nil {
+		return st, err
+	}
+	rA, err := readRedisStats(ctx, rds.client)
+	if err != nil {
+		return st, err
+	}
+	begin := time.Now()
+	timer := time.NewTimer(o.Window)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-mgr.done:
+		return st, mgr.exitErr()
+	case <-ctx.Done():
+		return st, fmt.Errorf("measuring the steady state for %s: %w", o.Window, ctx.Err())
+	}
+	cpuB, err := cpuSeconds(mgr.pid())
+	if err != nil {
+		return st, err
+	}
+	mB, err := mgr.metrics(ctx)
+	if err != nil {
+		return st, err
+	}
+	rB, err := readRedisStats(ctx, rds.client)
+	if err != nil {
+		return st, err
+	}
+	apiB, err := apiserverMetrics(ctx, api)
+	if err != nil {
+		return st, err
+	}
+	st.Window = time.Since(begin)
+	st.CPUSeconds = cpuB - cpuA
+	st.Requests = requestsBetween(mA, mB)
+	st.Reconciles = delta(mA.by(reconcileTotal, reconcileResult), mB.by(reconcileTotal, reconcileResult))
+	st.APIServer = delta(apiA.by(apiserverRequest, verbAndResource), apiB.by(apiserverRequest, verbAndResource))
+	st.RedisCommands, st.RedisConnections = redisDelta(rA, rB)
+	return st, nil
+}
+
+func requestsBetween(a, b metricSet) Requests {
+	return Requests{
+		Total:     b.sum(restRequests) - a.sum(restRequests),
+		ByRequest: delta(a.by(restRequests, methodAndCode), b.by(restRequests, methodAndCode)),
+	}
+}
+
+// latencies summarises, per resource, the time from the start of its create to the first time it
+// counted as reconciled.
+func latencies(createdAt, reconciledAt map[client.ObjectKey]time.Time) Latency {
+	var d []time.Duration
+	for k, at := range reconciledAt {
+		if c, ok := createdAt[k]; ok {
+			d = append(d, at.Sub(c))
+		}
+	}
+	if len(d) == 0 {
+		return Latency{}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	q := func(p float64) time.Duration { return d[int(p*float64(len(d)-1))] }
+	return Latency{P50: q(0.5), P90: q(0.9), Max: d[len(d)-1]}
+}
+
+// summarise counts the final verdicts.
+func summarise(items []v1.RedisTraceExporter) Final {
+	f := Final{Total: len(items), Ready: map[string]int{}}
+	for i := range items {
+		obj := &items[i]
+		if reconciled(obj) {
+			f.Reconciled++
+		}
+		if c := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionReady); c != nil {
+			f.Ready[string(c.Status)+"/"+c.Reason]++
+		}
+		if apimeta.IsStatusConditionTrue(obj.Status.Conditions, v1.ConditionRedisReachable) {
+			f.RedisReachable++
+		}
+		for _, s := range obj.Status.Streams {
+			for _, g := range s.Groups {
+				if s.Name == streamKey && g.Name == groupName && g.Lag != nil && *g.Lag == seedEntries-seedRead {
+					f.LagReported++
+				}
+			}
+		}
+	}
+	return f
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every Linux we run on).
+const clockTicks = 100
+
+// process is a child the harness started; stop ends it by its PID.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+}
+
+// start runs argv with its output in dir/name.log. core >= 0 pins it to that CPU with taskset.
+func start(dir, name string, core int, argv ...string) (*process, error) {
+	if core >= 0 {
+		argv = append([]string{"taskset", "-c", strconv.Itoa(core)}, argv...)
+	}
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return &process{name: name, cmd: cmd, log: logPath}, nil
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// stop sends SIGTERM, waits up to 20 s, then SIGKILL.
+func (p *process) stop() {
+	if p == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// tail is the end of the process's log, for error messages.
+func (p *process) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// cpuSeconds is a process's user+system CPU time so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) start after the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / clockTicks
+}
+
+// machineBusySeconds is the CPU time every process on the machine has used so far, from /proc/stat.
+func machineBusySeconds() float64 {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	sc.Scan()
+	fields := strings.Fields(sc.Text()) // cpu user nice system idle iowait irq softirq steal ...
+	var busy float64
+	for i, v := range fields[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTicks
+}
+
+// memoryKB reads VmRSS and VmHWM (peak RSS) of a process.
+func memoryKB(pid int) (rss, hwm int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			hwm = n
+		}
+	}
+	return rss, hwm
+}
+
+// freePort returns a free TCP port on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// redisServer is the sink: one redis-server, pinned alone to its core.
+type redisServer struct {
+	*process
+	addr string
+	rdb  *redis.Client
+}
+
+func startRedis(dir string, core int) (*redisServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := start(dir, "redis", core, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+	if err != nil {
+		return nil, err
+	}
+	r := &redisServer{process: p, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	r.rdb = redis.NewClient(&redis.Options{Addr: r.addr, ReadTimeout: time.Minute})
+	if err := waitFor(10*time.Second, func() error { return r.rdb.Ping(context.Background()).Err() }); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("redis-server did not answer: %w\n%s", err, p.tail())
+	}
+	return r, nil
+}
+
+func (r *redisServer) flush(ctx context.Context) error {
+	return r.rdb.FlushAll(ctx).Err()
+}
+
+// waitFor retries check every 50 ms until it returns nil or the time is up.
+func waitFor(timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// otlpServer is the exporter or the Collector: something that receives OTLP.
+type otlpServer struct {
+	*process
+	grpc, http, admin string
+}
+
+func startExporter(dir, bin, redisAddr, format string, extra ...string) (*otlpServer, error) {
+	var ports [3]int
+	for i := range ports {
+		var err error
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s := &otlpServer{
+		grpc:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		http:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		admin: fmt.Sprintf("127.0.0.1:%d", ports[2]),
+	}
+	argv := append([]string{bin,
+		"--receivers.grpc.endpoint=" + s.grpc, "--receivers.http.endpoint=" + s.http, "--admin.endpoint=" + s.admin,
+		"--redis.addresses=" + redisAddr, "--stream.format=" + format, "--stream.maxLen=" + strconv.Itoa(benchMaxLen),
+	}, extra...)
+	p, err := start(dir, "exporter-"+format, -1, argv...)
+	if err != nil {
+		return nil, err
+	}
+	s.process = p
+	if err := waitFor(20*time.Second, func() error { return httpOK("http://" + s.admin + "/readyz") }); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("the exporter did not become ready: %w\n%s", err, p.tail())
+	}
+	return s, nil
+}
+
+// startCollector runs an OpenTelemetry Collector with otlp receiver -> batch -> nop.
+func startCollector(dir, bin string) (*otlpServer, error) {
+	var ports [2]int
+	for i := range ports {
+		var err error
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s := &otlpServer{grpc: fmt.Sprintf("127.0.0.1:%d", ports[0]), http: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	cfg := fmt.Sprintf(`receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: %q}
+      http: {endpoint: %q}
+processors:
+  batch: {}
+exporters:
+  nop: {}
+service:
+  telemetry:
+    metrics: {level: none}
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [nop]}
+`, s.grpc, s.http)
+	path := filepath.Join(dir, "otelcol.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := start(dir, "otelcol", -1, bin, "--config", path)
+	if err != nil {
+		return nil, err
+	}
+	s.process = p
+	err = waitFor(30*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", s.grpc, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	})
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("the collector did not listen: %w\n%s", err, p.tail())
+	}
+	return s, nil
+}
+
+func httpOK(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// metrics reads the exporter's Prometheus metrics as name{labels} -> value.
+func (s *otlpServer) metrics() (map[string]float64, error) {
+	resp, err := http.Get("http://" + s.admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+var errNoSample = errors.New("no entry to sample")
