@@ -42,6 +42,7 @@ type options struct {
 	fixedRate               float64
 	stall                   time.Duration
 	skipLatency, skipMemory bool
+	profileDir              string
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 4, "client connections (gRPC; HTTP/1.1 uses one per request in flight)")
 	flag.Float64Var(&o.fixedRate, "fixed-rate", 100_000, "spans/s of the memory measurement")
 	flag.DurationVar(&o.stall, "stall", 4*time.Second, "how long redis-server is stopped (SIGSTOP) in the stall measurement")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save a CPU profile of the exporter (admin.debug's /debug/pprof) for each format's first gRPC run here")
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency measurement")
 	flag.BoolVar(&o.skipMemory, "skip-memory", false, "skip the memory measurements")
 	flag.Parse()

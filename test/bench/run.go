@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -117,7 +119,11 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 
 	for _, format := range o.formats {
-		exp, err := startExporter(dir, o.exporter, rs.addr, format)
+		var extra []string
+		if o.profileDir != "" {
+			extra = append(extra, "--admin.debug")
+		}
+		exp, err := startExporter(dir, o.exporter, rs.addr, format, extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +143,11 @@ func run(ctx context.Context, o options) (*report, error) {
 				rep.rb[rbKey{format, n}] = append(rep.rb[rbKey{format, n}], r)
 				logf("%s round %d: redis-benchmark P=%d: %.0f XADD/s", format, round+1, n, r.xaddPerSec)
 				for _, proto := range o.protocols {
-					w, err := measure(ctx, rs, exp, templates[n], proto, o)
+					profile := ""
+					if o.profileDir != "" && round == 0 && proto == loadgen.GRPC {
+						profile = fmt.Sprintf("%s/exporter-%s-%s-%d.pprof", o.profileDir, format, proto, n)
+					}
+					w, err := measure(ctx, rs, exp, templates[n], proto, o, profile)
 					if err != nil {
 						exp.stop()
 						return nil, fmt.Errorf("%s/%s/%d: %w", format, proto, n, err)
@@ -262,7 +272,7 @@ func redisBenchmark(ctx context.Context, rs *redisServer, args []string, p int) 
 
 // measure is one throughput run of the exporter: as fast as it answers, on a flushed Redis, then
 // every span checked.
-func measure(ctx context.Context, rs *redisServer, srv *otlpServer, t *loadgen.Template, proto string, o options) (window, error) {
+func measure(ctx context.Context, rs *redisServer, srv *otlpServer, t *loadgen.Template, proto string, o options, profile string) (window, error) {
 	if err := rs.flush(ctx); err != nil {
 		return window{}, err
 	}
@@ -271,9 +281,17 @@ func measure(ctx context.Context, rs *redisServer, srv *otlpServer, t *loadgen.T
 		endpoint = srv.http
 	}
 	var a, b snapshot
+	var profiled sync.WaitGroup
 	res, err := loadgen.Run(ctx, t, loadgen.Options{Protocol: proto, Endpoint: endpoint,
 		Connections: o.connections, Workers: o.workers, Warmup: o.warmup, Duration: o.duration,
-		WindowStart: func() { a = take(srv, rs) }, WindowEnd: func() { b = take(srv, rs) }})
+		WindowStart: func() {
+			a = take(srv, rs)
+			if profile != "" {
+				profiled.Go(func() { saveProfile(srv, profile, o.duration) })
+			}
+		},
+		WindowEnd: func() { b = take(srv, rs) }})
+	profiled.Wait()
 	if err != nil {
 		return window{}, err
 	}
@@ -329,7 +347,7 @@ func measureCollector(ctx context.Context, rep *report, dir string, rs *redisSer
 	defer col.stop()
 	for _, n := range o.sizes {
 		for _, proto := range o.protocols {
-			w, err := measure(ctx, rs, col, templates[n], proto, o)
+			w, err := measure(ctx, rs, col, templates[n], proto, o, "")
 			if err != nil {
 				return fmt.Errorf("collector %s/%d: %w", proto, n, err)
 			}
@@ -440,6 +458,24 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 		logf("memory (stall %v): max RSS %d kB, failed %v, %s", stall, m.maxRSS, m.failed, m.delivery)
 	}
 	return nil
+}
+
+// saveProfile fetches a CPU profile of the exporter covering the window.
+func saveProfile(srv *otlpServer, path string, d time.Duration) {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.admin, max(1, int(d.Seconds())))
+	resp, err := http.Get(url)
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	f, err := os.Create(path)
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	defer func() { _ = f.Close() }()
+	_, _ = io.Copy(f, resp.Body)
 }
 
 // parseBenchLine finds "BENCH <name> k=v ..." in out.

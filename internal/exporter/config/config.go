@@ -256,7 +256,8 @@ type Delivery struct {
 type Admin struct {
 	// Endpoint is the host:port to listen on.
 	Endpoint string `json:"endpoint,omitempty"`
-	// Debug enables GET /spans, which returns stream entries.
+	// Debug enables GET /spans, which returns stream entries, and the Go profiler under
+	// /debug/pprof/.
 	Debug bool `json:"debug,omitempty"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -76,7 +77,14 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	var extra map[string]http.Handler
 	if cfg.Admin.Debug {
-		extra = map[string]http.Handler{"GET /spans": spansHandler(snk)}
+		extra = map[string]http.Handler{
+			"GET /spans": spansHandler(snk),
+			// The Go profiler, as the Collector's pprof extension offers it: CPU profiles of a
+			// running exporter under its real load (make bench's analysis uses them).
+			"GET /debug/pprof/":        http.HandlerFunc(pprof.Index),
+			"GET /debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+			"GET /debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+		}
 	}
 	s.adm = &http.Server{Handler: s.tel.Handler(extra), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
