@@ -15,13 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// replyErr is an error reply as a hook or a wrapper could present it: a redis.Error that is
-// not go-redis's own type, so that Classify is tested on the interface, not on internals.
-type replyErr string
-
-func (e replyErr) Error() string { return string(e) }
-func (replyErr) RedisError()     {}
-
 type timeoutErr struct{}
 
 func (timeoutErr) Error() string   { return "i/o timeout" }
@@ -34,26 +27,26 @@ func TestClassify(t *testing.T) {
 		want Class
 	}{
 		"nil is none":                            {nil, ClassNone},
-		"OOM is oom":                             {replyErr("OOM command not allowed when used memory > 'maxmemory'."), ClassOOM},
-		"READONLY is readonly":                   {replyErr("READONLY You can't write against a read only replica."), ClassReadOnly},
-		"LOADING is loading":                     {replyErr("LOADING Redis is loading the dataset in memory"), ClassLoading},
-		"MOVED is moved":                         {replyErr("MOVED 3999 127.0.0.1:6381"), ClassMoved},
-		"ASK is moved":                           {replyErr("ASK 3999 127.0.0.1:6381"), ClassMoved},
-		"TRYAGAIN is tryagain":                   {replyErr("TRYAGAIN Multiple keys request during rehashing of slot"), ClassTryAgain},
-		"NOREPLICAS is tryagain":                 {replyErr("NOREPLICAS Not enough good replicas to write."), ClassTryAgain},
-		"MISCONF is tryagain":                    {replyErr("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk."), ClassTryAgain},
-		"BUSY is tryagain":                       {replyErr("BUSY Redis is busy running a script."), ClassTryAgain},
-		"CLUSTERDOWN is clusterdown":             {replyErr("CLUSTERDOWN The cluster is down"), ClassClusterDown},
-		"MASTERDOWN is masterdown":               {replyErr("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."), ClassMasterDown},
-		"NOAUTH is auth":                         {replyErr("NOAUTH Authentication required."), ClassAuth},
-		"WRONGPASS is auth":                      {replyErr("WRONGPASS invalid username-password pair or user is disabled."), ClassAuth},
-		"NOPERM is auth":                         {replyErr("NOPERM User tracestream has no permissions to run the 'xadd' command"), ClassAuth},
-		"WRONGTYPE is wrongtype":                 {replyErr("WRONGTYPE Operation against a key holding the wrong kind of value"), ClassWrongType},
-		"max clients is connection":              {replyErr("ERR max number of clients reached"), ClassConnection},
-		"a syntax error is other":                {replyErr("ERR syntax error"), ClassOther},
-		"a wrapped reply keeps its class":        {fmt.Errorf("adding a span to stream %q: %w", "s", replyErr("OOM command not allowed")), ClassOOM},
+		"OOM is oom":                             {replyError("OOM command not allowed when used memory > 'maxmemory'."), ClassOOM},
+		"READONLY is readonly":                   {replyError("READONLY You can't write against a read only replica."), ClassReadOnly},
+		"LOADING is loading":                     {replyError("LOADING Redis is loading the dataset in memory"), ClassLoading},
+		"MOVED is moved":                         {replyError("MOVED 3999 127.0.0.1:6381"), ClassMoved},
+		"ASK is moved":                           {replyError("ASK 3999 127.0.0.1:6381"), ClassMoved},
+		"TRYAGAIN is tryagain":                   {replyError("TRYAGAIN Multiple keys request during rehashing of slot"), ClassTryAgain},
+		"NOREPLICAS is tryagain":                 {replyError("NOREPLICAS Not enough good replicas to write."), ClassTryAgain},
+		"MISCONF is tryagain":                    {replyError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk."), ClassTryAgain},
+		"BUSY is tryagain":                       {replyError("BUSY Redis is busy running a script."), ClassTryAgain},
+		"CLUSTERDOWN is clusterdown":             {replyError("CLUSTERDOWN The cluster is down"), ClassClusterDown},
+		"MASTERDOWN is masterdown":               {replyError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."), ClassMasterDown},
+		"NOAUTH is auth":                         {replyError("NOAUTH Authentication required."), ClassAuth},
+		"WRONGPASS is auth":                      {replyError("WRONGPASS invalid username-password pair or user is disabled."), ClassAuth},
+		"NOPERM is auth":                         {replyError("NOPERM User tracestream has no permissions to run the 'xadd' command"), ClassAuth},
+		"WRONGTYPE is wrongtype":                 {replyError("WRONGTYPE Operation against a key holding the wrong kind of value"), ClassWrongType},
+		"max clients is connection":              {replyError("ERR max number of clients reached"), ClassConnection},
+		"a syntax error is other":                {replyError("ERR syntax error"), ClassOther},
+		"a wrapped reply keeps its class":        {fmt.Errorf("adding a span to stream %q: %w", "s", replyError("OOM command not allowed")), ClassOOM},
 		"unreadable credentials are auth":        {fmt.Errorf("%w: redis.passwordFile: %w", errCredentials, os.ErrNotExist), ClassAuth},
-		"an IDMP rejection is tryagain":          {fmt.Errorf("%w: %w", errIDMPRejected, replyErr("ERR Invalid stream ID specified as stream command argument")), ClassTryAgain},
+		"an IDMP rejection is tryagain":          {fmt.Errorf("%w: %w", errIDMPRejected, replyError("ERR Invalid stream ID specified as stream command argument")), ClassTryAgain},
 		"EOF is connection":                      {io.EOF, ClassConnection},
 		"an unexpected EOF is connection":        {fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), ClassConnection},
 		"a refused dial is connection":           {&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ClassConnection},

@@ -1,5 +1,7 @@
 // Package sink writes batches of encoded stream entries to Redis: one pipeline of XADDs per
-// batch, to a standalone server, a Redis Cluster or a Sentinel-managed master.
+// batch, to a standalone server, a Redis Cluster or a Sentinel-managed master. A standalone
+// server is written to over connections of the sink's own (resp.go), which allocate nothing per
+// entry; Cluster and Sentinel go through go-redis, for its slot routing and failover.
 //
 // The sink never lets go-redis resend anything. go-redis retries a pipeline by resending all
 // of it, and a pipeline whose replies were cut has usually landed in part or in full, so a
@@ -41,6 +43,9 @@ type Sink struct {
 	client redis.UniversalClient
 	// cluster is client when mode is cluster, for the per-master operations.
 	cluster *redis.ClusterClient
+	// resp is the standalone mode's write path; nil in the other modes, which write through
+	// go-redis's cluster routing and sentinel failover.
+	resp *respConns
 
 	stream     config.Stream
 	producerID string
@@ -110,6 +115,7 @@ func New(cfg config.Redis, stream config.Stream, producerID string) (*Sink, erro
 		s.client = redis.NewFailoverClient(opts.failoverOptions())
 	default:
 		s.client = redis.NewClient(opts.standaloneOptions())
+		s.resp = newRESPConns(opts)
 	}
 	return s, nil
 }
@@ -380,6 +386,9 @@ func (s *Sink) Ping(ctx context.Context) error {
 
 // Close closes the client and its connections. Writes in flight fail.
 func (s *Sink) Close() error {
+	if s.resp != nil {
+		s.resp.close()
+	}
 	if err := s.client.Close(); err != nil {
 		return fmt.Errorf("closing the Redis client: %w", err)
 	}

@@ -33,12 +33,19 @@ type keyState struct {
 	// gen is the Write that last used the key; last is that Write's last entry for it.
 	gen  uint64
 	last int
-	// expire is this Write's EXPIRE for the key, if a TTL is configured.
-	expire *redis.BoolCmd
+	// expire is the index of this Write's EXPIRE for the key, or -1.
+	expire int
 }
 
+// Command kinds, for the go-redis path's command objects.
+const (
+	cmdXAdd byte = iota
+	cmdXTrim
+	cmdExpire
+)
+
 // writeState is what one Write builds its pipeline in, pooled so that steady-state Writes
-// allocate only the commands themselves.
+// allocate nothing per entry on the RESP path, and only the command objects on go-redis's.
 type writeState struct {
 	gen      uint64
 	keys     map[string]*keyState
@@ -48,8 +55,12 @@ type writeState struct {
 	raws     []rawArg
 	hex      []byte
 	minID    []byte
-	cmds     []redis.Cmder
-	xadds    []*redis.StringCmd
+	// Command i is args[ends[i-1]:ends[i]], of kind kinds[i]; the XADDs come first, entry by
+	// entry, so reply i is entry i's.
+	ends    []int
+	kinds   []byte
+	replies []reply
+	cmds    []redis.Cmder
 }
 
 func (s *Sink) state() *writeState {
@@ -64,15 +75,19 @@ func (s *Sink) release(st *writeState) {
 	clear(st.args)
 	clear(st.raws)
 	clear(st.cmds)
-	clear(st.xadds)
+	clear(st.replies)
 	clear(st.entryKey)
-	for _, k := range st.used {
-		k.expire = nil
-	}
 	clear(st.used)
-	st.args, st.raws, st.cmds, st.xadds = st.args[:0], st.raws[:0], st.cmds[:0], st.xadds[:0]
-	st.entryKey, st.used = st.entryKey[:0], st.used[:0]
+	st.args, st.raws, st.cmds, st.replies = st.args[:0], st.raws[:0], st.cmds[:0], st.replies[:0]
+	st.entryKey, st.used, st.ends, st.kinds = st.entryKey[:0], st.used[:0], st.ends[:0], st.kinds[:0]
 	s.states.Put(st)
+}
+
+// end closes the command started since the previous one.
+func (st *writeState) end(kind byte) int {
+	st.ends = append(st.ends, len(st.args))
+	st.kinds = append(st.kinds, kind)
+	return len(st.ends) - 1
 }
 
 // key interns name and records its first use in this Write.
@@ -84,7 +99,7 @@ func (st *writeState) key(name []byte) *keyState {
 	}
 	if k.gen != st.gen {
 		k.gen = st.gen
-		k.expire = nil
+		k.expire = -1
 		st.used = append(st.used, k)
 	}
 	return k
@@ -155,8 +170,8 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 	if idmp {
 		st.hex = grow(st.hex, n*2*(16+8))
 	}
-	st.cmds = grow(st.cmds, n+2*len(st.used))
-	st.xadds = grow(st.xadds, n)
+	ncmds := n + 2*len(st.used)
+	st.ends, st.kinds = grow(st.ends, ncmds), grow(st.kinds, ncmds)
 
 	var minIDArg any
 	if minID {
@@ -167,7 +182,6 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 
 	for i := range n {
 		k := st.entryKey[i]
-		start := len(st.args)
 		st.args = append(st.args, "xadd", &k.name)
 		if idmp {
 			e := &b.Entries[i]
@@ -187,47 +201,37 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 			name, value := b.FieldPair(i, j)
 			st.args = append(st.args, st.raw(name), st.raw(value))
 		}
-		cmd := redis.NewStringCmd(ctx, st.args[start:len(st.args):len(st.args)]...)
-		// Explicit, so that Cluster routes by the key without needing COMMAND INFO.
-		cmd.SetFirstKeyPos(1)
-		st.cmds = append(st.cmds, cmd)
-		st.xadds = append(st.xadds, cmd)
+		st.end(cmdXAdd)
 	}
 	for _, k := range st.used {
 		if xtrim {
-			start := len(st.args)
 			st.args = append(st.args, "xtrim", &k.name, "minid", "~", minIDArg)
-			cmd := redis.NewIntCmd(ctx, st.args[start:len(st.args):len(st.args)]...)
-			cmd.SetFirstKeyPos(1)
-			st.cmds = append(st.cmds, cmd)
+			st.end(cmdXTrim)
 		}
 		if s.ttlArg != nil {
-			start := len(st.args)
 			st.args = append(st.args, "expire", &k.name, s.ttlArg)
-			k.expire = redis.NewBoolCmd(ctx, st.args[start:len(st.args):len(st.args)]...)
-			k.expire.SetFirstKeyPos(1)
-			st.cmds = append(st.cmds, k.expire)
+			k.expire = st.end(cmdExpire)
 		}
 	}
 
-	pipe := s.client.Pipeline()
-	_ = pipe.BatchProcess(ctx, st.cmds...)
-	_, execErr := pipe.Exec(ctx)
+	st.replies = grow(st.replies, len(st.ends))[:len(st.ends)]
+	if s.resp != nil {
+		s.resp.do(ctx, st.args, st.ends, st.replies)
+	} else {
+		s.doGoRedis(ctx, st)
+	}
 
-	// An entry landed if and only if Redis returned its ID. The commands' errors are not
-	// enough: after a connection error go-redis sets that error on every command of the
-	// pipeline, the ones whose replies it had read included, and when the connection's
-	// handshake fails with an error reply (WRONGPASS, NOAUTH) it returns that error from
-	// Exec but leaves every command's error nil although nothing was sent.
+	// An entry landed if and only if Redis returned its ID.
 	rejected := false
-	for i, cmd := range st.xadds {
-		if cmd.Val() != "" {
+	for i := range n {
+		r := st.replies[i]
+		if r.err == nil && !r.null {
 			errs[i] = nil
 			continue
 		}
-		err := cmd.Err()
+		err := r.err
 		if err == nil {
-			err = noReply(execErr)
+			err = errNoReply
 		}
 		if idmp && isIDMPRejection(err) {
 			rejected = true
@@ -239,15 +243,81 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 		s.idmp.Store(false)
 	}
 	for _, k := range st.used {
-		// EXPIRE on a stream that exists answers 1, so a read reply is Val() == true.
-		if k.expire == nil || k.expire.Val() || errs[k.last] != nil {
+		// EXPIRE on a stream that exists answers 1.
+		if k.expire < 0 || errs[k.last] != nil {
 			continue
 		}
-		err := k.expire.Err()
+		r := st.replies[k.expire]
+		if r.err == nil && r.n == 1 {
+			continue
+		}
+		err := r.err
 		if err == nil {
-			err = noReply(execErr)
+			err = errNoReply
 		}
 		errs[k.last] = fmt.Errorf("setting the TTL of stream %q: %w", k.name, err)
+	}
+}
+
+// doGoRedis sends the commands through go-redis (Cluster and Sentinel) and sets st.replies.
+func (s *Sink) doGoRedis(ctx context.Context, st *writeState) {
+	st.cmds = grow(st.cmds, len(st.ends))
+	start := 0
+	for i, end := range st.ends {
+		args := st.args[start:end:end]
+		var cmd redis.Cmder
+		switch st.kinds[i] {
+		case cmdXAdd:
+			c := redis.NewStringCmd(ctx, args...)
+			// Explicit, so that Cluster routes by the key without needing COMMAND INFO.
+			c.SetFirstKeyPos(1)
+			cmd = c
+		case cmdXTrim:
+			c := redis.NewIntCmd(ctx, args...)
+			c.SetFirstKeyPos(1)
+			cmd = c
+		default:
+			c := redis.NewBoolCmd(ctx, args...)
+			c.SetFirstKeyPos(1)
+			cmd = c
+		}
+		st.cmds = append(st.cmds, cmd)
+		start = end
+	}
+	pipe := s.client.Pipeline()
+	_ = pipe.BatchProcess(ctx, st.cmds...)
+	_, execErr := pipe.Exec(ctx)
+
+	// A command's outcome is its value, not only its error: after a connection error go-redis
+	// sets that error on every command of the pipeline, the ones whose replies it had read
+	// included, and when the connection's handshake fails with an error reply (WRONGPASS,
+	// NOAUTH) it returns that error from Exec but leaves every command's error nil although
+	// nothing was sent.
+	for i, cmd := range st.cmds {
+		var r reply
+		switch c := cmd.(type) {
+		case *redis.StringCmd:
+			if c.Val() != "" {
+				st.replies[i] = r
+				continue
+			}
+			r.null = true
+		case *redis.IntCmd: // XTRIM: its count is not used
+			if c.Err() == nil && execErr == nil {
+				st.replies[i] = reply{n: c.Val()}
+				continue
+			}
+		case *redis.BoolCmd: // EXPIRE: true (1) when it was read and the stream exists
+			if c.Val() {
+				st.replies[i] = reply{n: 1}
+				continue
+			}
+		}
+		r.err = cmd.Err()
+		if r.err == nil {
+			r.err = noReply(execErr)
+		}
+		st.replies[i] = r
 	}
 }
 

@@ -63,6 +63,9 @@ func newFakeSink(t *testing.T, st config.Stream) (*Sink, *fakeRedis) {
 	s := newSink(t, config.Redis{Addresses: []string{"127.0.0.1:1"}}, st)
 	f := &fakeRedis{}
 	s.client.AddHook(f)
+	// The hook sees go-redis's commands: Write builds the same commands for both paths, and
+	// the RESP path's own bytes are tested against real servers.
+	s.resp = nil
 	return s, f
 }
 
@@ -223,7 +226,7 @@ func TestWriteOutcomes(t *testing.T) {
 		"an error reply fails only its entry": {
 			reply: func(cmds []redis.Cmder) {
 				replyOK(cmds)
-				cmds[1].SetErr(replyErr("WRONGTYPE Operation against a key holding the wrong kind of value"))
+				cmds[1].SetErr(replyError("WRONGTYPE Operation against a key holding the wrong kind of value"))
 				cmds[1].(*redis.StringCmd).SetVal("")
 			},
 			want:      []Class{ClassNone, ClassWrongType, ClassNone, ClassNone},
@@ -242,7 +245,7 @@ func TestWriteOutcomes(t *testing.T) {
 		"a handshake that failed before sending fails every entry with Exec's error": {
 			// go-redis v9.23 returns WRONGPASS from Exec and sets no command's error.
 			reply:   func([]redis.Cmder) {},
-			execErr: replyErr("WRONGPASS invalid username-password pair or user is disabled."),
+			execErr: replyError("WRONGPASS invalid username-password pair or user is disabled."),
 			want:    []Class{ClassAuth, ClassAuth, ClassAuth, ClassAuth},
 		},
 		"no reply and no error is a connection failure": {
@@ -253,7 +256,7 @@ func TestWriteOutcomes(t *testing.T) {
 			idmp: true,
 			reply: func(cmds []redis.Cmder) {
 				for _, c := range cmds {
-					c.SetErr(replyErr("ERR Invalid stream ID specified as stream command argument"))
+					c.SetErr(replyError("ERR Invalid stream ID specified as stream command argument"))
 				}
 			},
 			want:     []Class{ClassTryAgain, ClassTryAgain, ClassTryAgain, ClassTryAgain},
