@@ -120,7 +120,7 @@ test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster 
 		go test -tags e2e -count=1 -timeout 30m $(GOTEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench
-bench: ## Micro-benchmarks and end-to-end spans/s next to redis-benchmark XADD in the same run.
+bench: ## Every performance figure in one run (exporter vs redis-benchmark, Collector, latency, memory, operator at scale) into docs/performance.md.
 	hack/bench.sh
 
 ##@ Build
