@@ -18,12 +18,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestRunReconcilesTenExporters runs the benchmark small: the real manager against envtest and
-// redis-server reconciles 10 RedisTraceExporters, reads their lag, is measured, and exits
-// cleanly on SIGTERM; the BENCH line holds every field `make bench` parses.
+// redis-server reconciles 10 RedisTraceExporters, reads their lag, refreshes it every 2 s during
+// the 5 s window, and exits cleanly on SIGTERM; the BENCH line holds every field `make bench`
+// parses.
 func TestRunReconcilesTenExporters(t *testing.T) {
-	const n = 10
+	const (
+		n       = 10
+		refresh = 2 * time.Second
+	)
 	res, err := run(context.Background(), options{
-		CRs: n, Namespaces: 3, Workers: 4, Window: 5 * time.Second, Timeout: 3 * time.Minute,
+		CRs: n, Namespaces: 3, Workers: 4, Window: 5 * time.Second, Refresh: refresh, Timeout: 3 * time.Minute,
 		Log: testWriter{t},
 	})
 	if err != nil {
@@ -55,8 +59,19 @@ func TestRunReconcilesTenExporters(t *testing.T) {
 	if res.CPUSeconds <= 0 {
 		t.Errorf("manager CPU %vs during the reconciles, want > 0", res.CPUSeconds)
 	}
-	if res.RefreshPeriod != 30*time.Second {
-		t.Errorf("refresh period %s, want the CRD default 30s", res.RefreshPeriod)
+	if res.RefreshPeriod != refresh {
+		t.Errorf("refresh period %s, want spec.lag.refreshInterval %s", res.RefreshPeriod, refresh)
+	}
+	// Each resource is requeued once per refresh period and nothing else changes: more passes
+	// than that mean something enqueues it again (a status write that never settles, say).
+	passes := res.perCRMinute(sumValues(res.Steady.Reconciles))
+	if limit := 1.5 * time.Minute.Seconds() / refresh.Seconds(); passes <= 0 || passes > limit {
+		t.Errorf("%.1f steady-state passes per resource per minute, want some and at most %.0f (one per %s)", passes, limit, refresh)
+	}
+	for _, cmd := range []string{"xinfo|stream", "xinfo|groups"} {
+		if res.Steady.RedisCommands[cmd] <= 0 {
+			t.Errorf("no %s during the steady state: Redis commands %v", cmd, res.Steady.RedisCommands)
+		}
 	}
 	if res.ManagerExitCode != 0 {
 		t.Errorf("manager exit code %d after SIGTERM, want 0", res.ManagerExitCode)

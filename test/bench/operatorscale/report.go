@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ type Result struct {
 	RedisVersion, RedisAddr  string
 	BuildDuration            time.Duration
 	ManagerPID               int
+	// LoadAverage is /proc/loadavg's 1, 5 and 15 minute averages at the start: on a busy machine
+	// compare runs with care.
+	LoadAverage string
 
 	// CreateDuration is from the first create to the last create's answer.
 	CreateDuration time.Duration
@@ -36,10 +40,13 @@ type Result struct {
 	Reconciles map[string]float64
 
 	// Settled says whether the work queue drained (the follow-up passes done) before the steady
-	// window began; SettledRequests then include those passes.
-	Settled         bool
-	SettleDuration  time.Duration
-	SettledRequests Requests
+	// window began; SettledRequests, SettledReconciles and SettledCPUSeconds (from the first
+	// create) then include those passes.
+	Settled           bool
+	SettleDuration    time.Duration
+	SettledRequests   Requests
+	SettledReconciles map[string]float64
+	SettledCPUSeconds float64
 	// APIServerCreate is kube-apiserver's apiserver_request_total by verb and resource from before
 	// the first create to settled, for every client (this program's creates included).
 	APIServerCreate map[string]float64
@@ -66,12 +73,15 @@ type Latency struct{ P50, P90, Max time.Duration }
 
 // Steady is the steady-state window, with lag refreshes the only work.
 type Steady struct {
+	// Window is how long was measured; Aligned says that it began and ended at the end of a wave
+	// of refreshes, spanning whole refresh periods.
 	Window     time.Duration
+	Aligned    bool
 	CPUSeconds float64
 	Requests   Requests
 	Reconciles map[string]float64
-	// APIServer is apiserver_request_total by verb and resource; the manager is the only client
-	// that does anything during the window.
+	// APIServer is apiserver_request_total by verb and resource, every client's: the manager's
+	// and kube-apiserver's own (this program only scrapes during the window).
 	APIServer map[string]float64
 	// RedisCommands are INFO commandstats call deltas, this program's own INFO taken out.
 	RedisCommands    map[string]float64
@@ -127,7 +137,8 @@ func (r Result) WriteSummary(w io.Writer) {
 	p("operatorscale: %d RedisTraceExporters in %d namespaces, created by %d goroutines", r.CRs, r.Namespaces, r.Workers)
 	p("  kube-apiserver %s + etcd (envtest), redis-server %s on %s, manager pid %d (go build took %.1fs)",
 		r.KubeVersion, r.RedisVersion, r.RedisAddr, r.ManagerPID, r.BuildDuration.Seconds())
-	p("  each reports the lag of stream %s, group %s (%d entries, %d read: lag %d); lag refresh period %s",
+	p("  load average at the start: %s (%d CPUs)", r.LoadAverage, runtime.NumCPU())
+	p("  each reports the lag of stream %s, group %s (%d entries, %d read: lag %d), refreshed every %s",
 		streamKey, groupName, seedEntries, seedRead, seedEntries-seedRead, r.RefreshPeriod)
 	p("  reconciled = status.observedGeneration == metadata.generation and a Ready condition present")
 	p("  (envtest runs no controller-manager and no kubelet: Deployments never get pods, Ready stays False)")
@@ -142,25 +153,31 @@ func (r Result) WriteSummary(w io.Writer) {
 	p("  manager API requests   %.0f (%.2f per resource), by method and code:", r.Requests.Total, r.perCR(r.Requests.Total))
 	writeTable(w, r.Requests.ByRequest, func(v float64) string { return fmt.Sprintf("%.2f per resource", r.perCR(v)) })
 	if r.Settled {
-		p("  queue drained %.1fs later; with the follow-up passes: %.0f requests (%.2f per resource)",
-			r.SettleDuration.Seconds(), r.SettledRequests.Total, r.perCR(r.SettledRequests.Total))
+		p("  follow-up passes (status writes and new children enqueue a resource again): the manager was idle %.2fs later", r.SettleDuration.Seconds())
 	} else {
-		p("  queue did not drain within %s (refreshes had begun): %.0f requests (%.2f per resource) by then",
-			settleTimeout, r.SettledRequests.Total, r.perCR(r.SettledRequests.Total))
+		p("  follow-up passes (status writes and new children enqueue a resource again): the queue did not drain within %s", settleTimeout)
 	}
+	p("  with them              %.0f passes (%.2f per resource), %.0f API requests (%.2f per resource), CPU %.2fs (%.2f ms per resource)",
+		sumValues(r.SettledReconciles), r.perCR(sumValues(r.SettledReconciles)),
+		r.SettledRequests.Total, r.perCR(r.SettledRequests.Total), r.SettledCPUSeconds, r.perCR(r.SettledCPUSeconds*1000))
+	writeTable(w, r.SettledRequests.ByRequest, func(v float64) string { return fmt.Sprintf("%.2f per resource", r.perCR(v)) })
 	p("  kube-apiserver requests by verb and resource, all clients (this program made the namespace and")
 	p("  redistraceexporter creates and one LIST+WATCH of redistraceexporters):")
 	writeTable(w, r.APIServerCreate, func(v float64) string { return fmt.Sprintf("%.2f per resource", r.perCR(v)) })
 	p("")
 	s := r.Steady
 	perMin := func(v float64) string { return fmt.Sprintf("%.3f per resource per minute", r.perCRMinute(v)) }
-	p("Steady state (%.1fs window, lag refresh every %s)", s.Window.Seconds(), r.RefreshPeriod)
+	if s.Aligned {
+		p("Steady state (%.1fs window from the end of one refresh wave to the end of another, lag refresh every %s)", s.Window.Seconds(), r.RefreshPeriod)
+	} else {
+		p("Steady state (%.1fs window, not aligned on refresh waves: the rates may be off by up to a wave; lag refresh every %s)", s.Window.Seconds(), r.RefreshPeriod)
+	}
 	p("  reconcile passes       %.0f (%s)%s", sumValues(s.Reconciles), perMin(sumValues(s.Reconciles)), byResult(s.Reconciles))
 	p("  manager CPU            %.2fs (%.3f ms per resource per minute)", s.CPUSeconds, r.perCRMinute(s.CPUSeconds*1000))
 	p("  manager API requests   %.0f (%s), by method and code:", s.Requests.Total, perMin(s.Requests.Total))
 	writeTable(w, s.Requests.ByRequest, perMin)
 	p("  of which status writes %.0f (%s)", statusWrites(s.APIServer), perMin(statusWrites(s.APIServer)))
-	p("  kube-apiserver requests by verb and resource (the manager is the only active client):")
+	p("  kube-apiserver requests by verb and resource, all clients (this program only scrapes):")
 	writeTable(w, s.APIServer, perMin)
 	p("  Redis commands         %.0f (%s), connections %.0f (%s), by command:",
 		sumValues(s.RedisCommands), perMin(sumValues(s.RedisCommands)), s.RedisConnections, perMin(s.RedisConnections))
@@ -178,7 +195,7 @@ func (r Result) WriteSummary(w io.Writer) {
 	p("")
 	l := r.ManagerLog
 	p("Manager")
-	p("  exit code %d, %.2fs after SIGTERM", r.ManagerExitCode, r.ManagerStopDuration.Seconds())
+	p("  exit code %d, %.3fs after SIGTERM", r.ManagerExitCode, r.ManagerStopDuration.Seconds())
 	p("  log: %d lines%s; %d \"Redis not reachable\"", l.Lines, byLevel(l.Levels), l.RedisNotReachable)
 	if len(l.Errors) > 0 {
 		p("  error lines by message:")
@@ -188,6 +205,21 @@ func (r Result) WriteSummary(w io.Writer) {
 		}
 		writeTable(w, errs, func(float64) string { return "" })
 	}
+}
+
+// errorReport lists the error lines by message, for a failure message.
+func (s LogSummary) errorReport() string {
+	if len(s.Errors) == 0 {
+		return fmt.Sprintf("manager log: %d lines, no errors", s.Lines)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "manager log: %d lines, error lines by message:\n", s.Lines)
+	errs := map[string]float64{}
+	for k, v := range s.Errors {
+		errs[k] = float64(v)
+	}
+	writeTable(&b, errs, func(float64) string { return "" })
+	return b.String()
 }
 
 // writeTable prints m's entries, largest first, at most 15.
@@ -292,12 +324,14 @@ func scanLog(path string) LogSummary {
 	return s
 }
 
-// shorten keeps error messages groupable: object names and numbers vary between lines.
-var varying = regexp.MustCompile(`rte-\d{4}|bench-\d{2}|\d+`)
+// shorten keeps error messages groupable: URLs, object names and numbers vary between lines.
+var varying = regexp.MustCompile(`"?https?://[^\s"]+"?|rte-\d{4}|bench-\d{2}|\d+`)
 
 func shorten(msg string) string {
 	msg = varying.ReplaceAllStringFunc(msg, func(s string) string {
 		switch {
+		case strings.Contains(s, "://"):
+			return "<url>"
 		case strings.HasPrefix(s, "rte-"):
 			return "rte-N"
 		case strings.HasPrefix(s, "bench-"):
@@ -306,8 +340,8 @@ func shorten(msg string) string {
 			return "N"
 		}
 	})
-	if len(msg) > 160 {
-		msg = msg[:160] + "..."
+	if len(msg) > 240 {
+		msg = msg[:240] + "..."
 	}
 	return msg
 }

@@ -12,19 +12,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/render"
-	"github.com/tracestream/tracestream/internal/testing/controlplane"
 )
 
 // The stream every RedisTraceExporter reports: seedEntries entries, of which the group has read
@@ -37,13 +35,21 @@ const (
 )
 
 // settleTimeout bounds the wait for the follow-up passes (status writes and child creations
-// enqueue the resource again) to drain after all are reconciled.
-const settleTimeout = 15 * time.Second
+// enqueue a resource again) to drain after all are reconciled.
+const settleTimeout = 30 * time.Second
+
+// idleFor is how long the manager must run no reconcile pass, with an empty work queue, to count
+// as being between two waves of passes: within a wave, passes follow each other in milliseconds.
+const idleFor = time.Second
+
+var setLoggerOnce sync.Once
 
 // options are the command line's.
 type options struct {
 	CRs, Namespaces, Workers int
 	Window, Timeout          time.Duration
+	// Refresh is spec.lag.refreshInterval; 0 leaves it to the CRD's default.
+	Refresh time.Duration
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -60,6 +66,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-window %s: must be positive", o.Window)
 	case o.Timeout <= 0:
 		return fmt.Errorf("-timeout %s: must be positive", o.Timeout)
+	case o.Refresh < 0:
+		return fmt.Errorf("-refresh %s: must not be negative", o.Refresh)
 	}
 	return nil
 }
@@ -84,7 +92,17 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	lg := &logger{w: o.Log, begin: time.Now()}
+	setLoggerOnce.Do(func() {
+		// The watch's client-go and controller-runtime logs; without a logger, controller-runtime
+		// prints a stack trace the first time something logs after 30 s.
+		log.SetLogger(funcr.New(func(prefix, args string) {
+			fmt.Fprintln(os.Stderr, "operatorscale watch:", prefix, args)
+		}, funcr.Options{}))
+	})
 	res.CRs, res.Namespaces, res.Workers, res.Window = o.CRs, o.Namespaces, o.Workers, o.Window
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAverage = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
 
 	root, err := repoRoot()
 	if err != nil {
@@ -104,23 +122,17 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	}
 	res.BuildDuration = time.Since(begin)
 
-	lg.printf("Starting kube-apiserver and etcd (envtest, KUBEBUILDER_ASSETS=%s)", os.Getenv("KUBEBUILDER_ASSETS"))
-	env, err := controlplane.New()
+	lg.printf("Starting kube-apiserver and etcd (envtest)")
+	cp, err := startControlPlane(root)
 	if err != nil {
 		return res, err
 	}
 	defer func() {
-		if err := env.Stop(); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("stopping envtest: %w", err))
+		if err := cp.env.Stop(); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("stopping kube-apiserver and etcd: %w", err))
 		}
 	}()
-	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
-	if err != nil {
-		return res, err
-	}
-	if v, err := dc.ServerVersion(); err == nil {
-		res.KubeVersion = v.GitVersion
-	}
+	res.KubeVersion = cp.version
 
 	lg.printf("Starting redis-server")
 	rds, err := startRedis(ctx, work)
@@ -134,7 +146,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	res.RedisAddr = rds.addr
 
 	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := writeKubeconfig(env.Config, kubeconfig); err != nil {
+	if err := os.WriteFile(kubeconfig, cp.managerKubeconfig, 0o600); err != nil {
 		return res, err
 	}
 	lg.printf("Starting the manager (redis-server pid %d on %s)", rds.pid(), rds.addr)
@@ -148,7 +160,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	}
 	res.ManagerPID = mgr.pid()
 
-	tr, err := startTracker(ctx, env.Config, env.Scheme, o.CRs)
+	tr, err := startTracker(ctx, cp.config, cp.scheme, o.CRs)
 	if err != nil {
 		return res, err
 	}
@@ -161,11 +173,11 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	if err != nil {
 		return res, err
 	}
-	apiBefore, err := apiserverMetrics(ctx, dc.RESTClient())
+	apiBefore, err := apiserverMetrics(ctx, cp.discovery.RESTClient())
 	if err != nil {
 		return res, err
 	}
-	namespaces, err := createNamespaces(ctx, env.Client, o.Namespaces)
+	namespaces, err := createNamespaces(ctx, cp.client, o.Namespaces)
 	if err != nil {
 		return res, err
 	}
@@ -176,14 +188,17 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 
 	lg.printf("Creating %d RedisTraceExporters in %d namespaces with %d goroutines", o.CRs, o.Namespaces, o.Workers)
 	t0 := time.Now()
-	createdAt, err := createAll(ctx, env.Client, namespaces, o, rds.addr)
+	createdAt, err := createAll(ctx, cp.client, namespaces, o, rds.addr)
 	if err != nil {
 		return res, err
 	}
 	res.CreateDuration = time.Since(t0)
 	lg.printf("Created %d in %.2fs; waiting for the manager to reconcile them", o.CRs, res.CreateDuration.Seconds())
 	if err := tr.await(ctx, lg); err != nil {
-		return res, errors.Join(err, mgr.exitErr())
+		if exit := mgr.exitErr(); exit != nil {
+			return res, errors.Join(err, exit)
+		}
+		return res, fmt.Errorf("%w\n%s", err, scanLog(mgr.logPath).errorReport())
 	}
 	reconciledAt := tr.times()
 	var last time.Time
@@ -212,7 +227,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 
 	// The tail: each status write and each child created enqueues the resource again.
 	settleBegin := time.Now()
-	settled, err := awaitSettled(ctx, mgr)
+	settled, err := awaitIdle(ctx, mgr, settleTimeout, 0)
 	if err != nil {
 		return res, err
 	}
@@ -223,24 +238,34 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 		}
 	}
 	res.SettledRequests = requestsBetween(before, settled)
-	apiAfter, err := apiserverMetrics(ctx, dc.RESTClient())
+	res.SettledReconciles = delta(before.by(reconcileTotal, reconcileResult), settled.by(reconcileTotal, reconcileResult))
+	cpu2, err := cpuSeconds(mgr.pid())
+	if err != nil {
+		return res, err
+	}
+	res.SettledCPUSeconds = cpu2 - cpu0
+	apiAfter, err := apiserverMetrics(ctx, cp.discovery.RESTClient())
 	if err != nil {
 		return res, err
 	}
 	res.APIServerCreate = delta(apiBefore.by(apiserverRequest, verbAndResource), apiAfter.by(apiserverRequest, verbAndResource))
 
-	if res.Steady, err = measureSteady(ctx, lg, o, mgr, rds, dc.RESTClient()); err != nil {
-		return res, err
-	}
-
 	items, err := tr.list(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.Final = summarise(items)
-	if len(items) > 0 {
-		res.RefreshPeriod = render.LagRefresh(&items[0]) // what the controller requeues after
+	if len(items) == 0 {
+		return res, errors.New("the RedisTraceExporters vanished from the watch")
 	}
+	res.RefreshPeriod = render.LagRefresh(&items[0]) // what the controller requeues after
+
+	if res.Steady, err = measureSteady(ctx, lg, o, mgr, rds, cp.discovery.RESTClient(), res.Settled, res.RefreshPeriod); err != nil {
+		return res, err
+	}
+	if items, err = tr.list(ctx); err != nil {
+		return res, err
+	}
+	res.Final = summarise(items)
 
 	lg.printf("Stopping the manager (SIGTERM to pid %d)", mgr.pid())
 	exitErr := mgr.stop(managerStopGrace)
@@ -307,23 +332,6 @@ func seedStream(ctx context.Context, c *redis.Client) (string, error) {
 	return "", nil
 }
 
-// writeKubeconfig writes the admin user's client-certificate credentials for the manager.
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	server := cfg.Host
-	if !strings.Contains(server, "://") {
-		server = "https://" + server
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return fmt.Errorf("writing the manager's kubeconfig: %w", err)
-	}
-	return nil
-}
-
 // awaitQuiet returns a scrape taken once the manager has made no API request for a second.
 func awaitQuiet(ctx context.Context, mgr *managerProcess) (metricSet, error) {
 	var last metricSet
@@ -348,25 +356,31 @@ func awaitQuiet(ctx context.Context, mgr *managerProcess) (metricSet, error) {
 	return last, err
 }
 
-// awaitSettled returns a scrape taken once the work queue is empty and no reconcile is running,
-// twice in a row, or nil when that takes longer than settleTimeout.
-func awaitSettled(ctx context.Context, mgr *managerProcess) (metricSet, error) {
-	sctx, cancel := context.WithTimeout(ctx, settleTimeout)
+// awaitIdle returns a scrape taken once the manager has run no reconcile pass and had an empty
+// work queue for idleFor, after at least one pass beyond passesAbove (reconcile_total), or nil
+// when that takes longer than bound.
+func awaitIdle(ctx context.Context, mgr *managerProcess, bound time.Duration, passesAbove float64) (metricSet, error) {
+	bctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	var last metricSet
-	idle := 0
-	err := poll(sctx, 200*time.Millisecond, "waiting for the work queue to drain", func() error {
+	var (
+		last       metricSet
+		lastPasses = -1.0
+		idleSince  time.Time
+	)
+	err := poll(bctx, 200*time.Millisecond, "waiting for the manager to go idle", func() error {
 		m, err := mgr.metrics(ctx)
 		if err != nil {
 			return err
 		}
-		if m.sum(workqueueDepth) == 0 && m.sum(activeWorkers) == 0 {
-			idle++
-		} else {
-			idle = 0
+		passes := m.sum(reconcileTotal)
+		if passes != lastPasses || m.sum(workqueueDepth) > 0 || m.sum(activeWorkers) > 0 {
+			idleSince = time.Now()
 		}
-		last = m
-		if idle < 2 {
+		last, lastPasses = m, passes
+		switch {
+		case passes <= passesAbove:
+			return errors.New("no new pass yet")
+		case time.Since(idleSince) < idleFor:
 			return errors.New("busy")
 		}
 		return nil
@@ -379,7 +393,7 @@ func awaitSettled(ctx context.Context, mgr *managerProcess) (metricSet, error) {
 	case mgr.exitErr() != nil:
 		return nil, mgr.exitErr()
 	default:
-		return nil, nil // never idle: the refreshes have begun; measured without the tail
+		return nil, nil
 	}
 }
 
@@ -419,7 +433,7 @@ func createAll(ctx context.Context, c client.Client, namespaces []string, o opti
 	for range o.Workers {
 		wg.Go(func() {
 			for i := range next {
-				obj := benchExporter(fmt.Sprintf("rte-%04d", i), namespaces[i%len(namespaces)], redisAddr)
+				obj := benchExporter(fmt.Sprintf("rte-%04d", i), namespaces[i%len(namespaces)], redisAddr, o.Refresh)
 				at := time.Now()
 				err := c.Create(ctx, obj)
 				mu.Lock()
@@ -436,22 +450,31 @@ func createAll(ctx context.Context, c client.Client, namespaces []string, o opti
 	return createdAt, firstErr
 }
 
-// benchExporter is a standalone exporter reporting the lag of the seeded stream and group. The
-// refresh interval is the CRD's default.
-func benchExporter(name, namespace, redisAddr string) *v1.RedisTraceExporter {
-	return &v1.RedisTraceExporter{
+// benchExporter is a standalone exporter reporting the lag of the seeded stream and group, every
+// refresh (the CRD's default when 0).
+func benchExporter(name, namespace, redisAddr string, refresh time.Duration) *v1.RedisTraceExporter {
+	obj := &v1.RedisTraceExporter{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec: v1.RedisTraceExporterSpec{
 			Redis: v1.RedisSpec{Mode: v1.RedisModeStandalone, Addresses: []string{redisAddr}},
 			Lag:   v1.LagSpec{Streams: []string{streamKey}, Groups: []string{groupName}},
 		},
 	}
+	if refresh > 0 {
+		obj.Spec.Lag.RefreshInterval = &metav1.Duration{Duration: refresh}
+	}
+	return obj
 }
 
 // measureSteady measures the manager while nothing changes but the lag it refreshes.
-func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProcess, rds *redisServer, api rest.Interface) (Steady, error) {
-	st := Steady{Window: o.Window}
-	lg.printf("Steady state: measuring for %s", o.Window)
+//
+// The resources were created together, so their refreshes come in waves, one per refresh period:
+// a window that cut a wave would count part of it. When the queue drained after the reconciles,
+// the window starts there, at the end of a wave, and it ends at the end of the first wave that
+// finishes after o.Window: it spans whole refresh periods.
+func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProcess, rds *redisServer, api rest.Interface, settled bool, refresh time.Duration) (Steady, error) {
+	st := Steady{Aligned: settled}
+	lg.printf("Steady state: measuring for %s, then to the end of a refresh wave", o.Window)
 	cpuA, err := cpuSeconds(mgr.pid())
 	if err != nil {
 		return st, err
@@ -471,18 +494,39 @@ func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProce
 	begin := time.Now()
 	timer := time.NewTimer(o.Window)
 	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-mgr.done:
-		return st, mgr.exitErr()
-	case <-ctx.Done():
-		return st, fmt.Errorf("measuring the steady state for %s: %w", o.Window, ctx.Err())
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	passesA := mA.sum(reconcileTotal)
+	for waiting := true; waiting; {
+		select {
+		case <-timer.C:
+			waiting = false
+		case <-tick.C:
+			if m, err := mgr.metrics(ctx); err == nil {
+				lg.printf("%.0fs into the window: %.0f reconcile passes", time.Since(begin).Seconds(), m.sum(reconcileTotal)-passesA)
+			}
+		case <-mgr.done:
+			return st, mgr.exitErr()
+		case <-ctx.Done():
+			return st, fmt.Errorf("measuring the steady state for %s: %w", o.Window, ctx.Err())
+		}
 	}
-	cpuB, err := cpuSeconds(mgr.pid())
+	mB, err := mgr.metrics(ctx)
 	if err != nil {
 		return st, err
 	}
-	mB, err := mgr.metrics(ctx)
+	if st.Aligned {
+		// Waves may also merge into a steady stream (no idle second): then any end will do.
+		idle, err := awaitIdle(ctx, mgr, 2*refresh+settleTimeout, mB.sum(reconcileTotal))
+		if err != nil {
+			return st, err
+		}
+		st.Aligned = idle != nil
+		if idle != nil {
+			mB = idle
+		}
+	}
+	cpuB, err := cpuSeconds(mgr.pid())
 	if err != nil {
 		return st, err
 	}
