@@ -42,6 +42,7 @@ type options struct {
 	fixedRate               float64
 	stall                   time.Duration
 	skipLatency, skipMemory bool
+	latencyCPUs             string
 	profileDir              string
 }
 
@@ -64,6 +65,7 @@ func main() {
 	flag.Float64Var(&o.fixedRate, "fixed-rate", 100_000, "spans/s of the memory measurement")
 	flag.DurationVar(&o.stall, "stall", 4*time.Second, "how long redis-server is stopped (SIGSTOP) in the stall measurement")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save a CPU profile of the exporter (admin.debug's /debug/pprof) for each format's first gRPC run here")
+	flag.StringVar(&o.latencyCPUs, "latency-cpus", "", "CPUs of the exporter in the latency measurement (taskset -c, e.g. 1 or 0,1); empty keeps it on core 0 with the load generator, as in the throughput runs")
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency measurement")
 	flag.BoolVar(&o.skipMemory, "skip-memory", false, "skip the memory measurements")
 	flag.Parse()
@@ -104,11 +106,11 @@ func logf(format string, args ...any) {
 }
 
 // cores says where things run: redis on its own core when the machine has two.
-func cores() (redisCore int, pinned bool) {
+func cores() (redisCPUs string, pinned bool) {
 	if machineCores() >= 2 {
-		return 1, true
+		return "1", true
 	}
-	return -1, false
+	return "", false
 }
 
 // machineCores counts the machine's CPUs; runtime.NumCPU would count only those of the harness's

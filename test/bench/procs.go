@@ -29,10 +29,11 @@ type process struct {
 	log  string
 }
 
-// start runs argv with its output in dir/name.log. core >= 0 pins it to that CPU with taskset.
-func start(dir, name string, core int, argv ...string) (*process, error) {
-	if core >= 0 {
-		argv = append([]string{"taskset", "-c", strconv.Itoa(core)}, argv...)
+// start runs argv with its output in dir/name.log. A non-empty cpus ("1", "0,1") pins it to
+// those CPUs with taskset; otherwise it inherits the harness's.
+func start(dir, name, cpus string, argv ...string) (*process, error) {
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
 	}
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
@@ -89,7 +90,10 @@ func cpuSeconds(pid int) float64 {
 	return (utime + stime) / clockTicks
 }
 
-// machineBusySeconds is the CPU time every process on the machine has used so far, from /proc/stat.
+// machineBusySeconds is the CPU time every process on the machine has used so far (user, nice
+// and system, from /proc/stat), plus the time the hypervisor gave our CPUs to other machines
+// (steal). Interrupt time is left out: loopback traffic between our own processes is handled
+// there and would otherwise count as someone else's.
 func machineBusySeconds() float64 {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
@@ -100,12 +104,11 @@ func machineBusySeconds() float64 {
 	sc.Scan()
 	fields := strings.Fields(sc.Text()) // cpu user nice system idle iowait irq softirq steal ...
 	var busy float64
-	for i, v := range fields[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
+	for _, i := range []int{1, 2, 3, 8} {
+		if i < len(fields) {
+			n, _ := strconv.ParseFloat(fields[i], 64)
+			busy += n
 		}
-		n, _ := strconv.ParseFloat(v, 64)
-		busy += n
 	}
 	return busy / clockTicks
 }
@@ -146,12 +149,12 @@ type redisServer struct {
 	rdb  *redis.Client
 }
 
-func startRedis(dir string, core int) (*redisServer, error) {
+func startRedis(dir, cpus string) (*redisServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	p, err := start(dir, "redis", core, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	p, err := start(dir, "redis", cpus, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
 	if err != nil {
 		return nil, err
@@ -187,7 +190,7 @@ type otlpServer struct {
 	grpc, http, admin string
 }
 
-func startExporter(dir, bin, redisAddr, format string, extra ...string) (*otlpServer, error) {
+func startExporter(dir, cpus, bin, redisAddr, format string, extra ...string) (*otlpServer, error) {
 	var ports [3]int
 	for i := range ports {
 		var err error
@@ -204,7 +207,7 @@ func startExporter(dir, bin, redisAddr, format string, extra ...string) (*otlpSe
 		"--receivers.grpc.endpoint=" + s.grpc, "--receivers.http.endpoint=" + s.http, "--admin.endpoint=" + s.admin,
 		"--redis.addresses=" + redisAddr, "--stream.format=" + format, "--stream.maxLen=" + strconv.Itoa(benchMaxLen),
 	}, extra...)
-	p, err := start(dir, "exporter-"+format, -1, argv...)
+	p, err := start(dir, "exporter-"+format, cpus, argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +248,7 @@ service:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := start(dir, "otelcol", -1, bin, "--config", path)
+	p, err := start(dir, "otelcol", "", bin, "--config", path)
 	if err != nil {
 		return nil, err
 	}

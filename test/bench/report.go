@@ -130,7 +130,7 @@ func (r *report) markdown() string {
 		r.started.UTC().Format("2006-01-02 15:04 UTC"), m.cores, m.cpu, m.memory, m.kernel, m.goVersion, m.redis, m.load,
 		r.opts.rounds, r.opts.duration, r.opts.warmup, r.elapsed.Round(time.Second))
 	if pinned {
-		p("Layout: redis-server alone on core 1; the exporter (GOMAXPROCS 1), the load generator and redis-benchmark on core 0.\n\n")
+		p("Layout: redis-server alone on core 1; the exporter (GOMAXPROCS 1), the load generator and redis-benchmark on core 0. A run is *noisy* when other processes, or the hypervisor (steal time), took more than %.2f of a core during it.\n\n", noisyCores)
 	} else {
 		p("Layout: **one core only, nothing pinned**: redis-server, the exporter and the load generator share it, so the ratios below understate what a second core gives.\n\n")
 	}
@@ -193,7 +193,11 @@ func (r *report) markdown() string {
 
 	if w := r.latency; w != nil {
 		p("### Latency at half of the maximum\n\n")
-		p("json over gRPC, 100 spans per request, sent at an even %s spans/s (half the median maximum above) by 64 clients; latency is from when a request was due to its OK, so it includes the Redis write it waits for.\n\n", thousands(r.latRate))
+		where := "on core 0 with the load generator, as above"
+		if r.opts.latencyCPUs != "" {
+			where = "on CPUs " + r.opts.latencyCPUs
+		}
+		p("json over gRPC, 100 spans per request, sent at an even %s spans/s (half the median maximum above) by 64 clients, the exporter %s; latency is from when a request was due to its OK, so it includes the Redis write it waits for.\n\n", thousands(r.latRate), where)
 		p("| achieved spans/s | p50 | p99 | p99.9 | max | failed | lost |\n|---|---|---|---|---|---|---|\n")
 		p("| %s | %s | %s | %s | %s | %s | %d |\n\n", thousands(w.spansPerSec), ms(w.p50), ms(w.p99), ms(w.p999), ms(w.maxLat), failures(w.failed), w.delivery.Lost)
 	}

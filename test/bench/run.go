@@ -103,8 +103,8 @@ func run(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	redisCore, _ := cores()
-	rs, err := startRedis(dir, redisCore)
+	redisCPUs, _ := cores()
+	rs, err := startRedis(dir, redisCPUs)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		if o.profileDir != "" {
 			extra = append(extra, "--admin.debug")
 		}
-		exp, err := startExporter(dir, o.exporter, rs.addr, format, extra...)
+		exp, err := startExporter(dir, "", o.exporter, rs.addr, format, extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +141,7 @@ func run(ctx context.Context, o options) (*report, error) {
 					return nil, err
 				}
 				rep.rb[rbKey{format, n}] = append(rep.rb[rbKey{format, n}], r)
-				logf("%s round %d: redis-benchmark P=%d: %.0f XADD/s", format, round+1, n, r.xaddPerSec)
+				logf("%s round %d: redis-benchmark P=%d: %.0f XADD/s, others %.2f cores", format, round+1, n, r.xaddPerSec, r.others)
 				for _, proto := range o.protocols {
 					profile := ""
 					if o.profileDir != "" && round == 0 && proto == loadgen.GRPC {
@@ -155,8 +155,8 @@ func run(ctx context.Context, o options) (*report, error) {
 					rep.lost += w.delivery.Lost
 					k := runKey{format, proto, n}
 					rep.exporter[k] = append(rep.exporter[k], w)
-					logf("%s round %d: exporter %s %d spans/request: %.0f spans/s, %.2f µs CPU/span (%s)",
-						format, round+1, proto, n, w.spansPerSec, w.serverCPU, w.delivery)
+					logf("%s round %d: exporter %s %d spans/request: %.0f spans/s, %.2f µs CPU/span, others %.2f cores (%s)",
+						format, round+1, proto, n, w.spansPerSec, w.serverCPU, w.others, w.delivery)
 				}
 			}
 			if o.otelcol != "" && format == o.formats[0] {
@@ -367,7 +367,11 @@ func measureLatency(ctx context.Context, rep *report, dir string, rs *redisServe
 		rates = append(rates, w.spansPerSec)
 	}
 	rep.latRate = median(rates) / 2
-	exp, err := startExporter(dir, o.exporter, rs.addr, "json")
+	latencyCPUs := o.latencyCPUs
+	if _, pinned := cores(); !pinned {
+		latencyCPUs = ""
+	}
+	exp, err := startExporter(dir, latencyCPUs, o.exporter, rs.addr, "json")
 	if err != nil {
 		return err
 	}
@@ -408,7 +412,7 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 		if err := rs.flush(ctx); err != nil {
 			return err
 		}
-		exp, err := startExporter(dir, o.exporter, rs.addr, "json")
+		exp, err := startExporter(dir, "", o.exporter, rs.addr, "json")
 		if err != nil {
 			return err
 		}
