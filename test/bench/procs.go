@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -306,5 +305,3 @@ func (s *otlpServer) metrics() (map[string]float64, error) {
 	}
 	return out, sc.Err()
 }
-
-var errNoSample = errors.New("no entry to sample")

@@ -218,8 +218,11 @@ func sampleEntry(ctx context.Context, rs *redisServer, exp *otlpServer, t *loadg
 		return nil, 0, fmt.Errorf("no request acknowledged while sampling (failures: %v)", res.Failed)
 	}
 	reply, err := rs.rdb.Do(ctx, "XRANGE", "traces:orders", "-", "+", "COUNT", 1).Slice()
-	if err != nil || len(reply) != 1 {
-		return nil, 0, fmt.Errorf("reading a sample entry: %v (%d entries)", err, len(reply))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading a sample entry: %w", err)
+	}
+	if len(reply) != 1 {
+		return nil, 0, fmt.Errorf("no entry in traces:orders after %d acknowledged requests", len(res.Acked))
 	}
 	fields, _ := reply[0].([]any)[1].([]any)
 	args := []string{"XADD", "traces:orders", "MAXLEN", "~", strconv.Itoa(benchMaxLen), "*"}

@@ -107,7 +107,7 @@ func NewTemplate(s Shape) (*Template, error) {
 	t := &Template{payload: payload, ids: make([]int, len(spans))}
 	for i := range spans {
 		at := bytes.Index(payload, idMarker(i))
-		if at < 0 || bytes.Index(payload[at+8:], idMarker(i)) >= 0 {
+		if at < 0 || bytes.Contains(payload[at+8:], idMarker(i)) {
 			return nil, fmt.Errorf("span %d's id is not found exactly once in the marshalled request", i)
 		}
 		t.ids[i] = at

@@ -67,7 +67,7 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 func (p *process) exitErr() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s (pid %d) exited: %v\n%s", p.name, p.pid(), p.err, p.logTail())
+		return fmt.Errorf("%s (pid %d) exited: %w\n%s", p.name, p.pid(), p.err, p.logTail())
 	default:
 		return nil
 	}
@@ -165,7 +165,7 @@ func poll(ctx context.Context, interval time.Duration, what string, check func()
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("%s: %w (last: %w)", what, ctx.Err(), err)
 		case <-t.C:
 		}
 	}

@@ -133,7 +133,7 @@ func (r Result) BenchLine() string {
 // WriteSummary writes the human-readable report.
 func (r Result) WriteSummary(w io.Writer) {
 	const mib = 1 << 20
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
 	p("operatorscale: %d RedisTraceExporters in %d namespaces, created by %d goroutines", r.CRs, r.Namespaces, r.Workers)
 	p("  kube-apiserver %s + etcd (envtest), redis-server %s on %s, manager pid %d (go build took %.1fs)",
 		r.KubeVersion, r.RedisVersion, r.RedisAddr, r.ManagerPID, r.BuildDuration.Seconds())
@@ -236,13 +236,13 @@ func writeTable(w io.Writer, m map[string]float64, note func(float64) string) {
 	})
 	for i, k := range keys {
 		if i == 15 {
-			fmt.Fprintf(w, "      ... %d more\n", len(keys)-i)
+			_, _ = fmt.Fprintf(w, "      ... %d more\n", len(keys)-i)
 			break
 		}
-		fmt.Fprintf(w, "      %-60s %8.0f  %s\n", k, m[k], note(m[k]))
+		_, _ = fmt.Fprintf(w, "      %-60s %8.0f  %s\n", k, m[k], note(m[k]))
 	}
 	if len(keys) == 0 {
-		fmt.Fprintf(w, "      (none)\n")
+		_, _ = fmt.Fprintf(w, "      (none)\n")
 	}
 }
 

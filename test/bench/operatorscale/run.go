@@ -79,7 +79,7 @@ type logger struct {
 
 func (l *logger) printf(format string, args ...any) {
 	if l.w != nil {
-		fmt.Fprintf(l.w, "[%6.1fs] %s\n", time.Since(l.begin).Seconds(), fmt.Sprintf(format, args...))
+		_, _ = fmt.Fprintf(l.w, "[%6.1fs] %s\n", time.Since(l.begin).Seconds(), fmt.Sprintf(format, args...))
 	}
 }
 
