@@ -39,6 +39,7 @@ type window struct {
 	failed                 map[string]int
 	delivery               loadgen.Delivery
 	p50, p99, p999, maxLat time.Duration
+	s50, s99, s999         time.Duration // the same, from each request's send (service time)
 }
 
 type rbRun struct {
@@ -323,6 +324,7 @@ func summarize(a, b snapshot, res *loadgen.Result) window {
 		loadgenCPU:  per(b.self - a.self),
 		failed:      res.Failed,
 		p50:         res.Percentile(50), p99: res.Percentile(99), p999: res.Percentile(99.9),
+		s50: res.ServicePercentile(50), s99: res.ServicePercentile(99), s999: res.ServicePercentile(99.9),
 	}
 	if n := len(res.Latencies); n > 0 {
 		w.maxLat = res.Latencies[n-1]
@@ -370,6 +372,9 @@ func measureLatency(ctx context.Context, rep *report, dir string, rs *redisServe
 		rates = append(rates, w.spansPerSec)
 	}
 	rep.latRate = median(rates) / 2
+	if o.latencyRate > 0 {
+		rep.latRate = o.latencyRate
+	}
 	latencyCPUs := o.latencyCPUs
 	if _, pinned := cores(); !pinned {
 		latencyCPUs = ""
@@ -399,7 +404,7 @@ func measureLatency(ctx context.Context, rep *report, dir string, rs *redisServe
 	}
 	rep.lost += w.delivery.Lost
 	rep.latency = &w
-	logf("latency at %.0f spans/s: p50 %v, p99 %v, max %v", rep.latRate, w.p50, w.p99, w.maxLat)
+	logf("latency at %.0f spans/s: p50 %v, p99 %v, max %v; from the send: p50 %v, p99 %v", rep.latRate, w.p50, w.p99, w.maxLat, w.s50, w.s99)
 	return nil
 }
 

@@ -53,8 +53,10 @@ type Result struct {
 	// Failed counts failed requests (whole run) by gRPC code or HTTP status.
 	Failed map[string]int
 	// Latencies are the measured window's answered-OK request latencies, from when each request
-	// was due (so a late send counts against the server), sorted.
-	Latencies []time.Duration
+	// was due (so a late send counts against the server), sorted. Service has the same requests
+	// from when each was sent: the difference is the generator's own lateness (a timer that
+	// fires late on a busy or virtualised machine).
+	Latencies, Service []time.Duration
 	// Acked is the first sequence number of every request answered OK, in the whole run;
 	// SpansPerRequest numbers follow each.
 	Acked           []uint64
@@ -72,12 +74,16 @@ func (r *Result) SpansPerSecond() float64 {
 }
 
 // Percentile returns the p-th percentile (0-100) of the window's latencies.
-func (r *Result) Percentile(p float64) time.Duration {
-	if len(r.Latencies) == 0 {
+func (r *Result) Percentile(p float64) time.Duration { return percentile(r.Latencies, p) }
+
+// ServicePercentile returns the p-th percentile (0-100) of the window's service times.
+func (r *Result) ServicePercentile(p float64) time.Duration { return percentile(r.Service, p) }
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(float64(len(r.Latencies)-1) * p / 100)
-	return r.Latencies[i]
+	return sorted[int(float64(len(sorted)-1)*p/100)]
 }
 
 type sender interface {
@@ -147,6 +153,7 @@ func Run(ctx context.Context, t *Template, opts Options) (*Result, error) {
 				}
 				first := seq.Add(uint64(t.Spans())) - uint64(t.Spans())
 				buf = t.Fill(buf, first)
+				sent := time.Now()
 				rctx, rcancel := context.WithTimeout(ctx, opts.Timeout)
 				err := s.send(rctx, buf)
 				rcancel()
@@ -161,6 +168,7 @@ func Run(ctx context.Context, t *Template, opts Options) (*Result, error) {
 						res.Requests++
 						res.Spans += t.Spans()
 						res.Latencies = append(res.Latencies, done.Sub(due))
+						res.Service = append(res.Service, done.Sub(sent))
 					}
 				}
 				mu.Unlock()
@@ -191,6 +199,7 @@ func Run(ctx context.Context, t *Template, opts Options) (*Result, error) {
 	wg.Wait()
 	res.Sent = seq.Load()
 	slices.Sort(res.Latencies)
+	slices.Sort(res.Service)
 	return res, ctx.Err()
 }
 
