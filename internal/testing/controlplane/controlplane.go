@@ -52,9 +52,20 @@ func Start(t testing.TB) *Env {
 	return e
 }
 
+// Option changes the control plane that New starts.
+type Option func(*envtest.Environment)
+
+// WithServiceRange sets the kube-apiserver's Service ClusterIP range. envtest's default /24 holds
+// 253 ClusterIPs, fewer than a scale test's Services.
+func WithServiceRange(cidr string) Option {
+	return func(env *envtest.Environment) {
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", cidr)
+	}
+}
+
 // New starts a control plane; the caller must Stop it. Use it from TestMain, where a package's
-// tests share one API server.
-func New() (*Env, error) {
+// tests share one API server, or from a program.
+func New(opts ...Option) (*Env, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -73,8 +84,12 @@ func New() (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
+	for _, o := range opts {
+		o(env)
+	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // whatever did start
 		return nil, fmt.Errorf("envtest with assets %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
@@ -87,6 +102,16 @@ func New() (*Env, error) {
 
 // Stop stops the API server and etcd.
 func (e *Env) Stop() error { return e.env.Stop() }
+
+// KubeconfigFor adds a user in the given groups and returns a kubeconfig that authenticates as
+// it, for a process of its own (a manager binary) to use.
+func (e *Env) KubeconfigFor(name string, groups ...string) ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding user %s: %w", name, err)
+	}
+	return user.KubeConfig()
+}
 
 func assetsDir(root string) (string, error) {
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {

@@ -14,30 +14,31 @@ import (
 	"fmt"
 	"strings"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tracestream/tracestream/internal/exporter/otlpwire/otlpwiretest"
 )
 
-// Shape is what every request looks like.
+// Shape is what every request looks like: otlpwiretest.Realistic's typical HTTP server span (ten
+// semantic-convention attributes, five resource attributes for service "orders", an
+// instrumentation scope), with Attributes more string attributes of AttributeBytes each.
 type Shape struct {
 	// SpansPerRequest is the number of spans in one request.
 	SpansPerRequest int
-	// Attributes is the number of string attributes on each span, besides the usual HTTP ones.
+	// Attributes is the number of extra string attributes on each span.
 	Attributes int
 	// AttributeBytes is the length of each of those attributes' values.
 	AttributeBytes int
-	// Service is the resource's service.name, and so the stream the spans go to.
-	Service string
 }
 
-// DefaultShape is a typical HTTP server span: ten semantic-convention attributes, five resource
-// attributes and an instrumentation scope.
+// DefaultShape is Realistic's span as it is.
 func DefaultShape(spansPerRequest int) Shape {
-	return Shape{SpansPerRequest: spansPerRequest, Service: "orders"}
+	return Shape{SpansPerRequest: spansPerRequest}
 }
+
+// Service is the service.name of every request, and so the stream "traces:{service.name}" puts
+// the spans in.
+const Service = "orders"
 
 // Template is one marshalled request and where its span ids are.
 type Template struct {
@@ -57,49 +58,15 @@ func NewTemplate(s Shape) (*Template, error) {
 	if s.SpansPerRequest < 1 {
 		return nil, fmt.Errorf("spans per request must be at least 1, not %d", s.SpansPerRequest)
 	}
-	if s.Service == "" {
-		s.Service = "orders"
-	}
-	spans := make([]*tracepb.Span, s.SpansPerRequest)
-	traceID := []byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	req := otlpwiretest.Realistic(s.SpansPerRequest)
+	spans := req.GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()
 	extra := strings.Repeat("x", s.AttributeBytes)
-	for i := range spans {
-		start := uint64(1_700_000_000_000_000_000) + uint64(i)*1000
-		attrs := []*commonpb.KeyValue{
-			kv("http.request.method", str("GET")),
-			kv("http.route", str("/api/v1/orders/{id}")),
-			kv("url.path", str(fmt.Sprintf("/api/v1/orders/%d", 10000+i))),
-			kv("url.scheme", str("https")),
-			kv("http.response.status_code", integer(200)),
-			kv("server.address", str("orders.internal.example.com")),
-			kv("server.port", integer(8443)),
-			kv("client.address", str("10.1.2.3")),
-			kv("user_agent.original", str("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36")),
-			kv("network.protocol.version", str("1.1")),
-		}
+	for i, sp := range spans {
+		sp.SpanId = idMarker(i)
 		for a := range s.Attributes {
-			attrs = append(attrs, kv(fmt.Sprintf("bench.attr.%d", a), str(extra)))
-		}
-		spans[i] = &tracepb.Span{
-			TraceId: traceID, SpanId: idMarker(i), ParentSpanId: []byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
-			Flags: 1, Name: "GET /api/v1/orders/{id}", Kind: tracepb.Span_SPAN_KIND_SERVER,
-			StartTimeUnixNano: start, EndTimeUnixNano: start + 1_250_000,
-			Attributes: attrs, Status: &tracepb.Status{},
+			sp.Attributes = append(sp.Attributes, otlpwiretest.KV(fmt.Sprintf("bench.attr.%d", a), otlpwiretest.Str(extra)))
 		}
 	}
-	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
-		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
-			kv("service.name", str(s.Service)),
-			kv("service.version", str("4.2.0")),
-			kv("deployment.environment.name", str("production")),
-			kv("k8s.pod.name", str("orders-7d9f8c6b5-x2x9z")),
-			kv("host.name", str("node-17")),
-		}},
-		ScopeSpans: []*tracepb.ScopeSpans{{
-			Scope: &commonpb.InstrumentationScope{Name: "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", Version: "0.60.0"},
-			Spans: spans,
-		}},
-	}}}
 	payload, err := proto.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -143,16 +110,4 @@ func Seq(spanID uint64) (seq uint64, ok bool) {
 		return 0, false
 	}
 	return spanID &^ spanIDBase, true
-}
-
-func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: v}
-}
-
-func str(s string) *commonpb.AnyValue {
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
-}
-
-func integer(i int64) *commonpb.AnyValue {
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: i}}
 }

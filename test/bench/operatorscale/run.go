@@ -123,12 +123,12 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	res.BuildDuration = time.Since(begin)
 
 	lg.printf("Starting kube-apiserver and etcd (envtest)")
-	cp, err := startControlPlane(root)
+	cp, err := startControlPlane()
 	if err != nil {
 		return res, err
 	}
 	defer func() {
-		if err := cp.env.Stop(); err != nil {
+		if err := cp.Stop(); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("stopping kube-apiserver and etcd: %w", err))
 		}
 	}()
@@ -160,7 +160,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	}
 	res.ManagerPID = mgr.pid()
 
-	tr, err := startTracker(ctx, cp.config, cp.scheme, o.CRs)
+	tr, err := startTracker(ctx, cp.Config, cp.Scheme, o.CRs)
 	if err != nil {
 		return res, err
 	}
@@ -177,7 +177,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	if err != nil {
 		return res, err
 	}
-	namespaces, err := createNamespaces(ctx, cp.client, o.Namespaces)
+	namespaces, err := createNamespaces(ctx, cp.Client, o.Namespaces)
 	if err != nil {
 		return res, err
 	}
@@ -188,7 +188,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 
 	lg.printf("Creating %d RedisTraceExporters in %d namespaces with %d goroutines", o.CRs, o.Namespaces, o.Workers)
 	t0 := time.Now()
-	createdAt, err := createAll(ctx, cp.client, namespaces, o, rds.addr)
+	createdAt, err := createAll(ctx, cp.Client, namespaces, o, rds.addr)
 	if err != nil {
 		return res, err
 	}
