@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -14,8 +12,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -24,13 +20,10 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
+	"github.com/tracestream/tracestream/internal/testing/spanload"
 
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
@@ -116,42 +109,6 @@ func (h rteHandle) rolledOut(timeout time.Duration) *appsv1.Deployment {
 		return nil
 	})
 	return &d
-}
-
-// spanClient is the OpenTelemetry SDK's OTLP/gRPC client with its own retries: an export that
-// returns nil is a span the exporter acknowledged.
-func spanClient(t *testing.T, endpoint string) otlptrace.Client {
-	t.Helper()
-	c := otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithInsecure(),
-		otlptracegrpc.WithTimeout(10*time.Second),
-		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond,
-			MaxInterval: time.Second, MaxElapsedTime: 30 * time.Second}))
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	return c
-}
-
-// spans builds n spans of service svc with fresh random ids, returned as hex span ids too.
-func spans(svc string, n int) ([]*tracepb.ResourceSpans, []string) {
-	var traceID [16]byte
-	_, _ = rand.Read(traceID[:])
-	now := uint64(time.Now().UnixNano())
-	out := make([]*tracepb.Span, n)
-	ids := make([]string, n)
-	for i := range out {
-		var sid [8]byte
-		_, _ = rand.Read(sid[:])
-		out[i] = &tracepb.Span{TraceId: traceID[:], SpanId: sid[:], Name: fmt.Sprintf("op-%d", i),
-			StartTimeUnixNano: now, EndTimeUnixNano: now + 1000}
-		ids[i] = hex.EncodeToString(sid[:])
-	}
-	return []*tracepb.ResourceSpans{{
-		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name",
-			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: svc}}}}},
-		ScopeSpans: []*tracepb.ScopeSpans{{Spans: out}},
-	}}, ids
 }
 
 // streamSpanIDs reads a whole stream and returns, per span id (from each entry's traceparent),
@@ -243,10 +200,10 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 	h := rteHandle{t, c, client.ObjectKeyFromObject(rte)}
 	h.ready(3 * time.Minute)
 	before := h.rolledOut(time.Minute).Spec.Template.Annotations[render.ConfigHashKey]
-	sc := spanClient(t, serviceIP(t, c, h.key)+":4317")
+	sc := spanload.Client(t, serviceIP(t, c, h.key)+":4317")
 	send := func(n int) {
 		t.Helper()
-		rs, _ := spans("secure", n)
+		rs, _ := spanload.Spans("secure", n)
 		if err := sc.UploadTraces(ctx, rs); err != nil {
 			t.Fatalf("export: %v", err)
 		}
@@ -319,7 +276,7 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 	h := rteHandle{t, c, client.ObjectKeyFromObject(rte)}
 	h.ready(3 * time.Minute)
 	h.rolledOut(time.Minute)
-	sc := spanClient(t, serviceIP(t, c, h.key)+":4317")
+	sc := spanload.Client(t, serviceIP(t, c, h.key)+":4317")
 
 	// The sender: batches of 20 spans, one after the other, until stopped.
 	var (
@@ -339,7 +296,7 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 				return
 			default:
 			}
-			rs, ids := spans("rolling", 20)
+			rs, ids := spanload.Spans("rolling", 20)
 			err := sc.UploadTraces(ctx, rs)
 			mu.Lock()
 			requests++

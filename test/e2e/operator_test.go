@@ -39,6 +39,7 @@ import (
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 
+	"github.com/tracestream/tracestream/internal/testing/spanload"
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
@@ -178,7 +179,7 @@ func managerLogs() string {
 
 // otlpRequest is a raw OTLP export request of n fresh spans of service svc.
 func otlpRequest(svc string, n int) *coltracepb.ExportTraceServiceRequest {
-	rs, _ := spans(svc, n)
+	rs, _ := spanload.Spans(svc, n)
 	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: rs}
 }
 

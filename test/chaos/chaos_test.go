@@ -1,0 +1,377 @@
+//go:build chaos
+
+// Package chaos is the fault-injection suite (make test-chaos): the real exporter binary, real
+// redis-server processes and the OpenTelemetry SDK's retrying OTLP client, with faults injected
+// while spans flow. An oracle (spanload) reads every stream back and counts acknowledged spans
+// that were lost, duplicates, and the longest time the clients went without an acknowledgement.
+// Each case logs its figures; docs/reliability.md collects them.
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tracestream/tracestream/internal/testing/redistest"
+	"github.com/tracestream/tracestream/internal/testing/spanload"
+	"github.com/tracestream/tracestream/internal/testing/wait"
+)
+
+var exporterBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tracestream-chaos-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	exporterBin = filepath.Join(dir, "exporter")
+	build := exec.Command("go", "build", "-o", exporterBin, "../../cmd/exporter")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the exporter:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// exporter is the exporter binary as a process; restarts keep its ports.
+type exporter struct {
+	t                 *testing.T
+	args              []string
+	grpc, http, admin string
+	cmd               *exec.Cmd
+	done              chan error
+	log               string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// startExporter runs the exporter against redisAddr with extra flags, and stops it when the
+// test ends.
+func startExporter(t *testing.T, redisAddr string, extra ...string) *exporter {
+	t.Helper()
+	e := &exporter{t: t, grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), log: filepath.Join(t.TempDir(), "exporter.log")}
+	e.args = append([]string{
+		"--receivers.grpc.endpoint=" + e.grpc, "--receivers.http.endpoint=" + e.http, "--admin.endpoint=" + e.admin,
+		"--redis.addresses=" + redisAddr,
+	}, extra...)
+	e.start()
+	t.Cleanup(func() {
+		if e.cmd != nil {
+			_ = e.cmd.Process.Kill()
+			<-e.done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(e.log)
+			t.Logf("exporter log:\n%s", b)
+		}
+	})
+	return e
+}
+
+func (e *exporter) start() {
+	e.t.Helper()
+	f, err := os.OpenFile(e.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	e.cmd = exec.Command(exporterBin, e.args...)
+	e.cmd.Stdout, e.cmd.Stderr = f, f
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.done = make(chan error, 1)
+	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(e.cmd, e.done)
+	wait.For(e.t, 20*time.Second, "the exporter ready", func() error {
+		resp, err := http.Get("http://" + e.admin + "/readyz")
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (e *exporter) kill() {
+	_ = e.cmd.Process.Kill()
+	<-e.done
+	e.cmd = nil
+}
+
+// terminate sends SIGTERM and returns how long the exporter took to exit, and its exit code.
+func (e *exporter) terminate(timeout time.Duration) (time.Duration, int) {
+	e.t.Helper()
+	start := time.Now()
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-e.done:
+		e.cmd = nil
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		}
+		return time.Since(start), code
+	case <-time.After(timeout):
+		e.t.Fatalf("the exporter did not exit within %v of SIGTERM", timeout)
+		return 0, -1
+	}
+}
+
+// waitAcked waits until the sender has n more acknowledged spans than now.
+func waitAcked(t *testing.T, s *spanload.Sender, n int, what string) {
+	t.Helper()
+	base := s.Acked()
+	wait.For(t, time.Minute, what, func() error {
+		if got := s.Acked() - base; got < n {
+			return fmt.Errorf("%d of %d spans acknowledged", got, n)
+		}
+		return nil
+	})
+}
+
+func TestRedisRestartedTenTimesLosesNoAcknowledgedSpan(t *testing.T) {
+	srv := redistest.Standalone(t)
+	e := startExporter(t, srv.Addr())
+	s := spanload.Send(t, e.grpc, "restarts", 4, 50, 10*time.Millisecond)
+	waitAcked(t, s, 500, "spans flowing before the first restart")
+	for i := range 10 {
+		srv.Stop() // SIGTERM: Redis writes its AOF before it exits
+		time.Sleep(300 * time.Millisecond)
+		srv.Start()
+		waitAcked(t, s, 200, fmt.Sprintf("spans flowing after restart %d", i+1))
+	}
+	o := s.Check(t, srv.Client(t), "traces:restarts")
+	t.Logf("FIGURES redis restarted 10 times (300 ms down each): %s", o)
+	if o.Lost != 0 || len(o.Failed) != 0 {
+		t.Fatalf("%d acknowledged spans lost, failures after retries %v", o.Lost, o.Failed)
+	}
+}
+
+func TestExporterKilledRepeatedlyLosesNoAcknowledgedSpan(t *testing.T) {
+	srv := redistest.Standalone(t)
+	e := startExporter(t, srv.Addr())
+	s := spanload.Send(t, e.grpc, "kills", 4, 50, 10*time.Millisecond)
+	waitAcked(t, s, 500, "spans flowing before the first kill")
+	for i := range 5 {
+		e.kill()
+		e.start()
+		waitAcked(t, s, 500, fmt.Sprintf("spans flowing after kill -9 number %d", i+1))
+	}
+	o := s.Check(t, srv.Client(t), "traces:kills")
+	t.Logf("FIGURES exporter kill -9 five times under load, no write-ahead log: %s", o)
+	if o.Lost != 0 || len(o.Failed) != 0 {
+		t.Fatalf("%d acknowledged spans lost, failures after retries %v", o.Lost, o.Failed)
+	}
+}
+
+func TestSIGTERMUnderLoadDrainsWithinTheGracePeriod(t *testing.T) {
+	srv := redistest.Standalone(t)
+	const grace = 10 * time.Second
+	e := startExporter(t, srv.Addr(), "--delivery.drainTimeout="+grace.String())
+	s := spanload.Send(t, e.grpc, "drain", 8, 100, 0)
+	waitAcked(t, s, 5000, "spans flowing before SIGTERM")
+	took, code := e.terminate(grace + 5*time.Second)
+	// The clients now fail over to nothing: stop them before they exhaust their retries.
+	o := s.Check(t, srv.Client(t), "traces:drain")
+	t.Logf("FIGURES SIGTERM under load (8 clients, 100 spans per request): exit %d after %v (drainTimeout %v); %s", code, took.Round(time.Millisecond), grace, o)
+	if code != 0 || took > grace || o.Lost != 0 {
+		t.Fatalf("exit %d after %v (drainTimeout %v), %d acknowledged spans lost", code, took, grace, o.Lost)
+	}
+}
+
+// metric reads one series of the exporter's /metrics, 0 when absent.
+func (e *exporter) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// rssMB is the exporter's resident memory now.
+func (e *exporter) rssMB() float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+func TestReplyStreamCutMidPipelineDuplicatesAreCountedAndBounded(t *testing.T) {
+	srv := redistest.Standalone(t)
+	px := newProxy(t, srv.Addr())
+	e := startExporter(t, px.addr())
+	s := spanload.Send(t, e.grpc, "cuts", 8, 100, 0)
+	waitAcked(t, s, 2000, "spans flowing before the first cut")
+	const cuts = 10
+	for i := range cuts {
+		px.cut()
+		waitAcked(t, s, 1000, fmt.Sprintf("spans flowing after cut %d", i+1))
+	}
+	o := s.Check(t, srv.Client(t), "traces:cuts")
+	// Without idempotent XADD (Redis < 8.6.2; Debian's is 7.0) a cut can duplicate at most the
+	// entries of the pipelines in flight: stream.writers (4) pipelines of up to
+	// stream.pipelineSize (1000) each.
+	bound := cuts * 4 * 1000
+	t.Logf("FIGURES reply stream cut %d times under load: %s; duplicate bound %d", cuts, o, bound)
+	if o.Lost != 0 || len(o.Failed) != 0 || o.Duplicates > bound {
+		t.Fatalf("%d lost, %d duplicated (bound %d), failures after retries %v", o.Lost, o.Duplicates, bound, o.Failed)
+	}
+}
+
+func TestPartitionBackpressureAndBoundedMemory(t *testing.T) {
+	srv := redistest.Standalone(t)
+	px := newProxy(t, srv.Addr())
+	const maxInFlight = 20000
+	e := startExporter(t, px.addr(), fmt.Sprintf("--delivery.maxInFlightSpans=%d", maxInFlight))
+	s := spanload.Send(t, e.grpc, "partition", 8, 100, 0)
+	waitAcked(t, s, 2000, "spans flowing before the partition")
+
+	// A client without retries sees what the exporter answers during the partition.
+	probe := otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(e.grpc), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}), otlptracegrpc.WithTimeout(15*time.Second))
+	if err := probe.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = probe.Stop(context.Background()) }()
+
+	px.partition()
+	start := time.Now()
+	var firstPushback time.Duration
+	var pushback *status.Status
+	maxRSS := 0.0
+	for time.Since(start) < 5*time.Second {
+		rs, _ := spanload.Spans("partition-probe", 100)
+		err := probe.UploadTraces(context.Background(), rs)
+		if st, ok := status.FromError(err); err != nil && ok && firstPushback == 0 &&
+			(st.Code() == codes.ResourceExhausted || st.Code() == codes.Unavailable) {
+			firstPushback, pushback = time.Since(start), st
+		}
+		maxRSS = max(maxRSS, e.rssMB())
+	}
+	px.heal()
+	waitAcked(t, s, 2000, "spans flowing after the partition healed")
+	o := s.Check(t, srv.Client(t), "traces:partition")
+	t.Logf("FIGURES partition between exporter and Redis for 5 s, delivery.maxInFlightSpans %d: first pushback to a client after %v (%v), max exporter RSS %.1f MB; %s",
+		maxInFlight, firstPushback.Round(time.Millisecond), pushback.Err(), maxRSS, o)
+	if pushback == nil {
+		t.Fatal("no client was told RESOURCE_EXHAUSTED or UNAVAILABLE during the partition")
+	}
+	if o.Lost != 0 {
+		t.Fatalf("%d acknowledged spans lost", o.Lost)
+	}
+}
+
+func TestRedisOOMIsRetriedAndRecoversWithoutRestart(t *testing.T) {
+	srv := redistest.Standalone(t, redistest.WithConfig("maxmemory", "4mb"), redistest.WithConfig("maxmemory-policy", "noeviction"))
+	e := startExporter(t, srv.Addr())
+	pid := e.cmd.Process.Pid
+	s := spanload.Send(t, e.grpc, "oom", 4, 100, 5*time.Millisecond)
+	const oom = `tracestream_exporter_redis_errors_total{class="oom"}`
+	wait.For(t, time.Minute, "Redis refusing writes with OOM", func() error {
+		if n := e.metric(t, oom); n == 0 {
+			return fmt.Errorf("%s = 0", oom)
+		}
+		return nil
+	})
+	ready := httpStatus(t, "http://"+e.admin+"/readyz")
+	ackedAtOOM := s.Acked()
+	time.Sleep(time.Second) // let the refusals go on for a while: nothing may be dropped meanwhile
+	rdb := srv.Client(t)
+	if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(t, s, 2000, "spans flowing after maxmemory was raised")
+	o := s.Check(t, rdb, "traces:oom")
+	t.Logf("FIGURES Redis maxmemory 4mb reached under load, then raised: %s errors %.0f, /readyz during OOM %d, spans acknowledged when OOM began %d; %s; same exporter process: %v",
+		oom, e.metric(t, oom), ready, ackedAtOOM, o, e.cmd.Process.Pid == pid)
+	if o.Lost != 0 || len(o.Failed) != 0 || e.metric(t, `tracestream_exporter_spans_dropped_total{reason="rejected"}`) != 0 {
+		t.Fatalf("%d lost, failures after retries %v, dropped %v", o.Lost, o.Failed, e.metric(t, `tracestream_exporter_spans_dropped_total{reason="rejected"}`))
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestClusterMasterKilledWritesResume(t *testing.T) {
+	cl := redistest.Cluster(t, redistest.WithNodeTimeout(time.Second))
+	e := startExporter(t, strings.Join(cl.Addrs(), ","), "--redis.mode=cluster")
+	s := spanload.Send(t, e.grpc, "cluster", 4, 50, 10*time.Millisecond)
+	waitAcked(t, s, 500, "spans flowing before the kill")
+	ctx := context.Background()
+	owner, err := cl.Client(t).MasterForKey(ctx, "traces:cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *redistest.Server
+	for _, n := range cl.Nodes() {
+		if n.Addr() == owner.Options().Addr {
+			victim = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no node at %s", owner.Options().Addr)
+	}
+	killed := time.Now()
+	victim.Kill()
+	waitAcked(t, s, 1000, "spans flowing after the master was killed")
+	resumed := time.Since(killed)
+	cl.AwaitHealthy(t)
+	o := s.Check(t, cl.Client(t), "traces:cluster")
+	t.Logf("FIGURES Redis Cluster master of the stream's slot killed (SIGKILL, cluster-node-timeout 1s): 1000 more spans acknowledged %v after the kill; %s (a span acknowledged by the master and not yet replicated is lost with it: asynchronous replication)",
+		resumed.Round(time.Millisecond), o)
+	if len(o.Failed) != 0 {
+		t.Fatalf("failures after retries %v", o.Failed)
+	}
+}
