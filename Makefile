@@ -61,11 +61,11 @@ fmt: ## Run gofmt on the code.
 
 .PHONY: vet
 vet: ## Run go vet (with the e2e build tag, so test/e2e is vetted too).
-	go vet -tags e2e ./...
+	go vet -tags e2e,chaos ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
-	$(GOLANGCI_LINT) run --build-tags e2e ./...
+	$(GOLANGCI_LINT) run --build-tags e2e,chaos ./...
 
 .PHONY: verify
 verify: manifests generate docs ## Regenerate code, manifests, chart CRDs and docs, format, vet, and fail if anything changed.
