@@ -58,7 +58,8 @@ type exporter struct {
 	args              []string
 	grpc, http, admin string
 	cmd               *exec.Cmd
-	done              chan error
+	done              chan struct{} // closed when cmd has exited; exitErr is then its Wait error
+	exitErr           error
 	log               string
 }
 
@@ -85,7 +86,7 @@ func startExporter(t *testing.T, redisAddr string, extra ...string) *exporter {
 	t.Cleanup(func() {
 		if e.cmd != nil {
 			_ = e.cmd.Process.Kill()
-			_ = <-e.done // killed: the exit status says only that
+			<-e.done
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(e.log)
@@ -107,8 +108,8 @@ func (e *exporter) start() {
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	e.done = make(chan error, 1)
-	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(e.cmd, e.done)
+	e.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { e.exitErr = c.Wait(); close(done) }(e.cmd, e.done)
 	wait.For(e.t, 20*time.Second, "the exporter ready", func() error {
 		resp, err := http.Get("http://" + e.admin + "/readyz")
 		if err != nil {
@@ -125,7 +126,7 @@ func (e *exporter) start() {
 // kill sends SIGKILL and waits for the process to be gone.
 func (e *exporter) kill() {
 	_ = e.cmd.Process.Kill()
-	_ = <-e.done // killed: the exit status says only that
+	<-e.done
 	e.cmd = nil
 }
 
@@ -135,11 +136,11 @@ func (e *exporter) terminate(timeout time.Duration) (time.Duration, int) {
 	start := time.Now()
 	_ = e.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-e.done:
+	case <-e.done:
 		e.cmd = nil
 		code := 0
 		var exit *exec.ExitError
-		if errors.As(err, &exit) {
+		if errors.As(e.exitErr, &exit) {
 			code = exit.ExitCode()
 		}
 		return time.Since(start), code
