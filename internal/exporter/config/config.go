@@ -73,6 +73,7 @@ func Default() Config {
 			RetryMaxInterval:     Duration{5 * time.Second},
 			RequestTimeout:       Duration{10 * time.Second},
 			DrainTimeout:         Duration{20 * time.Second},
+			StallTimeout:         Duration{time.Second},
 		},
 		Admin: Admin{Endpoint: ":8888"},
 	}
@@ -248,6 +249,10 @@ type Delivery struct {
 	RequestTimeout Duration `json:"requestTimeout,omitzero"`
 	// DrainTimeout bounds the wait for in-flight writes at shutdown.
 	DrainTimeout Duration `json:"drainTimeout,omitzero"`
+	// StallTimeout is how long Redis may acknowledge nothing while a write waits before new
+	// requests are refused at once (retryable "unavailable") instead of each waiting for
+	// RequestTimeout: backpressure within about this long of a partition or an outage.
+	StallTimeout Duration `json:"stallTimeout,omitzero"`
 	// ProducerID names this exporter for idempotent XADD (Redis >= 8.6); defaults to the hostname.
 	ProducerID string `json:"producerId,omitempty"`
 }

@@ -217,6 +217,7 @@ func (c Config) validateDelivery(v *validator) {
 	}
 	v.positive("delivery.requestTimeout", d.RequestTimeout)
 	v.positive("delivery.drainTimeout", d.DrainTimeout)
+	v.positive("delivery.stallTimeout", d.StallTimeout)
 }
 
 // validator collects problems.

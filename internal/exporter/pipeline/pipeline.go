@@ -57,6 +57,9 @@ type Options struct {
 	RetryInitialInterval time.Duration
 	RetryMaxInterval     time.Duration
 	RequestTimeout       time.Duration
+	// StallTimeout: when a writer has held a batch this long and Redis has acknowledged nothing
+	// for as long, Export refuses new requests at once (0: never).
+	StallTimeout time.Duration
 }
 
 // Pipeline is the exporter's engine. Create it with New, Start it, Export into it, Shutdown it.
@@ -78,6 +81,10 @@ type Pipeline struct {
 	// authFailing is set while Redis refuses our credentials: requests then fail fast instead of
 	// each one queueing a write that cannot succeed.
 	authFailing atomic.Bool
+	// busySince[i] is when writer i took its current batch (unix ns), 0 while it waits for one;
+	// lastAck is when Redis last acknowledged an entry. Together they tell a stalled Redis.
+	busySince []atomic.Int64
+	lastAck   atomic.Int64
 	logMu       sync.Mutex
 	lastLogged  string
 }
@@ -94,6 +101,8 @@ func New(opts Options, enc Encoder, w Writer, classify Classifier, tel *telemetr
 		opts: opts, enc: enc, w: w, classify: classify, tel: tel, log: log,
 		queue: make(chan chunk, 4*opts.Writers),
 		stop:  make(chan struct{}),
+
+		busySince: make([]atomic.Int64, opts.Writers),
 	}
 	p.batches.New = func() any { return new(entry.Batch) }
 	return p
@@ -101,10 +110,30 @@ func New(opts Options, enc Encoder, w Writer, classify Classifier, tel *telemetr
 
 // Start launches the writers.
 func (p *Pipeline) Start() {
-	for range p.opts.Writers {
+	p.lastAck.Store(time.Now().UnixNano())
+	for i := range p.opts.Writers {
 		p.wg.Add(1)
-		go p.writer()
+		go p.writer(&p.busySince[i])
 	}
+}
+
+// stalled reports for how long Redis has acknowledged nothing while a writer holds a batch, when
+// that is longer than StallTimeout; 0 otherwise.
+func (p *Pipeline) stalled() time.Duration {
+	if p.opts.StallTimeout <= 0 {
+		return 0
+	}
+	now := time.Now().UnixNano()
+	quiet := now - p.lastAck.Load()
+	if quiet <= int64(p.opts.StallTimeout) {
+		return 0
+	}
+	for i := range p.busySince {
+		if since := p.busySince[i].Load(); since != 0 && now-since > int64(p.opts.StallTimeout) {
+			return time.Duration(min(quiet, now-since))
+		}
+	}
+	return 0
 }
 
 // request is one Export call's state, shared with the writers that carry its entries.
@@ -162,6 +191,11 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string) (Res
 		p.batches.Put(b)
 		p.tel.Failed("auth", n)
 		return Result{}, &Error{Class: ErrUnavailable, Detail: "redis refuses the configured credentials", RetryAfter: 5 * time.Second}
+	}
+	if d := p.stalled(); d > 0 {
+		p.batches.Put(b)
+		p.tel.Failed("stalled", n)
+		return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis has acknowledged nothing for %v", d.Round(time.Millisecond)), RetryAfter: time.Second}
 	}
 	if max := int64(p.opts.MaxInFlightSpans); max > 0 {
 		if p.inflight.Add(int64(n)) > max {
@@ -237,8 +271,9 @@ func (p *Pipeline) abandon(r *request, n int, cause error) (Result, error) {
 	return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis did not acknowledge the spans in time (last error: %s)", class), RetryAfter: time.Second}
 }
 
-// writer gathers chunks into pipelines until Shutdown closes the queue.
-func (p *Pipeline) writer() {
+// writer gathers chunks into pipelines until Shutdown closes the queue; busySince is its slot
+// of Pipeline.busySince.
+func (p *Pipeline) writer(busySince *atomic.Int64) {
 	defer p.wg.Done()
 	var (
 		wb, retry entry.Batch
@@ -264,11 +299,13 @@ func (p *Pipeline) writer() {
 		case <-p.stop:
 			return
 		}
+		busySince.Store(time.Now().UnixNano())
 		wb.Reset()
 		owners = owners[:0]
 		gather(c)
 		p.fill(&wb, &owners, gather)
 		if wb.Len() == 0 {
+			busySince.Store(0)
 			continue
 		}
 		backoff := p.opts.RetryInitialInterval
@@ -290,6 +327,7 @@ func (p *Pipeline) writer() {
 				}
 			}
 			if ok > 0 {
+				p.lastAck.Store(time.Now().UnixNano())
 				p.tel.Exported(ok)
 				p.authFailing.Store(false)
 			}
@@ -341,6 +379,7 @@ func (p *Pipeline) writer() {
 				return
 			}
 		}
+		busySince.Store(0)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
+	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 
 	"github.com/tracestream/tracestream/internal/testing/wait"
@@ -240,6 +241,8 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	s := redistest.Standalone(t)
 	cfg := standaloneConfig(s)
 	cfg.Delivery.MaxInFlightSpans = 10
+	// Redis is paused on purpose here: the stall detection must not answer first.
+	cfg.Delivery.StallTimeout = config.Duration{Duration: time.Hour}
 	e := start(t, cfg)
 	client := grpcClient(t, e.grpc)
 	rdb := s.Client(t)
@@ -287,6 +290,68 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
 	if err := <-first; err != nil {
 		t.Errorf("the request that held the limit: %v, want it written once Redis resumed", err)
+	}
+}
+
+// TestStalledRedisRefusesNewRequestsAtOnce pauses Redis's writes: once nothing has been
+// acknowledged for delivery.stallTimeout while a write waits, new requests are refused at once
+// (gRPC UNAVAILABLE, HTTP 503, both with a retry hint) instead of each waiting for
+// delivery.requestTimeout; the request already admitted is written once Redis resumes, and
+// admission resumes with it.
+func TestStalledRedisRefusesNewRequestsAtOnce(t *testing.T) {
+	s := redistest.Standalone(t)
+	cfg := standaloneConfig(s)
+	cfg.Delivery.StallTimeout = config.Duration{Duration: 200 * time.Millisecond}
+	cfg.Delivery.RequestTimeout = config.Duration{Duration: time.Minute}
+	e := start(t, cfg)
+	client := grpcClient(t, e.grpc)
+	rdb := s.Client(t)
+	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "30000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	first := make(chan error, 1)
+	go func() {
+		req, _ := request("stalled", 10)
+		_, err := client.Export(context.Background(), req)
+		first <- err
+	}()
+	var refused error
+	givenUp := 0 // requests admitted before the stall showed, which this client stopped waiting for
+	wait.For(t, 20*time.Second, "a request refused because Redis stalled", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, _ := request("stalled", 1)
+		_, err := client.Export(ctx, req)
+		if status.Code(err) == codes.DeadlineExceeded {
+			givenUp++
+		}
+		if status.Code(err) != codes.Unavailable {
+			return fmt.Errorf("got %v", err)
+		}
+		refused = err
+		return nil
+	})
+	if !strings.Contains(status.Convert(refused).Message(), "acknowledged nothing") {
+		t.Errorf("UNAVAILABLE for another reason: %v", refused)
+	}
+	pb, _ := request("stalled", 1)
+	b, _ := proto.Marshal(pb)
+	resp, _ := post(t, "http://"+e.http+"/v1/traces", "application/x-protobuf", "", b)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("HTTP while Redis stalls: %d Retry-After=%q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	if err := <-first; err != nil {
+		t.Errorf("the request admitted before the stall: %v, want it written once Redis resumed", err)
+	}
+	req, _ := request("stalled", 5)
+	if _, err := client.Export(context.Background(), req); err != nil {
+		t.Errorf("a request after Redis resumed: %v", err)
+	}
+	// A request the client gave up on may still have been written (at-least-once).
+	if n := rdb.XLen(context.Background(), "traces:stalled").Val(); n < 15 || n > 15+int64(givenUp) {
+		t.Errorf("%d entries in traces:stalled, want the 10 + 5 acknowledged and at most %d given up on", n, givenUp)
 	}
 }
 

@@ -66,6 +66,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		RetryInitialInterval: cfg.Delivery.RetryInitialInterval.Duration,
 		RetryMaxInterval:     cfg.Delivery.RetryMaxInterval.Duration,
 		RequestTimeout:       cfg.Delivery.RequestTimeout.Duration,
+		StallTimeout:         cfg.Delivery.StallTimeout.Duration,
 	}, enc, snk, classify, s.tel, log)
 	if s.grpc, err = receiver.NewGRPC(cfg.Receivers, s.pipe); err != nil {
 		_ = snk.Close()
