@@ -83,10 +83,10 @@ type Pipeline struct {
 	authFailing atomic.Bool
 	// busySince[i] is when writer i took its current batch (unix ns), 0 while it waits for one;
 	// lastAck is when Redis last acknowledged an entry. Together they tell a stalled Redis.
-	busySince []atomic.Int64
-	lastAck   atomic.Int64
-	logMu       sync.Mutex
-	lastLogged  string
+	busySince  []atomic.Int64
+	lastAck    atomic.Int64
+	logMu      sync.Mutex
+	lastLogged string
 }
 
 // New builds a pipeline; Start launches its writers.

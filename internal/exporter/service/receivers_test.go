@@ -327,7 +327,7 @@ func TestStalledRedisRefusesNewRequestsAtOnce(t *testing.T) {
 			givenUp++
 		}
 		if status.Code(err) != codes.Unavailable {
-			return fmt.Errorf("got %v", err)
+			return fmt.Errorf("got %w", err)
 		}
 		refused = err
 		return nil
