@@ -44,7 +44,9 @@ func cluster(t *testing.T) (client.Client, string) {
 	if err != nil {
 		t.Fatalf("creating client: %v", err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"}}
+	// Every test namespace enforces the "restricted" Pod Security Standard, as a locked-down
+	// cluster would: an exporter pod that asked for more would not be admitted.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Labels: restricted}}
 	if err := c.Create(context.Background(), ns); err != nil {
 		t.Fatalf("creating namespace: %v", err)
 	}
@@ -202,4 +204,37 @@ func diagnose(ns string) string {
 		fmt.Fprintf(&b, "$ kubectl %s\n%s\n", strings.Join(args, " "), out)
 	}
 	return b.String()
+}
+
+// TestPodSecurityRestrictedIsEnforced checks that the namespaces the other tests run in really
+// enforce the "restricted" Pod Security Standard (so their exporters, and the manager in
+// tracestream-system, were admitted under it): a pod with no security context, which "baseline"
+// would admit, is refused. (Privileged pods are refused by this cluster before admission.)
+func TestPodSecurityRestrictedIsEnforced(t *testing.T) {
+	installOperator(t)
+	c, ns := cluster(t)
+	ctx := context.Background()
+	for _, namespace := range []string{ns, operatorNamespace} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "unrestricted", Namespace: namespace},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: os.Getenv("E2E_IMAGE")}}},
+		}
+		err := c.Create(ctx, pod, client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+			t.Errorf("a pod without a security context in %s: %v, want it refused by PodSecurity", namespace, err)
+		}
+	}
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(operatorNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning {
+			running++
+		}
+	}
+	if running == 0 {
+		t.Errorf("no manager pod running in %s under the restricted standard", operatorNamespace)
+	}
 }

@@ -5,7 +5,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -251,6 +256,37 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 			t.Fatalf("condition %s holds a password", cond.Type)
 		}
 	}
+	// Nothing a user or a log pipeline sees may hold either password: the resource, the events,
+	// every log line of the exporters and the manager, and the exporter's /status.
+	seen := map[string]string{}
+	kubectl := os.Getenv("E2E_KUBECTL")
+	for name, args := range map[string][]string{
+		"the RedisTraceExporter": {"get", "rte", h.key.Name, "-n", ns, "-o", "yaml"},
+		"the events":             {"get", "events", "-n", ns, "-o", "yaml"},
+		"the exporters' logs":    {"logs", "-n", ns, "--all-containers", "--tail=-1", "-l", "app.kubernetes.io/managed-by=tracestream-operator"},
+		"the manager's logs":     {"logs", "-n", operatorNamespace, "deploy/tracestream-manager", "--tail=-1"},
+	} {
+		out, err := exec.Command(kubectl, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		seen[name] = string(out)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + net.JoinHostPort(serviceIP(t, c, h.key), strconv.Itoa(int(render.AdminPort))) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	statusBody := string(body)
+	seen["the exporter's /status"] = statusBody
+	for name, text := range seen {
+		if strings.Contains(text, old) || strings.Contains(text, next) {
+			t.Errorf("%s holds a password", name)
+		}
+	}
+	t.Logf("no password in %d bytes of resource, events, logs and /status", len(seen["the RedisTraceExporter"])+len(seen["the events"])+len(seen["the exporters' logs"])+len(seen["the manager's logs"])+len(statusBody))
 }
 
 // TestFormatChangeLosesNoAcknowledgedSpan changes spec.stream.format while a client sends: the

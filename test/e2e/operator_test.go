@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/yaml"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -146,12 +147,27 @@ var (
 
 const operatorNamespace = "tracestream-system"
 
+// restricted labels a namespace to enforce the "restricted" Pod Security Standard.
+var restricted = map[string]string{
+	"pod-security.kubernetes.io/enforce":         "restricted",
+	"pod-security.kubernetes.io/enforce-version": "latest",
+}
+
 func helmInstall(t *testing.T) error {
 	helm, image, imageID := os.Getenv("E2E_HELM"), os.Getenv("E2E_IMAGE"), os.Getenv("E2E_IMAGE_ID")
 	if helm == "" || image == "" {
 		return fmt.Errorf("E2E_HELM and E2E_IMAGE are not set: run the e2e tests with make test-e2e")
 	}
-	installCRD(t, operatorClient(t))
+	c := operatorClient(t)
+	installCRD(t, c)
+	// The manager's namespace enforces "restricted" too, as config/manager's does.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
+	if _, err := controllerutil.CreateOrUpdate(context.Background(), c, ns, func() error {
+		ns.Labels = restricted
+		return nil
+	}); err != nil {
+		return fmt.Errorf("labelling namespace %s: %w", operatorNamespace, err)
+	}
 	repo, tag, _ := strings.Cut(image, ":")
 	args := []string{"upgrade", "--install", "tracestream", "../../charts/tracestream",
 		"--namespace", operatorNamespace, "--create-namespace", "--wait", "--timeout", "3m",
