@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -390,5 +391,98 @@ func TestClusterMasterKilledWritesResume(t *testing.T) {
 		resumed.Round(time.Millisecond), o)
 	if len(o.Failed) != 0 {
 		t.Fatalf("failures after retries %v", o.Failed)
+	}
+}
+
+// redisStat reads one field of INFO stats through a fresh connection as the ACL user.
+func redisStat(t *testing.T, addr, user, password, field string) int64 {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Username: user, Password: password, DisableIdentity: true})
+	defer func() { _ = c.Close() }()
+	info, err := c.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("no %s in INFO stats", field)
+	return 0
+}
+
+// TestCredentialRotationAndWrongCredentials rotates the ACL user's password under load the way a
+// Secret rotation does (Redis accepts both, the file changes, connections are re-made, the old
+// password is removed), then puts a wrong password in the file: the exporter says so, does not
+// storm Redis with reconnects, and recovers when the file is right again.
+func TestCredentialRotationAndWrongCredentials(t *testing.T) {
+	srv := redistest.Standalone(t, redistest.WithACL(""))
+	acl := srv.ACL()
+	user, old := acl.Username(), acl.Password()
+	e := startExporter(t, srv.Addr(), "--redis.usernameFile="+acl.UsernameFile(), "--redis.passwordFile="+acl.PasswordFile())
+	s := spanload.Send(t, e.grpc, "rotation", 4, 50, 10*time.Millisecond)
+	waitAcked(t, s, 500, "spans flowing before the rotation")
+	ctx := context.Background()
+	admin := func(password string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: user, Password: password, DisableIdentity: true})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	const auth = `tracestream_exporter_redis_errors_total{class="auth"}`
+
+	next := redistest.RandomPassword(t)
+	if err := admin(old).Do(ctx, "ACL", "SETUSER", user, ">"+next).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(acl.PasswordFile(), []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin(next).Do(ctx, "CLIENT", "KILL", "USER", user, "SKIPME", "yes").Err()
+	waitAcked(t, s, 500, "spans flowing after the connections were re-made with the new password")
+	if err := admin(next).Do(ctx, "ACL", "SETUSER", user, "<"+old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin(next).Do(ctx, "CLIENT", "KILL", "USER", user, "SKIPME", "yes").Err()
+	waitAcked(t, s, 500, "spans flowing with only the new password")
+	authDuringRotation := e.metric(t, auth)
+
+	// A wrong password in the file: every new connection is refused.
+	if err := os.WriteFile(acl.PasswordFile(), []byte("wrong-"+next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin(next).Do(ctx, "CLIENT", "KILL", "USER", user, "SKIPME", "yes").Err()
+	wait.For(t, 30*time.Second, "the exporter reporting the refused credentials", func() error {
+		if e.metric(t, auth) == authDuringRotation {
+			return errors.New("no auth error counted yet")
+		}
+		return nil
+	})
+	// Readiness follows the exporter's own probe of Redis (every 2 s).
+	var ready int
+	wait.For(t, 15*time.Second, "/readyz turning not ready", func() error {
+		if ready = httpStatus(t, "http://"+e.admin+"/readyz"); ready == http.StatusOK {
+			return errors.New("/readyz 200")
+		}
+		return nil
+	})
+	before := redisStat(t, srv.Addr(), user, next, "total_connections_received")
+	const window = 5 * time.Second
+	time.Sleep(window)                                                                       // counting connection attempts over a fixed window while clients keep sending
+	dials := redisStat(t, srv.Addr(), user, next, "total_connections_received") - before - 1 // the stat's own connection
+	if err := os.WriteFile(acl.PasswordFile(), []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(t, s, 500, "spans flowing once the file holds the right password again")
+	o := s.Check(t, admin(next), "traces:rotation")
+	t.Logf("FIGURES credential rotation under load: %s errors during the rotation %.0f; wrong password: /readyz %d, %d connections to Redis in %v (%.1f/s) while 4 clients kept sending; %s",
+		auth, authDuringRotation, ready, dials, window, float64(dials)/window.Seconds(), o)
+	if authDuringRotation != 0 || o.Lost != 0 {
+		t.Fatalf("%v auth errors during the rotation, %d acknowledged spans lost", authDuringRotation, o.Lost)
+	}
+	// A storm is thousands of connections; a slow machine only makes fewer.
+	if dials > 100 {
+		t.Fatalf("%d connections to Redis in %v with a wrong password: a reconnect storm", dials, window)
 	}
 }
