@@ -124,7 +124,7 @@ test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster 
 .PHONY: test-chaos
 test-chaos: ## Fault-injection suite: faults under load, every acknowledged span checked in Redis (docs/reliability.md).
 	hack/install-debs.sh redis
-	go test -tags chaos -count=1 -timeout 20m $(GOTEST_FLAGS) ./test/chaos/...
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test -tags chaos -count=1 -timeout 20m $(GOTEST_FLAGS) ./test/chaos/...
 
 .PHONY: bench
 bench: ## Every performance figure in one run (exporter vs redis-benchmark, Collector, latency, memory, operator at scale) into docs/performance.md.

@@ -35,7 +35,7 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var leaderElect bool
-	var watchNamespaces string
+	var leaderElectionNamespace, watchNamespaces string
 	exporterImage := os.Getenv("TRACESTREAM_EXPORTER_IMAGE")
 	if exporterImage == "" {
 		exporterImage = "ghcr.io/tracestream/tracestream:" + version.Version
@@ -43,6 +43,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probe endpoint binds to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so that only one manager reconciles at a time")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own namespace, which only exists in a cluster)")
 	flag.StringVar(&exporterImage, "exporter-image", exporterImage, "exporter image for RedisTraceExporters without spec.image (default: this operator's own image)")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces whose RedisTraceExporters (and their Secrets) are reconciled; empty means all namespaces")
 	opts := zap.Options{}
@@ -63,12 +64,16 @@ func main() {
 		}
 	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "manager.tracestream.io",
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "manager.tracestream.io",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		// A manager that stops (SIGTERM, a rollout) hands the lease over at once instead of
+		// leaving the others to wait for it to expire.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		log.Error(err, "Unable to create manager")

@@ -34,7 +34,7 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
-var exporterBin string
+var exporterBin, managerBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tracestream-chaos-")
@@ -42,12 +42,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	exporterBin = filepath.Join(dir, "exporter")
-	build := exec.Command("go", "build", "-o", exporterBin, "../../cmd/exporter")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the exporter:", err)
-		os.Exit(1)
+	exporterBin, managerBin = filepath.Join(dir, "exporter"), filepath.Join(dir, "manager")
+	for bin, pkg := range map[string]string{exporterBin: "../../cmd/exporter", managerBin: "../../cmd/manager"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
