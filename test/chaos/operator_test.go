@@ -16,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
@@ -171,5 +175,102 @@ func TestManagerLeaderFailover(t *testing.T) {
 		if b, _ := os.ReadFile(m.log); strings.Contains(string(b), "panic") {
 			t.Errorf("%s logged a panic", m.name)
 		}
+	}
+}
+
+// TestManagerThousandCyclesWithConflicts creates, updates (once with a stale copy, which the API
+// server refuses with a conflict) and deletes RedisTraceExporters 1,000 times over 20 names while
+// the manager reconciles: it must not panic or log errors it cannot explain, every child it made
+// must be owned by its resource (so the garbage collector, which envtest does not run, removes it
+// with the resource), and the last resources must end reconciled.
+func TestManagerThousandCyclesWithConflicts(t *testing.T) {
+	env := controlplane.Start(t)
+	c := env.Client
+	ctx := context.Background()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	kc, err := env.KubeconfigFor("tracestream-manager", "system:masters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"leases", "cycles"} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := startManager(t, "manager", kubeconfig, "leases")
+	wait.For(t, time.Minute, "the manager leading", func() error {
+		if !m.leader() {
+			return errors.New("not leading yet")
+		}
+		return nil
+	})
+	const cycles, names = 1000, 20
+	conflicts, start := 0, time.Now()
+	for i := range cycles {
+		rte := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("rte-%02d", i%names), Namespace: "cycles"},
+			Spec: v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"127.0.0.1:1"}}}}
+		if err := c.Create(ctx, rte); err != nil {
+			t.Fatalf("cycle %d: create: %v", i, err)
+		}
+		stale := rte.DeepCopy()
+		rte.Spec.Replicas = ptr.To(int32(2))
+		if err := c.Update(ctx, rte); err != nil && !apierrors.IsConflict(err) {
+			t.Fatalf("cycle %d: update: %v", i, err)
+		}
+		stale.Spec.Replicas = ptr.To(int32(3))
+		if err := c.Update(ctx, stale); apierrors.IsConflict(err) {
+			conflicts++
+		} else if err != nil {
+			t.Fatalf("cycle %d: stale update: %v", i, err)
+		}
+		// Every other resource lives on, so the manager also sees updates to live objects.
+		if i < cycles-names {
+			if err := c.Delete(ctx, rte); err != nil && !apierrors.IsNotFound(err) {
+				t.Fatalf("cycle %d: delete: %v", i, err)
+			}
+			wait.For(t, 30*time.Second, "the resource gone", func() error {
+				err := c.Get(ctx, client.ObjectKeyFromObject(rte), &v1.RedisTraceExporter{})
+				if apierrors.IsNotFound(err) {
+					return nil
+				}
+				return fmt.Errorf("still there: %v", err)
+			})
+		}
+	}
+	took := time.Since(start)
+	for i := range names {
+		reconciled(t, c, client.ObjectKey{Namespace: "cycles", Name: fmt.Sprintf("rte-%02d", i)}, time.Minute)
+	}
+	// Every child the manager made is owned (controller) by a RedisTraceExporter.
+	children := 0
+	for _, list := range []client.ObjectList{&corev1.ConfigMapList{}, &appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}} {
+		if err := c.List(ctx, list, client.InNamespace("cycles")); err != nil {
+			t.Fatal(err)
+		}
+		items, _ := apimeta.ExtractList(list)
+		for _, o := range items {
+			obj := o.(client.Object)
+			if obj.GetName() == "default" || obj.GetName() == "kube-root-ca.crt" {
+				continue // the namespace's own
+			}
+			children++
+			owner := metav1.GetControllerOf(obj)
+			if owner == nil || owner.Kind != "RedisTraceExporter" {
+				t.Errorf("%T %s has no RedisTraceExporter controller: %v", obj, obj.GetName(), obj.GetOwnerReferences())
+			}
+		}
+	}
+	b, _ := os.ReadFile(m.log)
+	logText := string(b)
+	t.Logf("FIGURES manager under %d create/update/delete cycles over %d names (%v, %d stale updates refused with a conflict): %d children left, all owned; %d log lines, %d of them errors",
+		cycles, names, took.Round(time.Millisecond), conflicts, children, strings.Count(logText, "\n"), strings.Count(logText, `"level":"error"`)+strings.Count(logText, "\tERROR\t"))
+	if strings.Contains(logText, "panic") {
+		t.Fatalf("the manager logged a panic")
+	}
+	if conflicts == 0 {
+		t.Fatalf("no stale update was refused: the test did not make conflicts")
 	}
 }
