@@ -236,7 +236,7 @@ func TestManagerThousandCyclesWithConflicts(t *testing.T) {
 				if apierrors.IsNotFound(err) {
 					return nil
 				}
-				return fmt.Errorf("still there: %v", err)
+				return fmt.Errorf("still there (get: %w)", err)
 			})
 		}
 	}
