@@ -76,6 +76,27 @@ func (m *manager) leader() bool {
 	return strings.Contains(string(b), `leader_election_master_status{name="manager.tracestream.io"} 1`)
 }
 
+// managerControlPlane starts envtest with the given namespaces and returns an admin client and
+// a kubeconfig for the managers.
+func managerControlPlane(t *testing.T, namespaces ...string) (client.Client, string) {
+	t.Helper()
+	env := controlplane.Start(t)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	kc, err := env.KubeconfigFor("tracestream-manager", "system:masters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range namespaces {
+		if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env.Client, kubeconfig
+}
+
 // reconciled waits until the resource has been through a reconcile pass (observedGeneration).
 func reconciled(t *testing.T, c client.Client, key client.ObjectKey, timeout time.Duration) {
 	t.Helper()
@@ -95,22 +116,8 @@ func reconciled(t *testing.T, c client.Client, key client.ObjectKey, timeout tim
 // killed (SIGKILL, so it cannot hand the lease over) the other takes over once the lease expires
 // and reconciles what was created meanwhile; a SIGTERMed leader hands over at once.
 func TestManagerLeaderFailover(t *testing.T) {
-	env := controlplane.Start(t)
-	c := env.Client
+	c, kubeconfig := managerControlPlane(t, "leases", "apps")
 	ctx := context.Background()
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	kc, err := env.KubeconfigFor("tracestream-manager", "system:masters")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range []string{"leases", "apps"} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	managers := []*manager{startManager(t, "manager-a", kubeconfig, "leases"), startManager(t, "manager-b", kubeconfig, "leases")}
 	var leader, standby *manager
 	wait.For(t, time.Minute, "one manager leading", func() error {
@@ -184,22 +191,8 @@ func TestManagerLeaderFailover(t *testing.T) {
 // must be owned by its resource (so the garbage collector, which envtest does not run, removes it
 // with the resource), and the last resources must end reconciled.
 func TestManagerThousandCyclesWithConflicts(t *testing.T) {
-	env := controlplane.Start(t)
-	c := env.Client
+	c, kubeconfig := managerControlPlane(t, "leases", "cycles")
 	ctx := context.Background()
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	kc, err := env.KubeconfigFor("tracestream-manager", "system:masters")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range []string{"leases", "cycles"} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	m := startManager(t, "manager", kubeconfig, "leases")
 	wait.For(t, time.Minute, "the manager leading", func() error {
 		if !m.leader() {

@@ -66,7 +66,7 @@ func WithServiceRange(cidr string) Option {
 // New starts a control plane; the caller must Stop it. Use it from TestMain, where a package's
 // tests share one API server, or from a program.
 func New(opts ...Option) (*Env, error) {
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +127,9 @@ func assetsDir(root string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// repoRoot walks up from the working directory (a package dir under `go test`) to go.mod.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory (a package dir under `go test`, the repository
+// under `go run`) to go.mod.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -23,6 +23,7 @@ import (
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/render"
+	"github.com/tracestream/tracestream/internal/testing/controlplane"
 )
 
 // The stream every RedisTraceExporter reports: seedEntries entries, of which the group has read
@@ -104,7 +105,7 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 		res.LoadAverage = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 
-	root, err := repoRoot()
+	root, err := controlplane.RepoRoot()
 	if err != nil {
 		return res, err
 	}
@@ -276,25 +277,6 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 		return res, fmt.Errorf("the manager did not exit cleanly after SIGTERM: %w\n%s", exitErr, mgr.logTail())
 	}
 	return res, nil
-}
-
-// repoRoot walks up from the working directory to go.mod: `go run` runs in the repository, `go
-// test` in this package's directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run from the repository")
-		}
-		dir = parent
-	}
 }
 
 // seedStream fills the stream and gives its group a known lag, so that every lag refresh reads
