@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tracestream/tracestream/internal/testing/child"
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every Linux we run on).
@@ -42,7 +45,7 @@ func start(dir, name, cpus string, argv ...string) (*process, error) {
 	defer func() { _ = f.Close() }()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
+	if err := child.Start(cmd); err != nil { // dies with the harness even if it is killed
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	return &process{name: name, cmd: cmd, log: logPath}, nil
@@ -160,7 +163,7 @@ func startRedis(dir, cpus string) (*redisServer, error) {
 	}
 	r := &redisServer{process: p, addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	r.rdb = redis.NewClient(&redis.Options{Addr: r.addr, ReadTimeout: time.Minute})
-	if err := waitFor(10*time.Second, func() error { return r.rdb.Ping(context.Background()).Err() }); err != nil {
+	if err := wait.Until(10*time.Second, func() error { return r.rdb.Ping(context.Background()).Err() }); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("redis-server did not answer: %w\n%s", err, p.tail())
 	}
@@ -169,18 +172,6 @@ func startRedis(dir, cpus string) (*redisServer, error) {
 
 func (r *redisServer) flush(ctx context.Context) error {
 	return r.rdb.FlushAll(ctx).Err()
-}
-
-// waitFor retries check every 50 ms until it returns nil or the time is up.
-func waitFor(timeout time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // otlpServer is the exporter or the Collector: something that receives OTLP.
@@ -211,7 +202,7 @@ func startExporter(dir, cpus, bin, redisAddr, format string, extra ...string) (*
 		return nil, err
 	}
 	s.process = p
-	if err := waitFor(20*time.Second, func() error { return httpOK("http://" + s.admin + "/readyz") }); err != nil {
+	if err := wait.Until(20*time.Second, func() error { return httpOK("http://" + s.admin + "/readyz") }); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("the exporter did not become ready: %w\n%s", err, p.tail())
 	}
@@ -252,7 +243,7 @@ service:
 		return nil, err
 	}
 	s.process = p
-	err = waitFor(30*time.Second, func() error {
+	err = wait.Until(30*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", s.grpc, time.Second)
 		if err == nil {
 			_ = c.Close()

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tracestream/tracestream/internal/testing/child"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 	"github.com/tracestream/tracestream/internal/testing/spanload"
 	"github.com/tracestream/tracestream/internal/testing/wait"
@@ -109,7 +110,7 @@ func (e *exporter) start() {
 	defer func() { _ = f.Close() }()
 	e.cmd = exec.Command(exporterBin, e.args...)
 	e.cmd.Stdout, e.cmd.Stderr = f, f
-	if err := e.cmd.Start(); err != nil {
+	if err := child.Start(e.cmd); err != nil {
 		e.t.Fatal(err)
 	}
 	e.done = make(chan struct{})

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/testing/child"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
@@ -49,7 +50,7 @@ func startManager(t *testing.T, name, kubeconfig, leaseNamespace string) *manage
 		"--health-probe-bind-address", freeAddr(t), "--leader-elect", "--leader-election-namespace", leaseNamespace,
 		"--exporter-image", "tracestream/exporter:chaos")
 	m.cmd.Stdout, m.cmd.Stderr = f, f
-	if err := m.cmd.Start(); err != nil {
+	if err := child.Start(m.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = m.cmd.Wait(); close(m.done) }()

@@ -11,14 +11,11 @@
 // is removed. Nothing is ever killed by name.
 //
 // A test binary that dies without running its cleanups (a panic in another goroutine, a
-// -timeout, SIGKILL) must not leave servers behind either, so every process is started
-// with Pdeathsig=SIGKILL. Linux sends Pdeathsig when the thread that forked the child
-// exits, not when the process does, and the Go runtime ends a thread when a goroutine that
-// locked it returns. All processes are therefore forked by one goroutine that locks its
-// OS thread and never returns: that thread lives exactly as long as the test binary.
-// Each server also gets its own process group (Setpgid), so that a SIGKILL reaches the
-// children Redis forks for AOF rewrites and diskless replication, and a Ctrl-C in the
-// terminal stops the test binary (which then cleans up) instead of racing it to Redis.
+// -timeout, SIGKILL) must not leave servers behind either, so every process is started by
+// package child: with Pdeathsig=SIGKILL, from a thread that lives as long as the test binary,
+// and in its own process group, so that a SIGKILL reaches the children Redis forks for AOF
+// rewrites and diskless replication, and a Ctrl-C in the terminal stops the test binary (which
+// then cleans up) instead of racing it to Redis.
 //
 // The helpers fail the test with t.Fatalf instead of returning errors, so the topology
 // constructors, Start and the Await and Failover helpers must be called from the

@@ -5,12 +5,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tracestream/tracestream/internal/testing/child"
 )
 
 const (
@@ -83,22 +84,9 @@ func (p *process) terminate(grace time.Duration) {
 	}
 }
 
-type spawnRequest struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-var (
-	spawnOnce     sync.Once
-	spawnRequests = make(chan spawnRequest)
-)
-
-// startProcess starts cmd from the spawner thread; see the package comment for why.
+// startProcess starts cmd as a child that dies with the test binary (package child).
 func startProcess(cmd *exec.Cmd) (*process, error) {
-	spawnOnce.Do(func() { go spawnLoop() })
-	req := spawnRequest{cmd: cmd, err: make(chan error, 1)}
-	spawnRequests <- req
-	if err := <-req.err; err != nil {
+	if err := child.Start(cmd); err != nil {
 		return nil, err
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
@@ -107,15 +95,6 @@ func startProcess(cmd *exec.Cmd) (*process, error) {
 		close(p.done)
 	}()
 	return p, nil
-}
-
-// spawnLoop locks its OS thread and never returns, so the thread it forks from outlives
-// every child and Pdeathsig fires only when the test binary itself dies.
-func spawnLoop() {
-	runtime.LockOSThread()
-	for req := range spawnRequests {
-		req.err <- req.cmd.Start()
-	}
 }
 
 func newCommand(bin, dir, confPath, outPath string, sentinel bool) (*exec.Cmd, *os.File, error) {
@@ -135,7 +114,6 @@ func newCommand(bin, dir, confPath, outPath string, sentinel bool) (*exec.Cmd, *
 	// Redis reads nothing from the environment; an empty one keeps the developer's
 	// from leaking into what a test observes.
 	cmd.Env = []string{}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd, out, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tracestream/tracestream/internal/testing/child"
 )
 
 const (
@@ -49,8 +50,7 @@ func start(name string, cmd *exec.Cmd, logPath string) (*process, error) {
 	}
 	defer func() { _ = out.Close() }() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := child.Start(cmd); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
@@ -109,33 +109,6 @@ func (p *process) logTail() string {
 		lines = lines[len(lines)-logTailLines:]
 	}
 	return "--- tail of " + p.logPath + " ---\n" + strings.Join(lines, "\n")
-}
-
-type spawnRequest struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-var (
-	spawnOnce     sync.Once
-	spawnRequests = make(chan spawnRequest)
-)
-
-// spawn starts cmd from one goroutine that locks its OS thread and never returns: Linux sends
-// Pdeathsig when the forking thread exits, not the process, so the thread must outlive every
-// child (internal/testing/redistest does the same).
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		go func() {
-			runtime.LockOSThread()
-			for req := range spawnRequests {
-				req.err <- req.cmd.Start()
-			}
-		}()
-	})
-	req := spawnRequest{cmd: cmd, err: make(chan error, 1)}
-	spawnRequests <- req
-	return <-req.err
 }
 
 // freePort returns a loopback port that was free a moment ago.

@@ -250,19 +250,18 @@ func byResult(m map[string]float64) string {
 	if len(m) == 0 {
 		return ""
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.0f", k, m[k])
-	}
-	return "; by result: " + strings.Join(parts, ", ")
+	return "; by result: " + strings.Join(sortedPairs(m, "%s %.0f"), ", ")
 }
 
 func byLevel(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(sortedPairs(m, "%s %d"), ", ") + ")"
+}
+
+// sortedPairs formats each key and value of m with format, in key order.
+func sortedPairs[V any](m map[string]V, format string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -270,12 +269,9 @@ func byLevel(m map[string]int) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+		parts[i] = fmt.Sprintf(format, k, m[k])
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
+	return parts
 }
 
 // klogLine matches klog's header (client-go logs through klog, e.g. "E1121 12:00:00.000000 ...").
