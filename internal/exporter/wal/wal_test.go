@@ -26,7 +26,9 @@ func open(t *testing.T, dir string, segment int64) (*Log, *[]Corruption) {
 	return l, &seen
 }
 
-func record(i int) []byte { return []byte(fmt.Sprintf("record-%06d-%s", i, strings.Repeat("x", i%300))) }
+func record(i int) []byte {
+	return []byte(fmt.Sprintf("record-%06d-%s", i, strings.Repeat("x", i%300)))
+}
 
 // readAll reads n records from the reader and returns them and the position after the last.
 func readAll(t *testing.T, r *Reader, n int) ([]string, Position) {
