@@ -95,7 +95,8 @@ FUZZ_TARGETS := \
 	./internal/exporter/encode:FuzzEncodeJSON:100000x \
 	./internal/exporter/encode:FuzzKeyTemplate:60000x \
 	./internal/exporter/receiver:FuzzHTTPBody:20000x \
-	./internal/exporter/config:FuzzConfigYAML:30000x
+	./internal/exporter/config:FuzzConfigYAML:30000x \
+	./internal/exporter/entry:FuzzUnmarshal:30000x
 FUZZTIME ?=
 
 .PHONY: fuzz
