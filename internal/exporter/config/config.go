@@ -74,6 +74,7 @@ func Default() Config {
 			RequestTimeout:       Duration{10 * time.Second},
 			DrainTimeout:         Duration{20 * time.Second},
 			StallTimeout:         Duration{time.Second},
+			PersistentQueue:      PersistentQueue{MaxBytes: 1 << 30},
 		},
 		Admin: Admin{Endpoint: ":8888"},
 	}
@@ -255,6 +256,20 @@ type Delivery struct {
 	StallTimeout Duration `json:"stallTimeout,omitzero"`
 	// ProducerID names this exporter for idempotent XADD (Redis >= 8.6); defaults to the hostname.
 	ProducerID string `json:"producerId,omitempty"`
+	// PersistentQueue, when its directory is set, puts a write-ahead log between the receivers
+	// and Redis.
+	PersistentQueue PersistentQueue `json:"persistentQueue,omitzero"`
+}
+
+// PersistentQueue configures the write-ahead log. With it, a request is acknowledged once its
+// entries are fsynced to the log, and the log is written to Redis in order; it survives a crash
+// or a restart of the process. Without it (the default), a request is acknowledged once Redis
+// has its entries.
+type PersistentQueue struct {
+	// Directory holds the log; empty disables the persistent queue.
+	Directory string `json:"directory,omitempty"`
+	// MaxBytes bounds the log on disk; when full, clients are told to retry (backpressure).
+	MaxBytes int64 `json:"maxBytes,omitempty"`
 }
 
 // Admin configures the health, metrics and status endpoint.

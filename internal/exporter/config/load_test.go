@@ -63,6 +63,8 @@ var contractKeys = []string{
 	"delivery.drainTimeout",
 	"delivery.stallTimeout",
 	"delivery.producerId",
+	"delivery.persistentQueue.directory",
+	"delivery.persistentQueue.maxBytes",
 	"admin.endpoint",
 	"admin.debug",
 }
@@ -637,6 +639,7 @@ func fullConfig(t *testing.T) Config {
 			DrainTimeout:         Duration{25 * time.Second},
 			StallTimeout:         Duration{2 * time.Second},
 			ProducerID:           "exporter-0",
+			PersistentQueue:      PersistentQueue{Directory: "/var/lib/tracestream/queue", MaxBytes: 2 << 30},
 		},
 		Admin: Admin{Endpoint: "127.0.0.1:18888", Debug: true},
 	}

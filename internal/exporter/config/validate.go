@@ -218,7 +218,14 @@ func (c Config) validateDelivery(v *validator) {
 	v.positive("delivery.requestTimeout", d.RequestTimeout)
 	v.positive("delivery.drainTimeout", d.DrainTimeout)
 	v.positive("delivery.stallTimeout", d.StallTimeout)
+	if q := d.PersistentQueue; q.Directory != "" && q.MaxBytes < MinPersistentQueueBytes {
+		v.addf("delivery.persistentQueue.maxBytes", "must be at least %d (64 MiB), got %d", MinPersistentQueueBytes, q.MaxBytes)
+	}
 }
+
+// MinPersistentQueueBytes is the smallest write-ahead log accepted: room for a few requests of
+// the largest size.
+const MinPersistentQueueBytes = 64 << 20
 
 // validator collects problems.
 type validator struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tracestream/tracestream/internal/exporter/entry"
 	"github.com/tracestream/tracestream/internal/exporter/telemetry"
+	"github.com/tracestream/tracestream/internal/exporter/wal"
 )
 
 // Writer sends one batch as one Redis pipeline and reports each entry's outcome in errs.
@@ -60,6 +61,9 @@ type Options struct {
 	// StallTimeout: when a writer has held a batch this long and Redis has acknowledged nothing
 	// for as long, Export refuses new requests at once (0: never).
 	StallTimeout time.Duration
+	// Log, when set, is the persistent queue: requests are acknowledged once appended to it, and
+	// the pipeline writes it to Redis (durable.go). The caller opens and closes it.
+	Log *wal.Log
 }
 
 // Pipeline is the exporter's engine. Create it with New, Start it, Export into it, Shutdown it.
@@ -72,6 +76,9 @@ type Pipeline struct {
 	log      *slog.Logger
 
 	queue    chan chunk
+	wal      *wal.Log
+	records  sync.Pool // *[]byte: a request's log record
+	stopLog  context.CancelFunc
 	inflight atomic.Int64
 	draining atomic.Bool
 	stop     chan struct{} // closed when writers must give up retrying
@@ -98,13 +105,14 @@ func New(opts Options, enc Encoder, w Writer, classify Classifier, tel *telemetr
 		opts.PipelineSize = 1000
 	}
 	p := &Pipeline{
-		opts: opts, enc: enc, w: w, classify: classify, tel: tel, log: log,
+		opts: opts, enc: enc, w: w, classify: classify, tel: tel, log: log, wal: opts.Log,
 		queue: make(chan chunk, 4*opts.Writers),
 		stop:  make(chan struct{}),
 
 		busySince: make([]atomic.Int64, opts.Writers),
 	}
 	p.batches.New = func() any { return new(entry.Batch) }
+	p.records.New = func() any { return new([]byte) }
 	return p
 }
 
@@ -114,6 +122,12 @@ func (p *Pipeline) Start() {
 	for i := range p.opts.Writers {
 		p.wg.Add(1)
 		go p.writer(&p.busySince[i])
+	}
+	if p.wal != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.stopLog = cancel
+		p.wg.Add(1)
+		go p.drainLog(ctx)
 	}
 }
 
@@ -141,6 +155,9 @@ type request struct {
 	batch   *entry.Batch
 	pending atomic.Int64
 	done    chan struct{}
+	// durable marks a record of the persistent queue: its client has its answer already, so
+	// every error short of a permanent refusal is retried until Redis takes it.
+	durable bool
 
 	mu        sync.Mutex
 	abandoned bool
@@ -186,6 +203,9 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string) (Res
 	if n == 0 {
 		p.batches.Put(b)
 		return res, nil
+	}
+	if p.wal != nil {
+		return p.exportDurable(ctx, b, n, res)
 	}
 	if p.authFailing.Load() {
 		p.batches.Put(b)
@@ -341,13 +361,15 @@ func (p *Pipeline) writer(busySince *atomic.Int64) {
 				p.tel.RedisError(class, 1)
 				p.logError(class, err)
 				o.r.mu.Lock()
-				switch {
-				case class == "auth":
+				if class == "auth" {
 					p.authFailing.Store(true)
+				}
+				switch {
+				case class == "auth" && !o.r.durable:
 					o.r.failClass = class
 					o.r.mu.Unlock()
 					o.r.resolve(1)
-				case !retryable:
+				case !retryable && class != "auth":
 					o.r.rejected++
 					if o.r.rejectMsg == "" {
 						o.r.rejectMsg = "redis rejected the entry: " + err.Error()
@@ -452,6 +474,19 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		case <-ctx.Done():
 			return fmt.Errorf("draining with %d spans in flight: %w", p.inflight.Load(), ctx.Err())
+		}
+	}
+	if p.wal == nil {
+		return nil
+	}
+	// Every client has its answer; write what the persistent queue holds while time allows.
+	// What is left stays in the log for the next start.
+	defer p.stopLog()
+	for !p.wal.Drained() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("draining the persistent queue with %d records left in it: %w", p.wal.Stats().Records, ctx.Err())
 		}
 	}
 	return nil

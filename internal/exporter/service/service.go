@@ -19,6 +19,7 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/receiver"
 	"github.com/tracestream/tracestream/internal/exporter/sink"
 	"github.com/tracestream/tracestream/internal/exporter/telemetry"
+	"github.com/tracestream/tracestream/internal/exporter/wal"
 )
 
 // probeInterval is how often Redis is pinged for readiness while no writes prove it reachable.
@@ -30,6 +31,7 @@ type Service struct {
 	log  *slog.Logger
 	tel  *telemetry.Telemetry
 	sink *sink.Sink
+	wal  *wal.Log // the persistent queue, when configured
 	pipe *pipeline.Pipeline
 	grpc *receiver.GRPC
 	http *receiver.HTTP
@@ -58,6 +60,12 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		_ = snk.Close()
 		return nil, err
 	}
+	if q := cfg.Delivery.PersistentQueue; q.Directory != "" {
+		if s.wal, err = openQueue(q, log, s.tel); err != nil {
+			_ = snk.Close()
+			return nil, err
+		}
+	}
 	s.pipe = pipeline.New(pipeline.Options{
 		PipelineSize:         cfg.Stream.PipelineSize,
 		FlushInterval:        cfg.Stream.FlushInterval.Duration,
@@ -67,13 +75,14 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		RetryMaxInterval:     cfg.Delivery.RetryMaxInterval.Duration,
 		RequestTimeout:       cfg.Delivery.RequestTimeout.Duration,
 		StallTimeout:         cfg.Delivery.StallTimeout.Duration,
+		Log:                  s.wal,
 	}, enc, snk, classify, s.tel, log)
 	if s.grpc, err = receiver.NewGRPC(cfg.Receivers, s.pipe); err != nil {
-		_ = snk.Close()
+		s.closeStores()
 		return nil, err
 	}
 	if s.http, err = receiver.NewHTTP(cfg.Receivers, s.pipe); err != nil {
-		_ = snk.Close()
+		s.closeStores()
 		return nil, err
 	}
 	var extra map[string]http.Handler
@@ -89,6 +98,35 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	s.adm = &http.Server{Handler: s.tel.Handler(extra), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// openQueue opens the persistent queue, reporting damaged records it finds in the log and its
+// size in the metrics and /status.
+func openQueue(q config.PersistentQueue, log *slog.Logger, tel *telemetry.Telemetry) (*wal.Log, error) {
+	l, err := wal.Open(wal.Options{Dir: q.Directory, MaxBytes: q.MaxBytes}, func(c wal.Corruption) {
+		log.Warn("Skipping a damaged stretch of the persistent queue", "segment", c.Segment, "offset", c.Offset, "bytes", c.Bytes, "reason", c.Reason)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery.persistentQueue.directory %q: %w", q.Directory, err)
+	}
+	tel.WatchQueue(func() telemetry.QueueStats {
+		st := l.Stats()
+		return telemetry.QueueStats{Bytes: st.Bytes, CapacityBytes: q.MaxBytes, Records: st.Records, CorruptRecords: st.CorruptRecords, CorruptBytes: st.CorruptBytes}
+	})
+	if st := l.Stats(); st.Records > 0 {
+		log.Info("Persistent queue holds records from before; writing them to Redis", "records", st.Records, "bytes", st.Bytes)
+	}
+	return l, nil
+}
+
+// closeStores closes the Redis connections and the persistent queue.
+func (s *Service) closeStores() {
+	_ = s.sink.Close()
+	if s.wal != nil {
+		if err := s.wal.Close(); err != nil {
+			s.log.Warn("Closing the persistent queue failed", "err", err)
+		}
+	}
 }
 
 func classify(err error) (string, bool) {
@@ -193,7 +231,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = s.adm.Shutdown(actx)
-	_ = s.sink.Close()
+	s.closeStores()
 	s.log.Info("Exporter drained", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
 	return err
 }

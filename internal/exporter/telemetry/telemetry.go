@@ -32,6 +32,10 @@ type Telemetry struct {
 	BatchSize     prometheus.Histogram
 	PipelineTime  prometheus.Histogram
 	InFlight      prometheus.Gauge
+	// QueueUnreadable counts persistent queue records whose checksum matched but whose
+	// contents could not be decoded (registered by WatchQueue).
+	QueueUnreadable prometheus.Counter
+	queue           func() QueueStats
 
 	received, exported, failed, dropped atomic.Int64
 	ready                               atomic.Bool
@@ -63,6 +67,8 @@ func New() *Telemetry {
 		Help: "Time from sending a pipeline to reading all its replies.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)})
 	t.InFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_spans",
 		Help: "Spans accepted and not yet acknowledged by Redis."})
+	t.QueueUnreadable = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "queue_unreadable_records_total",
+		Help: "Persistent queue records with a valid checksum that could not be decoded; skipped."})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Build information; always 1."}, []string{"version"})
 	build.WithLabelValues(version.Version).Set(1)
@@ -70,6 +76,35 @@ func New() *Telemetry {
 		t.BatchSize, t.PipelineTime, t.InFlight, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return t
+}
+
+// QueueStats is what the persistent queue reports about itself.
+type QueueStats struct {
+	Bytes          int64 `json:"bytes"`
+	CapacityBytes  int64 `json:"capacityBytes"`
+	Records        int64 `json:"records"`
+	CorruptRecords int64 `json:"corruptRecords"`
+	CorruptBytes   int64 `json:"corruptBytes"`
+}
+
+// WatchQueue registers the persistent queue's metrics, read from stats at each scrape, and adds
+// them to /status.
+func (t *Telemetry) WatchQueue(stats func() QueueStats) {
+	ns := "tracestream_exporter"
+	t.queue = stats
+	t.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "queue_size_bytes",
+			Help: "Bytes of the persistent queue's log on disk."}, func() float64 { return float64(stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "queue_capacity_bytes",
+			Help: "The persistent queue's bound (delivery.persistentQueue.maxBytes)."}, func() float64 { return float64(stats().CapacityBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "queue_records",
+			Help: "Records (requests) in the persistent queue not yet acknowledged by Redis."}, func() float64 { return float64(stats().Records) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "queue_corrupt_records_total",
+			Help: "Damaged stretches of the persistent queue (torn or failing their checksum) skipped since start."}, func() float64 { return float64(stats().CorruptRecords) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "queue_corrupt_bytes_total",
+			Help: "Bytes of the persistent queue skipped as damaged since start."}, func() float64 { return float64(stats().CorruptBytes) }),
+		t.QueueUnreadable,
+	)
 }
 
 // Received counts spans that arrived over protocol.
@@ -130,6 +165,8 @@ type Status struct {
 	LastWrite      *time.Time `json:"lastSuccessfulWrite,omitempty"`
 	LastErrorClass string     `json:"lastErrorClass,omitempty"`
 	LastErrorTime  *time.Time `json:"lastErrorTime,omitempty"`
+	// PersistentQueue is set when delivery.persistentQueue is on.
+	PersistentQueue *QueueStats `json:"persistentQueue,omitempty"`
 }
 
 // Snapshot returns the current status.
@@ -142,6 +179,10 @@ func (t *Telemetry) Snapshot() Status {
 		SpansExported:  t.exported.Load(),
 		SpansFailed:    t.failed.Load(),
 		SpansDropped:   t.dropped.Load(),
+	}
+	if t.queue != nil {
+		q := t.queue()
+		s.PersistentQueue = &q
 	}
 	if ns := t.lastWrite.Load(); ns != 0 {
 		w := time.Unix(0, ns).UTC()

@@ -1,0 +1,142 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/tracestream/tracestream/internal/exporter/entry"
+	"github.com/tracestream/tracestream/internal/exporter/wal"
+)
+
+// The persistent queue (delivery.persistentQueue): Export appends a request's entries to the
+// write-ahead log and answers once they are fsynced; drainLog reads the log in order and hands
+// each record to the writers like a request that never times out, and commitLog commits the
+// log as far as Redis has acknowledged it, in order. Redis being slow or down then no longer
+// refuses clients until the log is full.
+
+// exportDurable appends the encoded batch b (n entries) to the log and releases b.
+func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res Result) (Result, error) {
+	p.inflight.Add(int64(n)) // Shutdown waits for appends in progress
+	defer p.inflight.Add(int64(-n))
+	rec := p.records.Get().(*[]byte)
+	*rec = b.MarshalAppend((*rec)[:0])
+	p.batches.Put(b)
+	err := p.wal.Append(ctx, *rec)
+	if cap(*rec) <= 1<<20 {
+		p.records.Put(rec)
+	}
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, wal.ErrFull):
+		p.tel.Failed("queue_full", n)
+		return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("the persistent queue is full (%d bytes)", p.wal.Stats().Bytes), RetryAfter: time.Second}
+	case errors.Is(err, wal.ErrClosed):
+		p.tel.Failed("shutdown", n)
+		return Result{}, &Error{Class: ErrShuttingDown, RetryAfter: time.Second}
+	case ctx.Err() != nil:
+		p.tel.Failed("timeout", n)
+		return Result{}, &Error{Class: ErrUnavailable, Detail: "the persistent queue did not take the spans in time", RetryAfter: time.Second}
+	default:
+		p.tel.Failed("queue", n)
+		p.log.Warn("Persistent queue write failed", "err", err)
+		return Result{}, &Error{Class: ErrUnavailable, Detail: "the persistent queue failed to write: " + err.Error(), RetryAfter: time.Second}
+	}
+}
+
+// logged is one record handed to the writers, in log order.
+type logged struct {
+	r   *request // nil for a record with nothing to write
+	end wal.Position
+	n   int64
+}
+
+// drainLog reads the log from its last commit and queues each record for the writers; the
+// spans it holds in memory are bounded by MaxInFlightSpans.
+func (p *Pipeline) drainLog(ctx context.Context) {
+	defer p.wg.Done()
+	rd := p.wal.NewReader(p.wal.Start())
+	defer rd.Close()
+	order := make(chan logged, 1024)
+	budget := semaphore.NewWeighted(int64(max(p.opts.MaxInFlightSpans, 1)))
+	p.wg.Add(1)
+	go p.commitLog(order, budget)
+	defer close(order)
+	var rec []byte
+	for {
+		var (
+			end wal.Position
+			err error
+		)
+		rec, end, err = rd.Next(ctx, rec)
+		if err != nil {
+			return // stopped, or the log closed
+		}
+		b := p.batches.Get().(*entry.Batch)
+		b.Reset()
+		if err := b.Unmarshal(rec); err != nil || b.Len() == 0 {
+			// The checksum matched, so this is not disk damage but bytes we cannot read
+			// (written by a different version): count them and move on.
+			if err != nil {
+				p.tel.QueueUnreadable.Inc()
+				p.log.Warn("Skipping an unreadable persistent queue record", "segment", end.Segment, "offset", end.Offset, "err", err)
+			}
+			p.batches.Put(b)
+			select {
+			case order <- logged{end: end, n: 1}:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		n := b.Len()
+		weight := min(int64(n), int64(max(p.opts.MaxInFlightSpans, 1)))
+		if err := budget.Acquire(ctx, weight); err != nil {
+			return
+		}
+		r := &request{batch: b, done: make(chan struct{}), durable: true}
+		r.pending.Store(int64(n))
+		p.tel.InFlight.Add(float64(n))
+		select {
+		case order <- logged{r: r, end: end, n: 1}:
+		case <-ctx.Done():
+			return
+		}
+		for from := 0; from < n; from += p.opts.PipelineSize {
+			select {
+			case p.queue <- chunk{r: r, from: from, to: min(from+p.opts.PipelineSize, n)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// commitLog waits for each record's entries to be acknowledged, in log order, and commits the
+// log past it.
+func (p *Pipeline) commitLog(order <-chan logged, budget *semaphore.Weighted) {
+	defer p.wg.Done()
+	for l := range order {
+		if l.r != nil {
+			select {
+			case <-l.r.done:
+			case <-p.stop:
+				return // not acknowledged: the record stays in the log for the next start
+			}
+			n := l.r.batch.Len()
+			p.tel.InFlight.Sub(float64(n))
+			if l.r.rejected > 0 {
+				p.log.Warn("Redis refused spans from the persistent queue permanently; dropped", "spans", l.r.rejected, "reason", l.r.rejectMsg)
+			}
+			p.batches.Put(l.r.batch)
+			budget.Release(min(int64(n), int64(max(p.opts.MaxInFlightSpans, 1))))
+		}
+		if err := p.wal.Commit(l.end, l.n); err != nil {
+			p.log.Warn("Committing the persistent queue failed", "err", err)
+		}
+	}
+}
