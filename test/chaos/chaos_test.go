@@ -66,6 +66,8 @@ type exporter struct {
 	done              chan struct{} // closed when cmd has exited; exitErr is then its Wait error
 	exitErr           error
 	log               string
+	// alive is the admin path start waits for: /readyz (default) needs Redis; /healthz does not.
+	alive string
 }
 
 func freeAddr(t *testing.T) string {
@@ -82,7 +84,7 @@ func freeAddr(t *testing.T) string {
 // test ends.
 func startExporter(t *testing.T, redisAddr string, extra ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), log: filepath.Join(t.TempDir(), "exporter.log")}
+	e := &exporter{t: t, grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), log: filepath.Join(t.TempDir(), "exporter.log"), alive: "/readyz"}
 	e.args = append([]string{
 		"--receivers.grpc.endpoint=" + e.grpc, "--receivers.http.endpoint=" + e.http, "--admin.endpoint=" + e.admin,
 		"--redis.addresses=" + redisAddr,
@@ -115,14 +117,14 @@ func (e *exporter) start() {
 	}
 	e.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { e.exitErr = c.Wait(); close(done) }(e.cmd, e.done)
-	wait.For(e.t, 20*time.Second, "the exporter ready", func() error {
-		resp, err := http.Get("http://" + e.admin + "/readyz")
+	wait.For(e.t, 20*time.Second, "the exporter up", func() error {
+		resp, err := http.Get("http://" + e.admin + e.alive)
 		if err != nil {
 			return err
 		}
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz: %d", resp.StatusCode)
+			return fmt.Errorf("%s: %d", e.alive, resp.StatusCode)
 		}
 		return nil
 	})
@@ -197,6 +199,51 @@ func TestExporterKilledRepeatedlyLosesNoAcknowledgedSpan(t *testing.T) {
 	}
 	o := s.Check(t, srv.Client(t), "traces:kills")
 	t.Logf("FIGURES exporter kill -9 five times under load, no write-ahead log: %s", o)
+	if o.Lost != 0 || len(o.Failed) != 0 {
+		t.Fatalf("%d acknowledged spans lost, failures after retries %v", o.Lost, o.Failed)
+	}
+}
+
+// TestExporterKilledRepeatedlyWithThePersistentQueue kills the exporter five times under load
+// with delivery.persistentQueue on; in three of the rounds Redis is down before the kill, so the
+// spans acknowledged meanwhile exist only in the write-ahead log when the process dies.
+func TestExporterKilledRepeatedlyWithThePersistentQueue(t *testing.T) {
+	srv := redistest.Standalone(t)
+	dir := t.TempDir()
+	e := startExporter(t, srv.Addr(), "--delivery.persistentQueue.directory="+dir, "--delivery.persistentQueue.maxBytes=268435456")
+	e.alive = "/healthz" // restarted while Redis is down, it serves from the log
+	s := spanload.Send(t, e.grpc, "walkills", 4, 50, 10*time.Millisecond)
+	waitAcked(t, s, 500, "spans flowing before the first kill")
+	var onlyInLog, corrupt int
+	var maxRecords float64
+	for i := range 5 {
+		redisDown := i%2 == 0
+		if redisDown {
+			srv.Stop() // SIGTERM: what Redis acknowledged is in its AOF
+			before := s.Acked()
+			waitAcked(t, s, 300, "spans acknowledged into the log while Redis is down")
+			onlyInLog += s.Acked() - before
+			maxRecords = max(maxRecords, e.metric(t, "tracestream_exporter_queue_records"))
+		}
+		e.kill()
+		e.start()
+		corrupt += int(e.metric(t, "tracestream_exporter_queue_corrupt_records_total"))
+		if redisDown {
+			srv.Start()
+		}
+		waitAcked(t, s, 500, fmt.Sprintf("spans flowing after kill -9 number %d", i+1))
+	}
+	// Acknowledged means in the log: let the log reach Redis before reading the stream.
+	s.Stop()
+	wait.For(t, 30*time.Second, "the write-ahead log drained into Redis", func() error {
+		if n := e.metric(t, "tracestream_exporter_queue_records"); n != 0 {
+			return fmt.Errorf("%.0f records left", n)
+		}
+		return nil
+	})
+	o := s.Check(t, srv.Client(t), "traces:walkills")
+	t.Logf("FIGURES exporter kill -9 five times under load, with the write-ahead log (Redis stopped before 3 of the kills): %d spans acknowledged while Redis was down (up to %.0f requests waiting in the log), %d damaged records found at restarts; %s",
+		onlyInLog, maxRecords, corrupt, o)
 	if o.Lost != 0 || len(o.Failed) != 0 {
 		t.Fatalf("%d acknowledged spans lost, failures after retries %v", o.Lost, o.Failed)
 	}

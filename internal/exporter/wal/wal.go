@@ -38,7 +38,7 @@ const (
 	headerSize      = 8 // payload length + CRC-32C
 	checkpointFile  = "checkpoint"
 	segmentSuffix   = ".wal"
-	checkpointEvery = 100 * time.Millisecond
+	checkpointEvery = 20 * time.Millisecond
 	// MinBytes is the smallest MaxBytes accepted: room for a few full-size requests.
 	MinBytes = 64 << 20
 )

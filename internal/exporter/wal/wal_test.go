@@ -100,7 +100,7 @@ func TestRecordsAreReadBackInOrderAcrossSegmentsAndReopens(t *testing.T) {
 	// Nothing was committed: all 500 come back after a reopen.
 	l, seen := open(t, dir, 4096)
 	r = l.NewReader(l.Start())
-	got, pos := readAll(t, r, 500)
+	got, _ = readAll(t, r, 500)
 	nothingMore(t, r)
 	if !slices.Equal(got, want) || len(*seen) != 0 {
 		t.Fatalf("after reopen: equal=%v, corruption %v", slices.Equal(got, want), *seen)
@@ -108,7 +108,7 @@ func TestRecordsAreReadBackInOrderAcrossSegmentsAndReopens(t *testing.T) {
 	// Commit 300 of them: the next open starts at record 300 and the drained segments are gone.
 	r.Close()
 	r = l.NewReader(l.Start())
-	_, pos = readAll(t, r, 300)
+	_, pos := readAll(t, r, 300)
 	r.Close()
 	before := len(segments(t, dir))
 	if err := l.Commit(pos, 300); err != nil {
