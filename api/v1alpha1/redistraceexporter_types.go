@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -34,6 +35,10 @@ type RedisTraceExporterSpec struct {
 	// lag says which streams and consumer groups are reported in status.streams.
 	// +optional
 	Lag LagSpec `json:"lag,omitempty"`
+
+	// delivery tunes what happens between a client's request and Redis.
+	// +optional
+	Delivery DeliverySpec `json:"delivery,omitempty"`
 
 	// replicas is the number of exporter pods. Ignored while autoscaling is set.
 	// +kubebuilder:validation:Minimum=0
@@ -335,6 +340,35 @@ type ReceiversSpec struct {
 	// bearerTokenSecretRef requires `Authorization: Bearer <token>` on every request.
 	// +optional
 	BearerTokenSecretRef *SecretKeyRef `json:"bearerTokenSecretRef,omitempty"`
+}
+
+// DeliverySpec tunes delivery to Redis.
+type DeliverySpec struct {
+	// persistentQueue, when set, puts a write-ahead log on a volume between the receivers and
+	// Redis: a request is acknowledged once its spans are fsynced to the log, and the log is
+	// written to Redis in order. The log survives a crash or restart of the exporter container
+	// (kill -9, OOM kill); at pod termination the exporter writes what it holds to Redis within
+	// its grace period. Without it, a request is acknowledged once Redis has its spans.
+	// +optional
+	PersistentQueue *PersistentQueueSpec `json:"persistentQueue,omitempty"`
+}
+
+// PersistentQueueSpec sizes the write-ahead log and says where it lives.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.size) || quantity(string(self.size)).compareTo(quantity('64Mi')) >= 0",message="spec.delivery.persistentQueue.size must be at least 64Mi"
+type PersistentQueueSpec struct {
+	// size of the volume that holds the log (default 1Gi, at least 64Mi). The log itself is
+	// bounded at 15/16 of it, leaving room for file-system overhead; when it is full, clients are
+	// told to retry (backpressure, never a silent drop).
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName, when set, gives each exporter pod its own PersistentVolumeClaim of this
+	// class (a generic ephemeral volume, created and deleted with the pod). When empty, the log is
+	// on an emptyDir limited to size on the node's disk.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
 }
 
 // LagSpec says which streams and consumer groups status reports.

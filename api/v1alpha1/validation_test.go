@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -99,6 +100,18 @@ func TestCRDValidation(t *testing.T) {
 		"negative replicas are rejected": {func(s *v1.RedisTraceExporterSpec) {
 			s.Replicas = ptr.To[int32](-1)
 		}, "spec.replicas"},
+		"a persistent queue below 64Mi is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Size: ptr.To(resource.MustParse("10Mi"))}
+		}, "spec.delivery.persistentQueue.size must be at least 64Mi"},
+		"a persistent queue given in bytes below 64Mi is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Size: resource.NewQuantity(1000, resource.BinarySI)}
+		}, "spec.delivery.persistentQueue.size must be at least 64Mi"},
+		"a persistent queue of 2Gi on a storage class is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Size: ptr.To(resource.MustParse("2Gi")), StorageClassName: ptr.To("local-path")}
+		}, ""},
+		"an empty persistent queue (emptyDir of 1Gi) is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{}
+		}, ""},
 		"a full TLS and auth spec is valid": {func(s *v1.RedisTraceExporterSpec) {
 			s.Redis.Auth = &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth"}}
 			s.Redis.TLS = &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "redis-ca", Key: "ca.crt"},

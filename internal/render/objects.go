@@ -151,6 +151,10 @@ func Deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv
 	if r := s.Receivers.BearerTokenSecretRef; r != nil {
 		secretVolume("receiver-token", receiverTokenDir, r.Name, [2]string{r.Key, "token"})
 	}
+	if q := s.Delivery.PersistentQueue; q != nil {
+		volumes = append(volumes, queueVolume(q))
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName("persistent-queue").WithMountPath(queueDir))
+	}
 
 	pod := corev1ac.PodSpec().
 		WithServiceAccountName(ServiceAccountName(rte)).
@@ -208,6 +212,21 @@ func Deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv
 	return appsv1ac.Deployment(rte.Name, rte.Namespace).
 		WithLabels(Labels(rte)).WithOwnerReferences(ownerRef(rte)).
 		WithSpec(spec)
+}
+
+// queueVolume is the persistent queue's volume: an emptyDir limited to its size, or with a
+// storage class a PersistentVolumeClaim per pod (a generic ephemeral volume).
+func queueVolume(q *v1.PersistentQueueSpec) *corev1ac.VolumeApplyConfiguration {
+	size := QueueSize(q)
+	vol := corev1ac.Volume().WithName("persistent-queue")
+	if q.StorageClassName == nil || *q.StorageClassName == "" {
+		return vol.WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(size))
+	}
+	return vol.WithEphemeral(corev1ac.EphemeralVolumeSource().WithVolumeClaimTemplate(
+		corev1ac.PersistentVolumeClaimTemplate().WithSpec(corev1ac.PersistentVolumeClaimSpec().
+			WithAccessModes(corev1.ReadWriteOnce).
+			WithStorageClassName(*q.StorageClassName).
+			WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: size})))))
 }
 
 func usernameKey(a *v1.RedisAuth) string {

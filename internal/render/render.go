@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"time"
 
@@ -28,6 +29,7 @@ const (
 	redisClientDir    = "/etc/tracestream/redis-client"
 	receiverTLSDir    = "/etc/tracestream/receiver-tls"
 	receiverTokenDir  = "/etc/tracestream/receiver-token"
+	queueDir          = "/var/lib/tracestream/queue"
 	ConfigHashKey     = "tracestream.io/config-hash"
 	drainTimeout      = 20 * time.Second
 	preStopSleep      = 5
@@ -154,7 +156,22 @@ func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
 	if s.Receivers.BearerTokenSecretRef != nil {
 		c.Receivers.BearerTokenFile = receiverTokenDir + "/token"
 	}
+	if q := s.Delivery.PersistentQueue; q != nil {
+		size := QueueSize(q)
+		c.Delivery.PersistentQueue = config.PersistentQueue{Directory: queueDir, MaxBytes: size.Value() / 16 * 15}
+	}
 	return c
+}
+
+// defaultQueueSize is the volume of a persistent queue whose size is not given.
+var defaultQueueSize = resource.MustParse("1Gi")
+
+// QueueSize is the size of the persistent queue's volume.
+func QueueSize(q *v1.PersistentQueueSpec) resource.Quantity {
+	if q.Size == nil {
+		return defaultQueueSize
+	}
+	return *q.Size
 }
 
 func ports(rte *v1.RedisTraceExporter) (grpcPort, httpPort int32) {

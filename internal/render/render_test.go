@@ -62,6 +62,15 @@ var cases = map[string]struct {
 			Autoscaling:         &v1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 10, TargetCPUUtilizationPercentage: 60},
 			PodDisruptionBudget: &v1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromString("50%"))},
 			ServiceAccountName:  "shared-sa",
+			Delivery:            v1.DeliverySpec{PersistentQueue: &v1.PersistentQueueSpec{}},
+		}),
+		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
+	},
+	"persistent-queue-pvc": {
+		rte: rte("durable", v1.RedisTraceExporterSpec{
+			Redis: v1.RedisSpec{Addresses: []string{"redis.tracing.svc:6379"}},
+			Delivery: v1.DeliverySpec{PersistentQueue: &v1.PersistentQueueSpec{
+				Size: ptr.To(resource.MustParse("8Gi")), StorageClassName: ptr.To("fast-ssd")}},
 		}),
 		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
 	},

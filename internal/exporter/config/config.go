@@ -74,7 +74,6 @@ func Default() Config {
 			RequestTimeout:       Duration{10 * time.Second},
 			DrainTimeout:         Duration{20 * time.Second},
 			StallTimeout:         Duration{time.Second},
-			PersistentQueue:      PersistentQueue{MaxBytes: 1 << 30},
 		},
 		Admin: Admin{Endpoint: ":8888"},
 	}
@@ -268,8 +267,20 @@ type Delivery struct {
 type PersistentQueue struct {
 	// Directory holds the log; empty disables the persistent queue.
 	Directory string `json:"directory,omitempty"`
-	// MaxBytes bounds the log on disk; when full, clients are told to retry (backpressure).
+	// MaxBytes bounds the log on disk (0: DefaultPersistentQueueBytes); when full, clients are
+	// told to retry (backpressure).
 	MaxBytes int64 `json:"maxBytes,omitempty"`
+}
+
+// DefaultPersistentQueueBytes bounds a persistent queue whose maxBytes is not set.
+const DefaultPersistentQueueBytes = 1 << 30
+
+// Bound is MaxBytes, or its default when unset.
+func (q PersistentQueue) Bound() int64 {
+	if q.MaxBytes == 0 {
+		return DefaultPersistentQueueBytes
+	}
+	return q.MaxBytes
 }
 
 // Admin configures the health, metrics and status endpoint.

@@ -218,7 +218,7 @@ func (c Config) validateDelivery(v *validator) {
 	v.positive("delivery.requestTimeout", d.RequestTimeout)
 	v.positive("delivery.drainTimeout", d.DrainTimeout)
 	v.positive("delivery.stallTimeout", d.StallTimeout)
-	if q := d.PersistentQueue; q.Directory != "" && q.MaxBytes < MinPersistentQueueBytes {
+	if q := d.PersistentQueue; q.MaxBytes != 0 && q.MaxBytes < MinPersistentQueueBytes {
 		v.addf("delivery.persistentQueue.maxBytes", "must be at least %d (64 MiB), got %d", MinPersistentQueueBytes, q.MaxBytes)
 	}
 }

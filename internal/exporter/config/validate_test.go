@@ -358,6 +358,12 @@ func TestValidate(t *testing.T) {
 			mutate: func(c *Config) { c.Delivery.MaxInFlightSpans = 0 },
 			want:   []string{"delivery.maxInFlightSpans: must be at least 1"},
 		},
+		"a persistent queue smaller than 64 MiB is rejected": {
+			mutate: func(c *Config) {
+				c.Delivery.PersistentQueue = PersistentQueue{Directory: "/var/lib/queue", MaxBytes: 1 << 20}
+			},
+			want: []string{"delivery.persistentQueue.maxBytes: must be at least 67108864 (64 MiB), got 1048576"},
+		},
 		"a retry maximum below the initial interval is rejected": {
 			mutate: func(c *Config) { c.Delivery.RetryMaxInterval = Duration{10 * time.Millisecond} },
 			want:   []string{"delivery.retryMaxInterval: 10ms is less than delivery.retryInitialInterval (50ms)"},

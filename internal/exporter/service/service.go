@@ -103,7 +103,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 // openQueue opens the persistent queue, reporting damaged records it finds in the log and its
 // size in the metrics and /status.
 func openQueue(q config.PersistentQueue, log *slog.Logger, tel *telemetry.Telemetry) (*wal.Log, error) {
-	l, err := wal.Open(wal.Options{Dir: q.Directory, MaxBytes: q.MaxBytes}, func(c wal.Corruption) {
+	l, err := wal.Open(wal.Options{Dir: q.Directory, MaxBytes: q.Bound()}, func(c wal.Corruption) {
 		log.Warn("Skipping a damaged stretch of the persistent queue", "segment", c.Segment, "offset", c.Offset, "bytes", c.Bytes, "reason", c.Reason)
 	})
 	if err != nil {
@@ -111,7 +111,7 @@ func openQueue(q config.PersistentQueue, log *slog.Logger, tel *telemetry.Teleme
 	}
 	tel.WatchQueue(func() telemetry.QueueStats {
 		st := l.Stats()
-		return telemetry.QueueStats{Bytes: st.Bytes, CapacityBytes: q.MaxBytes, Records: st.Records, CorruptRecords: st.CorruptRecords, CorruptBytes: st.CorruptBytes}
+		return telemetry.QueueStats{Bytes: st.Bytes, CapacityBytes: q.Bound(), Records: st.Records, CorruptRecords: st.CorruptRecords, CorruptBytes: st.CorruptBytes}
 	})
 	if st := l.Stats(); st.Records > 0 {
 		log.Info("Persistent queue holds records from before; writing them to Redis", "records", st.Records, "bytes", st.Bytes)
