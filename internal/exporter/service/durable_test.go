@@ -78,6 +78,10 @@ func TestPersistentQueueAcknowledgesWhileRedisIsDownAndWritesLater(t *testing.T)
 	if q := queueStats(t, e); q.Records != 20 || q.Bytes == 0 {
 		t.Fatalf("with Redis down, 20 acknowledged requests should wait in the queue; stats %+v", q)
 	}
+	// The pod stays ready: it takes requests into the log while Redis is away.
+	if code, body, err := get("http://" + e.admin + "/readyz"); err != nil || code != 200 {
+		t.Fatalf("/readyz with the queue on and Redis down: %d %s %v", code, body, err)
+	}
 	s.Start()
 	awaitStream(t, s, "traces:queued", want)
 	wait.For(t, 10*time.Second, "the queue drained", func() error {

@@ -88,7 +88,7 @@ type QueueStats struct {
 }
 
 // WatchQueue registers the persistent queue's metrics, read from stats at each scrape, and adds
-// them to /status.
+// them to /status. Call it before serving.
 func (t *Telemetry) WatchQueue(stats func() QueueStats) {
 	ns := "tracestream_exporter"
 	t.queue = stats
@@ -151,7 +151,10 @@ func (t *Telemetry) SetReady(v bool) { t.ready.Store(v) }
 func (t *Telemetry) SetRedisReachable(v bool) { t.redisReachable.Store(v) }
 
 // Ready reports whether the exporter accepts work and Redis is reachable.
-func (t *Telemetry) Ready() bool { return t.ready.Load() && t.redisReachable.Load() }
+// With the persistent queue, readiness does not need Redis: requests are taken into the log.
+func (t *Telemetry) Ready() bool {
+	return t.ready.Load() && (t.redisReachable.Load() || t.queue != nil)
+}
 
 // Status is the JSON summary served on /status for the operator.
 type Status struct {
