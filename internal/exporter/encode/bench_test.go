@@ -26,7 +26,7 @@ func BenchmarkDecodeEncode(b *testing.B) {
 				if _, err := otlpwire.Validate(req); err != nil {
 					b.Fatal(err)
 				}
-				if r := e.EncodeTraces(&batch, otlpwire.NewTraces(req), nil); r.Rejected != 0 || r.Filtered != 0 {
+				if r := e.EncodeTraces(&batch, otlpwire.NewTraces(req), nil, 0); r.Rejected != 0 || r.Filtered != 0 {
 					b.Fatal(r.FirstRejection)
 				}
 			}

@@ -128,6 +128,9 @@ type Result struct {
 	// partial success; FirstRejection is the error of the first of them, for its message.
 	Rejected       int
 	FirstRejection error
+	// TooLarge is set when the entries outgrew the maxBytes given to EncodeTraces; encoding
+	// stopped there and the batch holds a partial request.
+	TooLarge bool
 }
 
 // EncodeTraces appends an entry to b for every span of t, except the spans of resources whose
@@ -135,7 +138,11 @@ type Result struct {
 // resource has no string service.name) and the spans that cannot be encoded, which it counts.
 // It writes what Encode writes for each span, faster: the json format renders the resource and
 // scope of a ScopeSpans once, not once per span.
-func (e *Encoder) EncodeTraces(b *entry.Batch, t otlpwire.Traces, keep func(service []byte) bool) Result {
+//
+// Every entry repeats its span's resource and scope, so a small request with a large resource
+// and many spans can encode to far more bytes than it has: when maxBytes > 0 and the batch
+// grows past it, EncodeTraces stops and sets TooLarge, bounding the memory one request takes.
+func (e *Encoder) EncodeTraces(b *entry.Batch, t otlpwire.Traces, keep func(service []byte) bool, maxBytes int) Result {
 	var r Result
 	for rs := range t.ResourceSpans() {
 		if keep != nil && !keep(rs.Resource().ServiceName()) {
@@ -155,6 +162,10 @@ func (e *Encoder) EncodeTraces(b *entry.Batch, t otlpwire.Traces, keep func(serv
 					continue
 				}
 				r.Encoded++
+				if maxBytes > 0 && len(b.Buf) > maxBytes {
+					r.TooLarge = true
+					return r
+				}
 			}
 		}
 	}

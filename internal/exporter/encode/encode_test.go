@@ -15,6 +15,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -46,7 +47,7 @@ func encodeAll(t testing.TB, format string, b []byte) *entry.Batch {
 		t.Fatal(err)
 	}
 	var batch entry.Batch
-	if r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(b), nil); r.Rejected != 0 {
+	if r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(b), nil, 0); r.Rejected != 0 {
 		t.Fatalf("EncodeTraces rejected %d spans: %v", r.Rejected, r.FirstRejection)
 	}
 	return &batch
@@ -291,7 +292,7 @@ func TestJSONStaysValidOnUnvalidatedInput(t *testing.T) {
 		t.Fatalf("Validate = %v, want ErrInvalidUTF8 (the test input is not what it should be)", err)
 	}
 	var batch entry.Batch
-	if r := newEncoder(t, config.FormatJSON).EncodeTraces(&batch, otlpwire.NewTraces(req), nil); r.Rejected != 0 {
+	if r := newEncoder(t, config.FormatJSON).EncodeTraces(&batch, otlpwire.NewTraces(req), nil, 0); r.Rejected != 0 {
 		t.Fatal(r.FirstRejection)
 	}
 	d := decodeData(t, fields(t, &batch, 0)["data"])
@@ -436,7 +437,7 @@ func TestSpansWithoutValidIDsAreRejected(t *testing.T) {
 					}}},
 				}}}
 				var batch entry.Batch
-				r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(req)), nil)
+				r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(req)), nil, 0)
 				rejected, err := r.Rejected, r.FirstRejection
 				if rejected != 1 || !errors.Is(err, tc.want) {
 					t.Fatalf("EncodeTraces = %d, %v; want 1 rejected with %v", rejected, err, tc.want)
@@ -528,7 +529,7 @@ func TestFallbackDefaultsToUnknown(t *testing.T) {
 			t.Fatal(err)
 		}
 		var batch entry.Batch
-		if r := e.EncodeTraces(&batch, otlpwire.NewTraces(Marshal(Full())), nil); r.Rejected != 0 {
+		if r := e.EncodeTraces(&batch, otlpwire.NewTraces(Marshal(Full())), nil, 0); r.Rejected != 0 {
 			t.Fatal(r.FirstRejection)
 		}
 		if got := string(batch.Key(0)); got != want {
@@ -546,13 +547,13 @@ func TestEncodersDoNotAllocatePerSpan(t *testing.T) {
 			var batch entry.Batch
 			for _, b := range [][]byte{req, full} {
 				// Warm the batch up to size, then count.
-				if r := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil); r.Rejected != 0 {
+				if r := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil, 0); r.Rejected != 0 {
 					t.Fatal(r.FirstRejection)
 				}
 				batch.Reset()
 				allocs := testing.AllocsPerRun(20, func() {
 					batch.Reset()
-					if r := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil); r.Rejected != 0 || r.Filtered != 0 {
+					if r := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil, 0); r.Rejected != 0 || r.Filtered != 0 {
 						t.Fatal(r.FirstRejection)
 					}
 				})
@@ -572,7 +573,7 @@ func TestEncodeAndEncodeTracesWriteTheSameEntries(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			e := newEncoder(t, format)
 			var whole, single entry.Batch
-			if r := e.EncodeTraces(&whole, otlpwire.NewTraces(b), nil); r.Rejected != 0 {
+			if r := e.EncodeTraces(&whole, otlpwire.NewTraces(b), nil, 0); r.Rejected != 0 {
 				t.Fatal(r.FirstRejection)
 			}
 			for rs := range otlpwire.NewTraces(b).ResourceSpans() {
@@ -610,7 +611,7 @@ func TestEncodeTracesFiltersByServiceName(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var batch entry.Batch
-			r := newEncoder(t, config.FormatJSON).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(Full())), tc.keep)
+			r := newEncoder(t, config.FormatJSON).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(Full())), tc.keep, 0)
 			if r.Encoded != tc.encoded || r.Filtered != tc.filtered || r.Rejected != 0 || batch.Len() != tc.encoded {
 				t.Fatalf("result %+v with %d entries, want %d encoded and %d filtered", r, batch.Len(), tc.encoded, tc.filtered)
 			}
@@ -618,5 +619,30 @@ func TestEncodeTracesFiltersByServiceName(t *testing.T) {
 				t.Errorf("first key %q, want %q", batch.Key(0), tc.firstKey)
 			}
 		})
+	}
+}
+
+// TestEncodingStopsAtMaxBytes: a 64 KiB resource shared by 100 spans encodes to over 6 MiB of
+// entries; with a 1 MiB bound, encoding stops soon after the bound and says so.
+func TestEncodingStopsAtMaxBytes(t *testing.T) {
+	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "big",
+			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: strings.Repeat("r", 64<<10)}}}}},
+		ScopeSpans: []*tracepb.ScopeSpans{{}},
+	}}}
+	for i := range 100 {
+		req.ResourceSpans[0].ScopeSpans[0].Spans = append(req.ResourceSpans[0].ScopeSpans[0].Spans,
+			&tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte{1, 2, 3, 4, 5, 6, 7, byte(i + 1)}, Name: "s"})
+	}
+	for _, format := range []string{config.FormatJSON, config.FormatFlat, config.FormatOTLP} {
+		var batch entry.Batch
+		r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(req)), nil, 1<<20)
+		if !r.TooLarge || len(batch.Buf) > 1<<20+128<<10 || r.Encoded >= 100 {
+			t.Errorf("%s: TooLarge %v after %d entries of %d bytes; want it to stop just past 1 MiB", format, r.TooLarge, r.Encoded, len(batch.Buf))
+		}
+		batch.Reset()
+		if r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(req)), nil, 0); r.TooLarge || r.Encoded != 100 {
+			t.Errorf("%s: without a bound: TooLarge %v, %d entries", format, r.TooLarge, r.Encoded)
+		}
 	}
 }

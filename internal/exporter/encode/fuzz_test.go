@@ -74,7 +74,7 @@ func FuzzEncodeJSON(f *testing.F) {
 		}
 		for format, e := range encoders {
 			var batch entry.Batch
-			rejected := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil).Rejected
+			rejected := e.EncodeTraces(&batch, otlpwire.NewTraces(b), nil, 0).Rejected
 			if batch.Len()+rejected != spans {
 				t.Fatalf("%s: %d entries and %d rejected, want %d spans", format, batch.Len(), rejected, spans)
 			}

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode"
 	"github.com/tracestream/tracestream/internal/exporter/entry"
@@ -9,18 +11,24 @@ import (
 
 // spanEncoder validates a request, applies the service filter and encodes each remaining span.
 type spanEncoder struct {
-	enc     *encode.Encoder
-	include map[string]bool
-	exclude map[string]bool
+	enc      *encode.Encoder
+	maxBytes int
+	include  map[string]bool
+	exclude  map[string]bool
 }
 
-// NewSpanEncoder returns the Encoder for a stream and filter configuration.
-func NewSpanEncoder(stream config.Stream, filter config.Filter) (Encoder, error) {
+// MaxEntryBytesPerRequestByte bounds the encoded entries of a request at this multiple of
+// receivers.maxRequestBytes: entries repeat their resource and scope, so encoding amplifies.
+const MaxEntryBytesPerRequestByte = 8
+
+// NewSpanEncoder returns the Encoder for a stream and filter configuration; a request whose
+// entries outgrow maxBytes is refused as invalid (0: no bound).
+func NewSpanEncoder(stream config.Stream, filter config.Filter, maxBytes int) (Encoder, error) {
 	enc, err := encode.New(stream)
 	if err != nil {
 		return nil, err
 	}
-	e := &spanEncoder{enc: enc}
+	e := &spanEncoder{enc: enc, maxBytes: maxBytes}
 	if len(filter.IncludeServices) > 0 {
 		e.include = set(filter.IncludeServices)
 	}
@@ -62,7 +70,10 @@ func (e *spanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
 	if e.include != nil || e.exclude != nil {
 		keep = e.keep
 	}
-	r := e.enc.EncodeTraces(b, otlpwire.NewTraces(req), keep)
+	r := e.enc.EncodeTraces(b, otlpwire.NewTraces(req), keep, e.maxBytes)
+	if r.TooLarge {
+		return EncodeStats{}, fmt.Errorf("the request's entries exceed %d bytes once encoded (each entry repeats its span's resource and scope): send fewer spans per request", e.maxBytes)
+	}
 	st := EncodeStats{Spans: n, Filtered: r.Filtered, Invalid: r.Rejected}
 	if r.FirstRejection != nil {
 		st.InvalidMessage = r.FirstRejection.Error()

@@ -55,7 +55,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.sink = snk
-	enc, err := pipeline.NewSpanEncoder(cfg.Stream, cfg.Filter)
+	enc, err := pipeline.NewSpanEncoder(cfg.Stream, cfg.Filter, int(cfg.Receivers.MaxRequestBytes)*pipeline.MaxEntryBytesPerRequestByte)
 	if err != nil {
 		_ = snk.Close()
 		return nil, err
