@@ -87,7 +87,7 @@ func writeEntries(t *testing.T, ctx context.Context, rdb redis.Cmdable, format, 
 		t.Fatal(err)
 	}
 	var b entry.Batch
-	if r := enc.EncodeTraces(&b, otlpwire.NewTraces(raw), nil); r.Encoded != len(spans) {
+	if r := enc.EncodeTraces(&b, otlpwire.NewTraces(raw), nil, 0); r.Encoded != len(spans) {
 		t.Fatalf("encoded %d of %d spans: %v", r.Encoded, len(spans), r.FirstRejection)
 	}
 	var out []written
