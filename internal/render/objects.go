@@ -217,7 +217,7 @@ func Deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv
 // queueVolume is the persistent queue's volume: an emptyDir limited to its size, or with a
 // storage class a PersistentVolumeClaim per pod (a generic ephemeral volume).
 func queueVolume(q *v1.PersistentQueueSpec) *corev1ac.VolumeApplyConfiguration {
-	size := QueueSize(q)
+	size := queueSize(q)
 	vol := corev1ac.Volume().WithName("persistent-queue")
 	if q.StorageClassName == nil || *q.StorageClassName == "" {
 		return vol.WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(size))

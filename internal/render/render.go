@@ -157,7 +157,7 @@ func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
 		c.Receivers.BearerTokenFile = receiverTokenDir + "/token"
 	}
 	if q := s.Delivery.PersistentQueue; q != nil {
-		size := QueueSize(q)
+		size := queueSize(q)
 		c.Delivery.PersistentQueue = config.PersistentQueue{Directory: queueDir, MaxBytes: size.Value() / 16 * 15}
 	}
 	return c
@@ -166,8 +166,8 @@ func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
 // defaultQueueSize is the volume of a persistent queue whose size is not given.
 var defaultQueueSize = resource.MustParse("1Gi")
 
-// QueueSize is the size of the persistent queue's volume.
-func QueueSize(q *v1.PersistentQueueSpec) resource.Quantity {
+// queueSize is the size of the persistent queue's volume.
+func queueSize(q *v1.PersistentQueueSpec) resource.Quantity {
 	if q.Size == nil {
 		return defaultQueueSize
 	}

@@ -52,8 +52,15 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 type logged struct {
 	r   *request // nil for a record with nothing to write
 	end wal.Position
-	n   int64
 }
+
+// drainWeight is what a record of n entries takes from the drain's budget of MaxInFlightSpans:
+// a record larger than the whole budget takes all of it rather than waiting forever.
+func (p *Pipeline) drainWeight(n int) int64 {
+	return min(int64(n), p.drainBudget())
+}
+
+func (p *Pipeline) drainBudget() int64 { return int64(max(p.opts.MaxInFlightSpans, 1)) }
 
 // drainLog reads the log from its last commit and queues each record for the writers; the
 // spans it holds in memory are bounded by MaxInFlightSpans.
@@ -62,7 +69,7 @@ func (p *Pipeline) drainLog(ctx context.Context) {
 	rd := p.wal.NewReader(p.wal.Start())
 	defer rd.Close()
 	order := make(chan logged, 1024)
-	budget := semaphore.NewWeighted(int64(max(p.opts.MaxInFlightSpans, 1)))
+	budget := semaphore.NewWeighted(p.drainBudget())
 	p.wg.Add(1)
 	go p.commitLog(order, budget)
 	defer close(order)
@@ -87,22 +94,21 @@ func (p *Pipeline) drainLog(ctx context.Context) {
 			}
 			p.batches.Put(b)
 			select {
-			case order <- logged{end: end, n: 1}:
+			case order <- logged{end: end}:
 			case <-ctx.Done():
 				return
 			}
 			continue
 		}
 		n := b.Len()
-		weight := min(int64(n), int64(max(p.opts.MaxInFlightSpans, 1)))
-		if err := budget.Acquire(ctx, weight); err != nil {
+		if err := budget.Acquire(ctx, p.drainWeight(n)); err != nil {
 			return
 		}
 		r := &request{batch: b, done: make(chan struct{}), durable: true}
 		r.pending.Store(int64(n))
 		p.tel.InFlight.Add(float64(n))
 		select {
-		case order <- logged{r: r, end: end, n: 1}:
+		case order <- logged{r: r, end: end}:
 		case <-ctx.Done():
 			return
 		}
@@ -133,9 +139,9 @@ func (p *Pipeline) commitLog(order <-chan logged, budget *semaphore.Weighted) {
 				p.log.Warn("Redis refused spans from the persistent queue permanently; dropped", "spans", l.r.rejected, "reason", l.r.rejectMsg)
 			}
 			p.batches.Put(l.r.batch)
-			budget.Release(min(int64(n), int64(max(p.opts.MaxInFlightSpans, 1))))
+			budget.Release(p.drainWeight(n))
 		}
-		if err := p.wal.Commit(l.end, l.n); err != nil {
+		if err := p.wal.Commit(l.end, 1); err != nil {
 			p.log.Warn("Committing the persistent queue failed", "err", err)
 		}
 	}

@@ -360,16 +360,20 @@ func (p *Pipeline) writer(busySince *atomic.Int64) {
 				class, retryable := p.classify(err)
 				p.tel.RedisError(class, 1)
 				p.logError(class, err)
-				o.r.mu.Lock()
 				if class == "auth" {
+					// Refused credentials fail a client's request at once (the client retries
+					// later); a persistent-queue record has no client to tell, so it waits,
+					// retried with backoff, until the credentials work.
 					p.authFailing.Store(true)
+					retryable = o.r.durable
 				}
+				o.r.mu.Lock()
 				switch {
 				case class == "auth" && !o.r.durable:
 					o.r.failClass = class
 					o.r.mu.Unlock()
 					o.r.resolve(1)
-				case !retryable && class != "auth":
+				case !retryable:
 					o.r.rejected++
 					if o.r.rejectMsg == "" {
 						o.r.rejectMsg = "redis rejected the entry: " + err.Error()

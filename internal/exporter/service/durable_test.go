@@ -46,6 +46,19 @@ func export(t *testing.T, c coltracepb.TraceServiceClient, req *coltracepb.Expor
 	}
 }
 
+// exportAll sends requests requests of n spans of service svc, each of which must be
+// acknowledged, and returns their span ids.
+func exportAll(t *testing.T, c coltracepb.TraceServiceClient, svc string, requests, n int) []string {
+	t.Helper()
+	var ids []string
+	for range requests {
+		req, more := request(svc, n)
+		export(t, c, req)
+		ids = append(ids, more...)
+	}
+	return ids
+}
+
 // awaitStream waits until key holds every id in want exactly once and nothing else.
 func awaitStream(t *testing.T, s *redistest.Server, key string, want []string) {
 	t.Helper()
@@ -68,13 +81,7 @@ func TestPersistentQueueAcknowledgesWhileRedisIsDownAndWritesLater(t *testing.T)
 	s := redistest.Standalone(t)
 	s.Stop()
 	e := start(t, queueConfig(s, t.TempDir()))
-	c := grpcClient(t, e.grpc)
-	var want []string
-	for range 20 {
-		req, ids := request("queued", 50)
-		export(t, c, req)
-		want = append(want, ids...)
-	}
+	want := exportAll(t, grpcClient(t, e.grpc), "queued", 20, 50)
 	if q := queueStats(t, e); q.Records != 20 || q.Bytes == 0 {
 		t.Fatalf("with Redis down, 20 acknowledged requests should wait in the queue; stats %+v", q)
 	}
@@ -101,13 +108,7 @@ func TestPersistentQueueSurvivesARestartAndATornTail(t *testing.T) {
 	s.Stop()
 	dir := t.TempDir()
 	first := start(t, queueConfig(s, dir))
-	c := grpcClient(t, first.grpc)
-	var want []string
-	for range 10 {
-		req, ids := request("restarted", 30)
-		export(t, c, req)
-		want = append(want, ids...)
-	}
+	want := exportAll(t, grpcClient(t, first.grpc), "restarted", 10, 30)
 	first.shutdownOnce.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	err := first.svc.Shutdown(ctx)
@@ -189,4 +190,35 @@ func TestAFullPersistentQueuePushesBackAndRecovers(t *testing.T) {
 		return err
 	})
 	awaitStream(t, s, "traces:full", append(want, ids...))
+}
+
+// TestPersistentQueueWaitsForCredentialsInsteadOfDropping: with a wrong password, requests are
+// still acknowledged into the log, and its records are retried, not dropped, until the password
+// file is right; then every span lands once.
+func TestPersistentQueueWaitsForCredentialsInsteadOfDropping(t *testing.T) {
+	s := redistest.Standalone(t, redistest.WithACL(""))
+	cfg := queueConfig(s, t.TempDir())
+	pwFile := filepath.Join(t.TempDir(), "password")
+	writeFile(t, pwFile, "not-the-password")
+	cfg.Redis.PasswordFile = pwFile
+	e := start(t, cfg)
+	want := exportAll(t, grpcClient(t, e.grpc), "credentials", 10, 20)
+	wait.For(t, 10*time.Second, "Redis refusing the queue's writes", func() error {
+		if n := e.svc.Telemetry().Snapshot().LastErrorClass; n != "auth" {
+			return fmt.Errorf("last error class %q", n)
+		}
+		return nil
+	})
+	if q := queueStats(t, e); q.Records != 10 {
+		t.Fatalf("records waiting in the queue: %d, want 10", q.Records)
+	}
+	password, err := os.ReadFile(s.ACL().PasswordFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, pwFile, string(password))
+	awaitStream(t, s, "traces:credentials", want)
+	if dropped := e.svc.Telemetry().Snapshot().SpansDropped; dropped != 0 {
+		t.Fatalf("%d spans dropped while the credentials were wrong", dropped)
+	}
 }

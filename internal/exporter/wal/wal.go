@@ -94,8 +94,6 @@ type segment struct {
 	size int64 // bytes readable: the file size, or where a damaged record begins
 	// sealed is true once no more records will be appended.
 	sealed bool
-	// records counts the records in the segment after its commit point at Open, or appended.
-	records int64
 }
 
 type appendReq struct {
@@ -115,7 +113,6 @@ type Log struct {
 
 	mu       sync.Mutex
 	segs     []*segment // oldest first; the last one is the active segment
-	durable  Position   // end of the fsynced records
 	grew     chan struct{}
 	bytes    int64
 	records  int64
@@ -203,10 +200,6 @@ func (l *Log) recover() error {
 		}
 		l.saved = l.commit
 	}
-	if n := len(l.segs); n > 0 {
-		last := l.segs[n-1]
-		l.durable = Position{last.id, last.size}
-	}
 	return nil
 }
 
@@ -261,11 +254,10 @@ func (l *Log) scan(id uint64) (*segment, error) {
 			break
 		}
 		off += n
-		s.records++
+		l.records++
 	}
 	s.size = off
 	l.bytes += off
-	l.records += s.records
 	return s, nil
 }
 
@@ -344,7 +336,6 @@ func (l *Log) rotate() error {
 	if len(l.segs) == 1 {
 		l.commit = Position{next, int64(len(magic))}
 	}
-	l.durable = Position{next, int64(len(magic))}
 	l.notify()
 	return nil
 }
@@ -426,7 +417,8 @@ func (l *Log) appender() {
 				break more
 			}
 		}
-		errs = append(errs[:0], make([]error, len(batch))...)
+		errs = slices.Grow(errs[:0], len(batch))[:len(batch)]
+		clear(errs)
 		var failed error
 		if l.active == nil {
 			failed = l.rotate()
@@ -529,11 +521,9 @@ func (l *Log) publish(sizes []int64) {
 	act := l.segs[len(l.segs)-1]
 	for _, s := range sizes {
 		act.size += s
-		act.records++
 		l.bytes += s
 		l.records++
 	}
-	l.durable = Position{act.id, act.size}
 	l.notify()
 }
 
