@@ -264,22 +264,38 @@ func TestSIGTERMUnderLoadDrainsWithinTheGracePeriod(t *testing.T) {
 	}
 }
 
+// scrape reads a Prometheus /metrics endpoint into its series ("name{labels}") and values.
+func scrape(addr string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if f, err := strconv.ParseFloat(line[i+1:], 64); i > 0 && err == nil {
+			out[line[:i]] = f
+		}
+	}
+	return out, nil
+}
+
 // metric reads one series of the exporter's /metrics, 0 when absent.
 func (e *exporter) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + e.admin + "/metrics")
+	m, err := scrape(e.admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	return m[series]
 }
 
 // rssMB is the exporter's resident memory now.

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,13 +66,8 @@ func startManager(t *testing.T, name, kubeconfig, leaseNamespace string) *manage
 // leader reports whether the manager says it holds the lease (controller-runtime's
 // leader_election_master_status metric).
 func (m *manager) leader() bool {
-	resp, err := http.Get("http://" + m.metrics + "/metrics")
-	if err != nil {
-		return false
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(b), `leader_election_master_status{name="manager.tracestream.io"} 1`)
+	metrics, err := scrape(m.metrics)
+	return err == nil && metrics[`leader_election_master_status{name="manager.tracestream.io"}`] == 1
 }
 
 // managerControlPlane starts envtest with the given namespaces and returns an admin client and

@@ -5,10 +5,8 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,24 +173,15 @@ func servicesInSlots(t *testing.T, c *redis.ClusterClient, n, first, last, margi
 // redisErrors reads the exporter's tracestream_exporter_redis_errors_total by class.
 func (e *exporter) redisErrors(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + e.admin + "/metrics")
+	m, err := scrape(e.admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
 	out := map[string]float64{}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, `tracestream_exporter_redis_errors_total{class="`)
-		if !ok {
-			continue
+	for series, v := range m {
+		if class, ok := strings.CutPrefix(series, `tracestream_exporter_redis_errors_total{class="`); ok {
+			out[strings.TrimSuffix(class, `"}`)] = v
 		}
-		class, value, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			continue
-		}
-		f, _ := strconv.ParseFloat(value, 64)
-		out[class] = f
 	}
 	return out
 }

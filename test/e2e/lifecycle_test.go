@@ -296,9 +296,7 @@ func TestFormatChangeLosesNoAcknowledgedSpan(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	redisAddr := hostRedis(t, bridgeIP)
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer func() { _ = rdb.Close() }()
+	redisAddr, rdb := hostRedis(t, bridgeIP)
 	rte := &v1.RedisTraceExporter{
 		ObjectMeta: metav1.ObjectMeta{Name: "rolling", Namespace: ns},
 		Spec: v1.RedisTraceExporterSpec{
@@ -418,7 +416,7 @@ func TestBrokenSpecIsReportedAndRecovers(t *testing.T) {
 	_, ns := cluster(t)
 	c := operatorClient(t)
 	ctx := context.Background()
-	redisAddr := hostRedis(t, bridgeIP)
+	redisAddr, _ := hostRedis(t, bridgeIP)
 	srv := redistest.Standalone(t, redistest.WithACL(""), redistest.WithConfig("bind", "127.0.0.1", bridgeIP))
 	authAddr := onBridge(t, srv)
 	// Nothing listens on port 1 there.

@@ -105,8 +105,9 @@ func installCRD(t *testing.T, c client.Client) {
 // nothing outside the machine does.
 const bridgeIP = "10.88.0.1"
 
-// hostRedis runs a redis-server on ip (bridgeIP) for the pods to write to.
-func hostRedis(t *testing.T, ip string) string {
+// hostRedis runs a redis-server on ip (bridgeIP) for the pods to write to, and returns its
+// address and a client for it; both go when the test ends.
+func hostRedis(t *testing.T, ip string) (string, *redis.Client) {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -121,12 +122,12 @@ func hostRedis(t *testing.T, ip string) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := fmt.Sprintf("%s:%d", ip, port)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
 	wait.For(t, 10*time.Second, "redis-server up", func() error {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		defer func() { _ = c.Close() }()
-		return c.Ping(context.Background()).Err()
+		return rdb.Ping(context.Background()).Err()
 	})
-	return addr
+	return addr, rdb
 }
 
 // installOperator installs the operator with the Helm chart (once per test binary) the way a
@@ -211,9 +212,7 @@ func TestOperatorRunsAnExporter(t *testing.T) {
 	}
 	installOperator(t)
 	c := operatorClient(t)
-	redisAddr := hostRedis(t, bridgeIP)
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer func() { _ = rdb.Close() }()
+	redisAddr, rdb := hostRedis(t, bridgeIP)
 	_, ns := cluster(t)
 	ctx := context.Background()
 
