@@ -57,7 +57,9 @@ type RedisTraceExporterSpec struct {
 	// +optional
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 
-	// resources of the exporter container.
+	// resources of the exporter container. A memory limit also sizes the exporter: half of it
+	// bounds the memory held by requests in flight (past it clients are told to retry), and
+	// GOMEMLIMIT is set to 80% of it unless env sets GOMEMLIMIT.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

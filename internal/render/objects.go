@@ -1,6 +1,9 @@
 package render
 
 import (
+	"slices"
+	"strconv"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -100,6 +103,11 @@ func Deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv
 			rr.WithRequests(s.Resources.Requests)
 		}
 		container.WithResources(rr)
+	}
+	if lim := memoryLimit(rte); lim > 0 && !slices.ContainsFunc(s.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
+		// The Go runtime collects harder as the heap nears 80% of the container's limit, as the
+		// OpenTelemetry Operator sets it for Collectors; an explicit GOMEMLIMIT in spec.env wins.
+		container.WithEnv(corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(strconv.FormatInt(lim/10*8, 10)))
 	}
 	for _, e := range s.Env {
 		ev := corev1ac.EnvVar().WithName(e.Name)

@@ -7,10 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/resource"
-
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -156,11 +156,25 @@ func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
 	if s.Receivers.BearerTokenSecretRef != nil {
 		c.Receivers.BearerTokenFile = receiverTokenDir + "/token"
 	}
+	if lim := memoryLimit(rte); lim > 0 {
+		// Half the container's memory for requests in flight; the rest is the Go runtime,
+		// connections and garbage not yet collected (docs/reliability.md has measured peaks).
+		c.Delivery.MaxInFlightBytes = max(lim/2, c.Receivers.MaxRequestBytes)
+	}
 	if q := s.Delivery.PersistentQueue; q != nil {
 		size := queueSize(q)
 		c.Delivery.PersistentQueue = config.PersistentQueue{Directory: queueDir, MaxBytes: size.Value() / 16 * 15}
 	}
 	return c
+}
+
+// memoryLimit is the exporter container's memory limit in bytes, 0 when it has none.
+func memoryLimit(rte *v1.RedisTraceExporter) int64 {
+	lim, ok := rte.Spec.Resources.Limits[corev1.ResourceMemory]
+	if !ok {
+		return 0
+	}
+	return lim.Value()
 }
 
 // defaultQueueSize is the volume of a persistent queue whose size is not given.

@@ -43,11 +43,12 @@ var cases = map[string]struct {
 				Auth: &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth", UsernameKey: "user", PasswordKey: "pass"}},
 				TLS: &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "redis-ca", Key: "ca.pem"},
 					ClientCertSecretRef: &v1.SecretRef{Name: "redis-client"}, ServerName: "redis.internal"}},
-			Stream:         v1.StreamSpec{KeyTemplate: "traces:{{{service.name}}}", Format: "flat", MaxLen: 100000, TTL: &metav1.Duration{Duration: 24 * time.Hour}},
-			Filter:         v1.FilterSpec{ExcludeServices: []string{"healthcheck"}},
-			Receivers:      v1.ReceiversSpec{GRPCPort: 14317, HTTPPort: 14318, TLSSecretRef: &v1.SecretRef{Name: "otlp-tls"}, BearerTokenSecretRef: &v1.SecretKeyRef{Name: "otlp-token", Key: "token"}},
-			Replicas:       ptr.To[int32](3),
-			Resources:      corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
+			Stream:    v1.StreamSpec{KeyTemplate: "traces:{{{service.name}}}", Format: "flat", MaxLen: 100000, TTL: &metav1.Duration{Duration: 24 * time.Hour}},
+			Filter:    v1.FilterSpec{ExcludeServices: []string{"healthcheck"}},
+			Receivers: v1.ReceiversSpec{GRPCPort: 14317, HTTPPort: 14318, TLSSecretRef: &v1.SecretRef{Name: "otlp-tls"}, BearerTokenSecretRef: &v1.SecretKeyRef{Name: "otlp-token", Key: "token"}},
+			Replicas:  ptr.To[int32](3),
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+				Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}},
 			PodLabels:      map[string]string{"team": "observability", "app.kubernetes.io/name": "ignored"},
 			PodAnnotations: map[string]string{"prometheus.io/scrape": "true"},
 			Tolerations:    []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "tracing", Effect: corev1.TaintEffectNoSchedule}},
@@ -71,6 +72,7 @@ var cases = map[string]struct {
 			Redis: v1.RedisSpec{Addresses: []string{"redis.tracing.svc:6379"}},
 			Delivery: v1.DeliverySpec{PersistentQueue: &v1.PersistentQueueSpec{
 				Size: ptr.To(resource.MustParse("8Gi")), StorageClassName: ptr.To("fast-ssd")}},
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}},
 		}),
 		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
 	},
@@ -177,5 +179,33 @@ func TestConfigOrSecretChangeRollsThePods(t *testing.T) {
 	scaled.Spec.Replicas = ptr.To[int32](5)
 	if hash(scaled, base.in) != h0 {
 		t.Error("scaling changes the pod template: it would roll every pod")
+	}
+}
+
+// The memory budget for requests in flight follows the container's memory limit: half of it,
+// never less than one request of the largest size; without a limit it keeps its default.
+func TestMemoryLimitSizesTheRequestBudget(t *testing.T) {
+	tests := map[string]struct {
+		limit string
+		want  int64
+	}{
+		"no limit":           {"", config.Default().Delivery.MaxInFlightBytes},
+		"1Gi":                {"1Gi", 512 << 20},
+		"smaller than 32MiB": {"20Mi", config.Default().Receivers.MaxRequestBytes},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			spec := v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis:6379"}}}
+			if tc.limit != "" {
+				spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(tc.limit)}
+			}
+			c := render.ExporterConfig(rte("budget", spec), render.Inputs{})
+			if c.Delivery.MaxInFlightBytes != tc.want {
+				t.Errorf("delivery.maxInFlightBytes %d, want %d", c.Delivery.MaxInFlightBytes, tc.want)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("rendered config invalid: %v", err)
+			}
+		})
 	}
 }

@@ -45,9 +45,11 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Receivers: Receivers{
-			GRPC:            GRPC{Endpoint: ":4317", MaxConcurrentStreams: 100},
-			HTTP:            HTTP{Endpoint: ":4318", ReadHeaderTimeout: Duration{10 * time.Second}},
+			GRPC: GRPC{Endpoint: ":4317", MaxConcurrentStreams: 100},
+			HTTP: HTTP{Endpoint: ":4318", ReadHeaderTimeout: Duration{10 * time.Second},
+				ReadTimeout: Duration{30 * time.Second}, IdleTimeout: Duration{time.Minute}},
 			MaxRequestBytes: 16 << 20,
+			MaxConnections:  4096,
 		},
 		Redis: Redis{
 			Mode:         ModeStandalone,
@@ -69,6 +71,7 @@ func Default() Config {
 		},
 		Delivery: Delivery{
 			MaxInFlightSpans:     200_000,
+			MaxInFlightBytes:     256 << 20,
 			RetryInitialInterval: Duration{50 * time.Millisecond},
 			RetryMaxInterval:     Duration{5 * time.Second},
 			RequestTimeout:       Duration{10 * time.Second},
@@ -85,6 +88,9 @@ type Receivers struct {
 	HTTP HTTP `json:"http"`
 	// MaxRequestBytes bounds a request body after decompression.
 	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
+	// MaxConnections bounds the client connections open at once on each receiver. At the bound a
+	// new connection waits in the kernel's accept queue until one closes.
+	MaxConnections int `json:"maxConnections,omitempty"`
 	// TLS enables TLS (and mTLS with clientCAFile) on both receivers.
 	TLS ServerTLS `json:"tls"`
 	// BearerTokenFile, when set, requires "Authorization: Bearer <token>" on every request. The file
@@ -106,6 +112,11 @@ type HTTP struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// ReadHeaderTimeout bounds how long a client may take to send its request headers.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitzero"`
+	// ReadTimeout bounds how long a client may take to send a whole request, headers and body:
+	// a body that trickles in is cut there.
+	ReadTimeout Duration `json:"readTimeout,omitzero"`
+	// IdleTimeout closes a keep-alive connection that has sent no request for this long.
+	IdleTimeout Duration `json:"idleTimeout,omitzero"`
 }
 
 // ServerTLS is a receiver's TLS configuration.
@@ -241,6 +252,10 @@ type Delivery struct {
 	// MaxInFlightSpans bounds the spans accepted but not yet acknowledged by Redis; past it,
 	// clients get a retryable "resource exhausted".
 	MaxInFlightSpans int `json:"maxInFlightSpans,omitempty"`
+	// MaxInFlightBytes bounds the memory that requests hold in flight, across both receivers:
+	// request bodies while they are read and decoded, and their encoded entries until they are
+	// answered. A request that does not fit is told to retry (RESOURCE_EXHAUSTED / HTTP 429).
+	MaxInFlightBytes int64 `json:"maxInFlightBytes,omitempty"`
 	// RetryInitialInterval and RetryMaxInterval shape the exponential backoff (with jitter) of
 	// writes that failed with a retryable error.
 	RetryInitialInterval Duration `json:"retryInitialInterval,omitzero"`

@@ -23,7 +23,10 @@ var contractKeys = []string{
 	"receivers.grpc.maxConcurrentStreams",
 	"receivers.http.endpoint",
 	"receivers.http.readHeaderTimeout",
+	"receivers.http.readTimeout",
+	"receivers.http.idleTimeout",
 	"receivers.maxRequestBytes",
+	"receivers.maxConnections",
 	"receivers.tls.certFile",
 	"receivers.tls.keyFile",
 	"receivers.tls.clientCAFile",
@@ -57,6 +60,7 @@ var contractKeys = []string{
 	"filter.includeServices",
 	"filter.excludeServices",
 	"delivery.maxInFlightSpans",
+	"delivery.maxInFlightBytes",
 	"delivery.retryInitialInterval",
 	"delivery.retryMaxInterval",
 	"delivery.requestTimeout",
@@ -598,8 +602,10 @@ func fullConfig(t *testing.T) Config {
 	return Config{
 		Receivers: Receivers{
 			GRPC:            GRPC{Endpoint: "127.0.0.1:14317", MaxConcurrentStreams: 7},
-			HTTP:            HTTP{Endpoint: "127.0.0.1:14318", ReadHeaderTimeout: Duration{3 * time.Second}},
+			HTTP: HTTP{Endpoint: "127.0.0.1:14318", ReadHeaderTimeout: Duration{3 * time.Second},
+				ReadTimeout: Duration{20 * time.Second}, IdleTimeout: Duration{90 * time.Second}},
 			MaxRequestBytes: 1 << 20,
+			MaxConnections:  512,
 			TLS:             ServerTLS{CertFile: f("tls.crt"), KeyFile: f("tls.key"), ClientCAFile: f("client-ca.crt")},
 			BearerTokenFile: f("token"),
 		},
@@ -633,6 +639,7 @@ func fullConfig(t *testing.T) Config {
 		Filter: Filter{ExcludeServices: []string{"loadgen", "healthcheck"}},
 		Delivery: Delivery{
 			MaxInFlightSpans:     50_000,
+			MaxInFlightBytes:     64 << 20,
 			RetryInitialInterval: Duration{100 * time.Millisecond},
 			RetryMaxInterval:     Duration{10 * time.Second},
 			RequestTimeout:       Duration{5 * time.Second},

@@ -54,6 +54,11 @@ func (c Config) validateReceivers(v *validator) {
 		v.addf("receivers.grpc.maxConcurrentStreams", "must be at least 1")
 	}
 	v.positive("receivers.http.readHeaderTimeout", r.HTTP.ReadHeaderTimeout)
+	v.positive("receivers.http.readTimeout", r.HTTP.ReadTimeout)
+	v.positive("receivers.http.idleTimeout", r.HTTP.IdleTimeout)
+	if r.MaxConnections < 1 {
+		v.addf("receivers.maxConnections", "must be at least 1, got %d", r.MaxConnections)
+	}
 	if r.MaxRequestBytes < 1 {
 		v.addf("receivers.maxRequestBytes", "must be at least 1, got %d", r.MaxRequestBytes)
 	}
@@ -208,6 +213,9 @@ func (c Config) validateDelivery(v *validator) {
 	d := c.Delivery
 	if d.MaxInFlightSpans < 1 {
 		v.addf("delivery.maxInFlightSpans", "must be at least 1, got %d", d.MaxInFlightSpans)
+	}
+	if d.MaxInFlightBytes < c.Receivers.MaxRequestBytes {
+		v.addf("delivery.maxInFlightBytes", "must be at least receivers.maxRequestBytes (%d), got %d", c.Receivers.MaxRequestBytes, d.MaxInFlightBytes)
 	}
 	v.positive("delivery.retryInitialInterval", d.RetryInitialInterval)
 	v.positive("delivery.retryMaxInterval", d.RetryMaxInterval)

@@ -37,6 +37,10 @@ func TestDefaultIsValidAndMatchesTheDocumentedValues(t *testing.T) {
 		"writers":                {c.Stream.Writers, 4},
 		"max request bytes":      {c.Receivers.MaxRequestBytes, int64(16 << 20)},
 		"read header timeout":    {c.Receivers.HTTP.ReadHeaderTimeout.Duration, 10 * time.Second},
+		"http read timeout":      {c.Receivers.HTTP.ReadTimeout.Duration, 30 * time.Second},
+		"http idle timeout":      {c.Receivers.HTTP.IdleTimeout.Duration, time.Minute},
+		"max connections":        {c.Receivers.MaxConnections, 4096},
+		"max in-flight bytes":    {c.Delivery.MaxInFlightBytes, int64(256 << 20)},
 		"max concurrent streams": {c.Receivers.GRPC.MaxConcurrentStreams, uint32(100)},
 		"max in-flight spans":    {c.Delivery.MaxInFlightSpans, 200_000},
 		"retry initial":          {c.Delivery.RetryInitialInterval.Duration, 50 * time.Millisecond},
@@ -275,6 +279,22 @@ func TestValidate(t *testing.T) {
 		"a zero read header timeout is rejected": {
 			mutate: func(c *Config) { c.Receivers.HTTP.ReadHeaderTimeout = Duration{} },
 			want:   []string{"receivers.http.readHeaderTimeout: must be positive"},
+		},
+		"a zero read timeout is rejected": {
+			mutate: func(c *Config) { c.Receivers.HTTP.ReadTimeout = Duration{} },
+			want:   []string{"receivers.http.readTimeout: must be positive"},
+		},
+		"a zero idle timeout is rejected": {
+			mutate: func(c *Config) { c.Receivers.HTTP.IdleTimeout = Duration{} },
+			want:   []string{"receivers.http.idleTimeout: must be positive"},
+		},
+		"zero connections are rejected": {
+			mutate: func(c *Config) { c.Receivers.MaxConnections = 0 },
+			want:   []string{"receivers.maxConnections: must be at least 1, got 0"},
+		},
+		"a memory budget smaller than one request is rejected": {
+			mutate: func(c *Config) { c.Delivery.MaxInFlightBytes = 1 << 20 },
+			want:   []string{"delivery.maxInFlightBytes: must be at least receivers.maxRequestBytes (16777216), got 1048576"},
 		},
 		"a negative max request size is rejected": {
 			mutate: func(c *Config) { c.Receivers.MaxRequestBytes = -1 },

@@ -6,6 +6,8 @@
 // sink reads the bytes back without copying them.
 package entry
 
+import "unsafe"
+
 // Range is a half-open byte range [Start, End) of Batch.Buf.
 type Range struct{ Start, End int }
 
@@ -36,6 +38,12 @@ func (b *Batch) Reset() {
 	b.Buf = b.Buf[:0]
 	b.Entries = b.Entries[:0]
 	b.fields = b.fields[:0]
+}
+
+// Size is the memory the batch's contents take, in bytes: the encoded bytes and the entries'
+// bookkeeping (not the spare capacity kept for reuse).
+func (b *Batch) Size() int {
+	return len(b.Buf) + len(b.Entries)*int(unsafe.Sizeof(Entry{})) + len(b.fields)*int(unsafe.Sizeof(Range{}))
 }
 
 // Len is the number of entries.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/entry"
 	"github.com/tracestream/tracestream/internal/exporter/telemetry"
 	"github.com/tracestream/tracestream/internal/exporter/wal"
@@ -183,8 +184,9 @@ func (r *request) resolve(n int) {
 }
 
 // Export writes the spans of one OTLP protobuf request and returns once Redis acknowledged every
-// entry, or with a *Error whose class says what the client should do.
-func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string) (Result, error) {
+// entry, or with a *Error whose class says what the client should do. The request's encoded
+// entries are added to its claim on the memory budget (mem); the caller releases the claim.
+func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem *admission.Claim) (Result, error) {
 	if p.draining.Load() {
 		return Result{}, &Error{Class: ErrShuttingDown, RetryAfter: time.Second}
 	}
@@ -203,6 +205,11 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string) (Res
 	if n == 0 {
 		p.batches.Put(b)
 		return res, nil
+	}
+	if err := mem.Grow(int64(b.Size())); err != nil {
+		p.batches.Put(b)
+		p.tel.Failed("memory", n)
+		return Result{}, &Error{Class: ErrBusy, Detail: err.Error(), RetryAfter: time.Second}
 	}
 	if p.wal != nil {
 		return p.exportDurable(ctx, b, n, res)

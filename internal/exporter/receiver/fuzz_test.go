@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 	"github.com/tracestream/tracestream/internal/exporter/pipeline"
@@ -18,7 +19,10 @@ import (
 // payload there) and answers as the pipeline does for a request it cannot write.
 type validatingExporter struct{}
 
-func (validatingExporter) Export(_ context.Context, req []byte, _ string) (pipeline.Result, error) {
+func (validatingExporter) Export(_ context.Context, req []byte, _ string, mem *admission.Claim) (pipeline.Result, error) {
+	if err := mem.Grow(int64(len(req))); err != nil { // as the pipeline claims its entries
+		return pipeline.Result{}, err
+	}
 	if _, err := otlpwire.Validate(req); err != nil {
 		return pipeline.Result{}, &pipeline.Error{Class: pipeline.ErrInvalid, Detail: err.Error()}
 	}
@@ -27,7 +31,8 @@ func (validatingExporter) Export(_ context.Context, req []byte, _ string) (pipel
 
 // FuzzHTTPBody sends arbitrary bodies to /v1/traces as protobuf or JSON, plain or gzip (both a
 // gzip of the bytes and the bytes claimed as gzip): every answer is one the OTLP/HTTP spec allows
-// for a client's input (200, 400, 413, 415), never a panic or a 5xx.
+// for a client's input (200, 400, 413, 415), never a panic or a 5xx, and the request's claim on
+// the memory budget is given back whatever the answer.
 func FuzzHTTPBody(f *testing.F) {
 	f.Add([]byte{}, uint8(0))
 	f.Add([]byte(`{"resourceSpans":[]}`), uint8(1))
@@ -35,7 +40,8 @@ func FuzzHTTPBody(f *testing.F) {
 	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"), uint8(3))
 	cfg := config.Default().Receivers
 	cfg.MaxRequestBytes = 64 << 10
-	h, err := NewHTTP(cfg, validatingExporter{})
+	mem := admission.New(cfg.MaxRequestBytes)
+	h, err := NewHTTP(cfg, validatingExporter{}, mem)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -68,6 +74,9 @@ func FuzzHTTPBody(f *testing.F) {
 		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		default:
 			t.Fatalf("content-type %s, encoding %q, %d bytes: HTTP %d %s", ct, enc, len(body), rec.Code, rec.Body.String())
+		}
+		if used := mem.Used(); used != 0 {
+			t.Fatalf("content-type %s, encoding %q, %d bytes: HTTP %d left %d bytes claimed", ct, enc, len(body), rec.Code, used)
 		}
 		if enc == "br" && rec.Code != http.StatusUnsupportedMediaType {
 			t.Fatalf("an unsupported Content-Encoding answered %d", rec.Code)

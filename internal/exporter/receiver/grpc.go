@@ -18,7 +18,9 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
+	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/exporter/pipeline"
 )
 
 const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -47,12 +49,14 @@ func (rawCodec) Name() string { return "proto" }
 type GRPC struct {
 	srv *grpc.Server
 	exp Exporter
+	mem *admission.Budget
 	tok *tokenFile
 }
 
-// NewGRPC builds the gRPC receiver.
-func NewGRPC(cfg config.Receivers, exp Exporter) (*GRPC, error) {
-	g := &GRPC{exp: exp}
+// NewGRPC builds the gRPC receiver; a request's message is counted against mem once grpc has
+// read it.
+func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, error) {
+	g := &GRPC{exp: exp, mem: mem}
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
 		if err != nil {
@@ -113,7 +117,15 @@ func (g *GRPC) authorize(ctx context.Context, req any, _ *grpc.UnaryServerInfo, 
 }
 
 func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportTraceServiceResponse, error) {
-	res, err := g.exp.Export(ctx, req.b, "grpc")
+	claim := g.mem.Claim()
+	defer claim.Release()
+	var (
+		res pipeline.Result
+		err = claim.Grow(int64(len(req.b)))
+	)
+	if err == nil {
+		res, err = g.exp.Export(ctx, req.b, "grpc", &claim)
+	}
 	if err != nil {
 		o := classify(err)
 		st := status.New(o.grpcCode, o.message)

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 
@@ -19,6 +20,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
+	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 )
@@ -32,14 +34,15 @@ const (
 type HTTP struct {
 	srv     *http.Server
 	exp     Exporter
+	mem     *admission.Budget
 	tok     *tokenFile
 	maxBody int64
 	bufs    sync.Pool
 }
 
-// NewHTTP builds the HTTP receiver.
-func NewHTTP(cfg config.Receivers, exp Exporter) (*HTTP, error) {
-	h := &HTTP{exp: exp, maxBody: cfg.MaxRequestBytes}
+// NewHTTP builds the HTTP receiver; request bodies are counted against mem as they are read.
+func NewHTTP(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*HTTP, error) {
+	h := &HTTP{exp: exp, mem: mem, maxBody: cfg.MaxRequestBytes}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
@@ -62,6 +65,8 @@ func NewHTTP(cfg config.Receivers, exp Exporter) (*HTTP, error) {
 	h.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.Duration,
+		IdleTimeout:       cfg.HTTP.IdleTimeout.Duration,
 		TLSConfig:         tlsCfg,
 		MaxHeaderBytes:    64 << 10,
 	}
@@ -108,8 +113,14 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	buf := h.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer h.bufs.Put(buf)
-	if status, msg := h.readBody(w, r, buf); status != 0 {
-		h.writeStatus(w, mt, status, msg, 0)
+	claim := h.mem.Claim()
+	defer claim.Release()
+	if status, msg := h.readBody(w, r, buf, &claim); status != 0 {
+		retry := 0
+		if status == http.StatusTooManyRequests {
+			retry = 1
+		}
+		h.writeStatus(w, mt, status, msg, retry)
 		return
 	}
 	body := buf.Bytes()
@@ -119,9 +130,13 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 			h.writeStatus(w, mt, http.StatusBadRequest, "invalid OTLP/JSON: "+err.Error(), 0)
 			return
 		}
+		if err := claim.Grow(int64(len(pb))); err != nil {
+			h.writeStatus(w, mt, http.StatusTooManyRequests, err.Error(), 1)
+			return
+		}
 		body = pb
 	}
-	res, err := h.exp.Export(r.Context(), body, "http")
+	res, err := h.exp.Export(r.Context(), body, "http", &claim)
 	if err != nil {
 		o := classify(err)
 		h.writeStatus(w, mt, o.httpStatus, o.message, int(o.retryAfter.Seconds()+0.999))
@@ -135,8 +150,9 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the (possibly gzip-compressed) body into buf, refusing anything larger than the
-// limit after decompression: a decompression bomb stops at maxBody+1 bytes.
-func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (int, string) {
+// limit after decompression (a decompression bomb stops at maxBody+1 bytes) and anything the
+// memory budget cannot hold: the claim grows with every read.
+func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, claim *admission.Claim) (int, string) {
 	body := http.MaxBytesReader(w, r.Body, h.maxBody)
 	var src io.Reader = body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
@@ -151,15 +167,36 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	default:
 		return http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(src, h.maxBody+1))
-	var maxErr *http.MaxBytesError
+	n, err := buf.ReadFrom(&claimedReader{r: io.LimitReader(src, h.maxBody+1), claim: claim})
+	var (
+		maxErr *http.MaxBytesError
+		memErr *admission.ExhaustedError
+	)
 	switch {
+	case errors.As(err, &memErr):
+		return http.StatusTooManyRequests, memErr.Error()
 	case errors.As(err, &maxErr) || n > h.maxBody:
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout"
 	case err != nil:
 		return http.StatusBadRequest, "reading body: " + err.Error()
 	}
 	return 0, ""
+}
+
+// claimedReader counts what it reads against a request's claim on the memory budget.
+type claimedReader struct {
+	r     io.Reader
+	claim *admission.Claim
+}
+
+func (c *claimedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if gerr := c.claim.Grow(int64(n)); gerr != nil {
+		return n, gerr
+	}
+	return n, err
 }
 
 // writeStatus answers an error as OTLP/HTTP prescribes: a google.rpc.Status in the request's

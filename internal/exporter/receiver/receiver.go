@@ -11,12 +11,14 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/pipeline"
 )
 
-// Exporter is the pipeline as the receivers see it.
+// Exporter is the pipeline as the receivers see it. Export grows the request's claim on the
+// memory budget by what it holds; the receiver releases the claim once it has answered.
 type Exporter interface {
-	Export(ctx context.Context, req []byte, protocol string) (pipeline.Result, error)
+	Export(ctx context.Context, req []byte, protocol string, mem *admission.Claim) (pipeline.Result, error)
 }
 
 // outcome is the one mapping from a pipeline error to what OTLP clients understand. Retryable
@@ -30,7 +32,10 @@ type outcome struct {
 
 func classify(err error) outcome {
 	retry := pipeline.RetryAfterOf(err, time.Second)
+	var memErr *admission.ExhaustedError
 	switch {
+	case errors.As(err, &memErr): // the memory budget refused the request's body
+		return outcome{codes.ResourceExhausted, 429, err.Error(), retry}
 	case errors.Is(err, pipeline.ErrInvalid):
 		return outcome{codes.InvalidArgument, 400, err.Error(), 0}
 	case errors.Is(err, pipeline.ErrBusy):

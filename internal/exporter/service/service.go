@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/pipeline"
 	"github.com/tracestream/tracestream/internal/exporter/receiver"
@@ -77,11 +78,13 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		StallTimeout:         cfg.Delivery.StallTimeout.Duration,
 		Log:                  s.wal,
 	}, enc, snk, classify, s.tel, log)
-	if s.grpc, err = receiver.NewGRPC(cfg.Receivers, s.pipe); err != nil {
+	mem := admission.New(cfg.Delivery.MaxInFlightBytes)
+	s.tel.WatchMemory(mem)
+	if s.grpc, err = receiver.NewGRPC(cfg.Receivers, s.pipe, mem); err != nil {
 		s.closeStores()
 		return nil, err
 	}
-	if s.http, err = receiver.NewHTTP(cfg.Receivers, s.pipe); err != nil {
+	if s.http, err = receiver.NewHTTP(cfg.Receivers, s.pipe, mem); err != nil {
 		s.closeStores()
 		return nil, err
 	}
@@ -141,11 +144,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.admLn, err = net.Listen("tcp", s.cfg.Admin.Endpoint); err != nil {
 		return fmt.Errorf("admin.endpoint %q: %w", s.cfg.Admin.Endpoint, err)
 	}
-	if s.grpcLn, err = net.Listen("tcp", s.cfg.Receivers.GRPC.Endpoint); err != nil {
+	if s.grpcLn, err = s.listenReceiver("grpc", s.cfg.Receivers.GRPC.Endpoint); err != nil {
 		_ = s.admLn.Close()
 		return fmt.Errorf("receivers.grpc.endpoint %q: %w", s.cfg.Receivers.GRPC.Endpoint, err)
 	}
-	if s.httpLn, err = net.Listen("tcp", s.cfg.Receivers.HTTP.Endpoint); err != nil {
+	if s.httpLn, err = s.listenReceiver("http", s.cfg.Receivers.HTTP.Endpoint); err != nil {
 		_ = s.admLn.Close()
 		_ = s.grpcLn.Close()
 		return fmt.Errorf("receivers.http.endpoint %q: %w", s.cfg.Receivers.HTTP.Endpoint, err)
@@ -175,6 +178,17 @@ func (s *Service) Start(ctx context.Context) error {
 	s.log.Info("Exporter started", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(),
 		"admin", s.admLn.Addr().String(), "format", s.cfg.Stream.Format, "keyTemplate", s.cfg.Stream.KeyTemplate)
 	return nil
+}
+
+// listenReceiver listens for a receiver, bounded at receivers.maxConnections.
+func (s *Service) listenReceiver(protocol, endpoint string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", endpoint)
+	if err != nil {
+		return nil, err
+	}
+	lim := receiver.LimitListener(ln, s.cfg.Receivers.MaxConnections)
+	s.tel.WatchConnections(protocol, lim.Open)
+	return lim, nil
 }
 
 func (s *Service) serve(name string, f func() error) {

@@ -107,6 +107,36 @@ func (t *Telemetry) WatchQueue(stats func() QueueStats) {
 	)
 }
 
+// MemoryBudget is delivery.maxInFlightBytes as the metrics read it.
+type MemoryBudget interface {
+	Used() int64
+	Limit() int64
+	Refused() int64
+}
+
+// WatchMemory registers the metrics of the requests' memory budget. Call it before serving.
+func (t *Telemetry) WatchMemory(b MemoryBudget) {
+	ns := "tracestream_exporter"
+	t.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_bytes",
+			Help: "Bytes held by requests in flight: bodies being read and decoded, entries waiting for Redis or the persistent queue."},
+			func() float64 { return float64(b.Used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_bytes_limit",
+			Help: "The bound of inflight_bytes (delivery.maxInFlightBytes)."}, func() float64 { return float64(b.Limit()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "memory_refused_requests_total",
+			Help: "Requests refused with a retryable \"resource exhausted\" because in-flight requests held delivery.maxInFlightBytes."},
+			func() float64 { return float64(b.Refused()) }),
+	)
+}
+
+// WatchConnections registers the number of client connections open on a receiver (protocol
+// grpc or http), read from open at each scrape. Call it before serving.
+func (t *Telemetry) WatchConnections(protocol string, open func() int64) {
+	t.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "tracestream_exporter", Name: "receiver_connections",
+		Help:        "Client connections open on a receiver (bounded by receivers.maxConnections).",
+		ConstLabels: prometheus.Labels{"protocol": protocol}}, func() float64 { return float64(open()) }))
+}
+
 // Received counts spans that arrived over protocol.
 func (t *Telemetry) Received(protocol string, n int) {
 	t.SpansReceived.WithLabelValues(protocol).Add(float64(n))
