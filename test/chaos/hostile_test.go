@@ -60,7 +60,10 @@ const (
 	// hostileStreams is --receivers.grpc.maxConcurrentStreams: concurrent requests per gRPC
 	// connection (a client that wants more opens more connections, as the concurrent cases do).
 	hostileStreams    = 16
-	readHeaderTimeout = time.Second // --receivers.http.readHeaderTimeout
+	readHeaderTimeout = time.Second     // --receivers.http.readHeaderTimeout
+	readTimeout       = 2 * time.Second // --receivers.http.readTimeout
+	// hostileBudget is --delivery.maxInFlightBytes: 16 requests of the largest size.
+	hostileBudget = 16 * hostileLimit
 	// answerTimeout bounds every request of the suite: no answer by then is a hang.
 	answerTimeout = 30 * time.Second
 	exportMethod  = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -177,7 +180,9 @@ func TestHostileInputIsRefusedCleanlyWithBoundedMemory(t *testing.T) {
 	e := startExporter(t, srv.Addr(),
 		"--receivers.maxRequestBytes="+strconv.Itoa(hostileLimit),
 		"--receivers.grpc.maxConcurrentStreams="+strconv.Itoa(hostileStreams),
-		"--receivers.http.readHeaderTimeout="+readHeaderTimeout.String())
+		"--receivers.http.readHeaderTimeout="+readHeaderTimeout.String(),
+		"--receivers.http.readTimeout="+readTimeout.String(),
+		"--delivery.maxInFlightBytes="+strconv.Itoa(hostileBudget))
 	h := newHarness(t, e, srv.Client(t))
 	pid := e.cmd.Process.Pid
 
@@ -1002,11 +1007,11 @@ func hostileCases() []hostileCase {
 					return h.slowConns(h.e.http, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Slow: ", "a", svc, 10*readHeaderTimeout)
 				},
 			}},
-		{name: "a slow body is not cut (no read timeout) and normal requests go through", lands: 1,
-			want: oneOf(accepted, []string{"closed by the server", "still open after 3s"}), reqs: map[string]send{
+		{name: "slow bodies are cut at readTimeout while normal requests go through", lands: 1,
+			want: oneOf(accepted, []string{"answered HTTP/1.1 408 Request Timeout", "closed by the server"}), reqs: map[string]send{
 				"TCP": func(h *harness, svc string) []string {
 					head := "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\n"
-					return h.slowConns(h.e.http, head, "\x00", svc, 3*time.Second)
+					return h.slowConns(h.e.http, head, "\x00", svc, 5*readTimeout)
 				},
 			}},
 		{name: "a slow HTTP/2 preface on the gRPC port is held while normal requests go through", lands: 1,

@@ -24,7 +24,7 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 	defer p.inflight.Add(int64(-n))
 	rec := p.records.Get().(*[]byte)
 	*rec = b.MarshalAppend((*rec)[:0])
-	p.batches.Put(b)
+	p.putBatch(b)
 	err := p.wal.Append(ctx, *rec)
 	if cap(*rec) <= 1<<20 {
 		p.records.Put(rec)
@@ -92,7 +92,7 @@ func (p *Pipeline) drainLog(ctx context.Context) {
 				p.tel.QueueUnreadable.Inc()
 				p.log.Warn("Skipping an unreadable persistent queue record", "segment", end.Segment, "offset", end.Offset, "err", err)
 			}
-			p.batches.Put(b)
+			p.putBatch(b)
 			select {
 			case order <- logged{end: end}:
 			case <-ctx.Done():
@@ -138,7 +138,7 @@ func (p *Pipeline) commitLog(order <-chan logged, budget *semaphore.Weighted) {
 			if l.r.rejected > 0 {
 				p.log.Warn("Redis refused spans from the persistent queue permanently; dropped", "spans", l.r.rejected, "reason", l.r.rejectMsg)
 			}
-			p.batches.Put(l.r.batch)
+			p.putBatch(l.r.batch)
 			budget.Release(p.drainWeight(n))
 		}
 		if err := p.wal.Commit(l.end, 1); err != nil {

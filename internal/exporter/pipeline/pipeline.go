@@ -194,7 +194,7 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	b.Reset()
 	st, err := p.enc.Encode(req, b)
 	if err != nil {
-		p.batches.Put(b)
+		p.putBatch(b)
 		return Result{}, &Error{Class: ErrInvalid, Detail: err.Error()}
 	}
 	p.tel.Received(protocol, st.Spans)
@@ -203,11 +203,11 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	res := Result{Rejected: st.Invalid, Message: st.InvalidMessage}
 	n := b.Len()
 	if n == 0 {
-		p.batches.Put(b)
+		p.putBatch(b)
 		return res, nil
 	}
 	if err := mem.Grow(int64(b.Size())); err != nil {
-		p.batches.Put(b)
+		p.putBatch(b)
 		p.tel.Failed("memory", n)
 		return Result{}, &Error{Class: ErrBusy, Detail: err.Error(), RetryAfter: time.Second}
 	}
@@ -215,19 +215,19 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 		return p.exportDurable(ctx, b, n, res)
 	}
 	if p.authFailing.Load() {
-		p.batches.Put(b)
+		p.putBatch(b)
 		p.tel.Failed("auth", n)
 		return Result{}, &Error{Class: ErrUnavailable, Detail: "redis refuses the configured credentials", RetryAfter: 5 * time.Second}
 	}
 	if d := p.stalled(); d > 0 {
-		p.batches.Put(b)
+		p.putBatch(b)
 		p.tel.Failed("stalled", n)
 		return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis has acknowledged nothing for %v", d.Round(time.Millisecond)), RetryAfter: time.Second}
 	}
 	if max := int64(p.opts.MaxInFlightSpans); max > 0 {
 		if p.inflight.Add(int64(n)) > max {
 			p.inflight.Add(int64(-n))
-			p.batches.Put(b)
+			p.putBatch(b)
 			p.tel.Failed("busy", n)
 			return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("more than %d spans in flight", max), RetryAfter: time.Second}
 		}
@@ -263,7 +263,7 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 		return p.abandon(r, n, ctx.Err())
 	}
 	// Every chunk has been gathered and resolved: no writer references the batch any more.
-	p.batches.Put(b)
+	p.putBatch(b)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failClass != "" {
@@ -277,6 +277,25 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 		}
 	}
 	return res, nil
+}
+
+// maxPooledBatch is the largest batch kept for reuse, in the pool or by a writer: after a burst
+// of large requests their memory goes back to the GC instead of staying held for good.
+const maxPooledBatch = 1 << 20
+
+func (p *Pipeline) putBatch(b *entry.Batch) {
+	if cap(b.Buf) <= maxPooledBatch {
+		p.batches.Put(b)
+	}
+}
+
+// resetBatch empties b, keeping its memory only if it is not larger than maxPooledBatch.
+func resetBatch(b *entry.Batch) {
+	if cap(b.Buf) > maxPooledBatch {
+		*b = entry.Batch{}
+		return
+	}
+	b.Reset()
 }
 
 // abandon answers a request that ran out of time. Its entries may still be written by a writer
@@ -327,7 +346,7 @@ func (p *Pipeline) writer(busySince *atomic.Int64) {
 			return
 		}
 		busySince.Store(time.Now().UnixNano())
-		wb.Reset()
+		resetBatch(&wb)
 		owners = owners[:0]
 		gather(c)
 		p.fill(&wb, &owners, gather)
@@ -343,7 +362,7 @@ func (p *Pipeline) writer(busySince *atomic.Int64) {
 			p.tel.PipelineTime.Observe(time.Since(start).Seconds())
 			p.tel.BatchSize.Observe(float64(wb.Len()))
 
-			retry.Reset()
+			resetBatch(&retry)
 			retryOwn = retryOwn[:0]
 			// Count what Redis took before answering any client, so that a client that has
 			// its OK also sees its spans in the metrics and /status.

@@ -26,8 +26,18 @@ import (
 const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 // rawRequest receives the request's protobuf bytes undecoded: the pipeline reads them with a
-// zero-copy reader instead of building a message tree.
-type rawRequest struct{ b []byte }
+// zero-copy reader instead of building a message tree. A message grpc read into one buffer is
+// used in place (held until free), not copied.
+type rawRequest struct {
+	b    []byte
+	data mem.BufferSlice
+}
+
+// free gives grpc its buffers back; b is invalid afterwards.
+func (r *rawRequest) free() {
+	r.data.Free()
+	r.data, r.b = nil, nil
+}
 
 // rawCodec is grpc's proto codec, except that it hands rawRequest its bytes as they are.
 type rawCodec struct{ proto encoding.CodecV2 }
@@ -36,7 +46,12 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marsh
 
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*rawRequest); ok {
-		r.b = data.Materialize()
+		if len(data) == 1 {
+			data.Ref()
+			r.data, r.b = data, data[0].ReadOnlyData()
+		} else {
+			r.b = data.Materialize()
+		}
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)
@@ -92,6 +107,7 @@ func exportHandler(srv any, ctx context.Context, dec func(any) error, intercepto
 	if err := dec(&req); err != nil {
 		return nil, err
 	}
+	defer req.free() // the pipeline has copied what it keeps into its entries by then
 	g := srv.(*GRPC)
 	if interceptor == nil {
 		return g.export(ctx, &req)

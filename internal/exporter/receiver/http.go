@@ -112,7 +112,11 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := h.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer h.bufs.Put(buf)
+	defer func() {
+		if buf.Cap() <= maxPooledBody { // a large body's buffer goes back to the GC, not the pool
+			h.bufs.Put(buf)
+		}
+	}()
 	claim := h.mem.Claim()
 	defer claim.Release()
 	if status, msg := h.readBody(w, r, buf, &claim); status != 0 {
@@ -167,7 +171,17 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	default:
 		return http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)
 	}
-	n, err := buf.ReadFrom(&claimedReader{r: io.LimitReader(src, h.maxBody+1), claim: claim})
+	cr := &claimedReader{r: io.LimitReader(src, h.maxBody+1), claim: claim}
+	if src == body && r.ContentLength > 0 && r.ContentLength <= h.maxBody {
+		// The size is known: claim it before reading anything, and read into a buffer of that
+		// size instead of one that doubles its way there.
+		if err := claim.Grow(r.ContentLength); err != nil {
+			return http.StatusTooManyRequests, err.Error()
+		}
+		cr.claimed = r.ContentLength
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(cr)
 	var (
 		maxErr *http.MaxBytesError
 		memErr *admission.ExhaustedError
@@ -185,15 +199,26 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	return 0, ""
 }
 
-// claimedReader counts what it reads against a request's claim on the memory budget.
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 1 << 20
+
+// claimedReader counts what it reads against a request's claim on the memory budget, past the
+// claimed bytes that were claimed before reading.
 type claimedReader struct {
-	r     io.Reader
-	claim *admission.Claim
+	r       io.Reader
+	claim   *admission.Claim
+	claimed int64
 }
 
 func (c *claimedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	if gerr := c.claim.Grow(int64(n)); gerr != nil {
+	grow := int64(n)
+	if c.claimed > 0 {
+		d := min(c.claimed, grow)
+		c.claimed -= d
+		grow -= d
+	}
+	if gerr := c.claim.Grow(grow); gerr != nil {
 		return n, gerr
 	}
 	return n, err
