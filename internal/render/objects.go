@@ -33,7 +33,7 @@ func ServiceAccount(rte *v1.RedisTraceExporter) *corev1ac.ServiceAccountApplyCon
 		return nil
 	}
 	return corev1ac.ServiceAccount(ServiceAccountName(rte), rte.Namespace).
-		WithLabels(Labels(rte)).
+		WithLabels(Labels(rte)).WithOwnerReferences(ownerRef(rte)).
 		WithAutomountServiceAccountToken(false)
 }
 
