@@ -79,8 +79,8 @@ func TestConcurrentClaimsStayWithinTheBudget(t *testing.T) {
 	const limit = 1000
 	b := New(limit)
 	var (
-		wg            sync.WaitGroup
-		mu            sync.Mutex
+		wg                sync.WaitGroup
+		mu                sync.Mutex
 		admitted, largest int64
 	)
 	for g := range 8 {

@@ -601,7 +601,7 @@ func fullConfig(t *testing.T) Config {
 	f := func(name string) string { return writeFile(t, dir, name, "not read") }
 	return Config{
 		Receivers: Receivers{
-			GRPC:            GRPC{Endpoint: "127.0.0.1:14317", MaxConcurrentStreams: 7},
+			GRPC: GRPC{Endpoint: "127.0.0.1:14317", MaxConcurrentStreams: 7},
 			HTTP: HTTP{Endpoint: "127.0.0.1:14318", ReadHeaderTimeout: Duration{3 * time.Second},
 				ReadTimeout: Duration{20 * time.Second}, IdleTimeout: Duration{90 * time.Second}},
 			MaxRequestBytes: 1 << 20,

@@ -150,7 +150,7 @@ func TestHTTPCutsSlowBodiesAndIdleConnections(t *testing.T) {
 		cfg.Receivers.HTTP.ReadTimeout, cfg.Receivers.HTTP.IdleTimeout = short, long
 		e := start(t, cfg)
 		slow := dial(t, e.http)
-		fmt.Fprintf(slow, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n")
+		_, _ = fmt.Fprintf(slow, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n")
 		if _, err := slow.Write(make([]byte, 100)); err != nil {
 			t.Fatal(err)
 		}
@@ -167,12 +167,16 @@ func TestHTTPCutsSlowBodiesAndIdleConnections(t *testing.T) {
 		idle := dial(t, e.http)
 		req, _ := request("idle", 3)
 		body, _ := proto.Marshal(req)
-		fmt.Fprintf(idle, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		_, _ = fmt.Fprintf(idle, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 		resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
-		if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
-			t.Fatalf("a request on a keep-alive connection: %v %v", resp, err)
+		if err != nil {
+			t.Fatalf("a request on a keep-alive connection: %v", err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Close {
+			t.Fatalf("a request on a keep-alive connection: HTTP %d, close %v", resp.StatusCode, resp.Close)
+		}
 		if rest := readUntilClosed(t, idle); rest != "" {
 			t.Errorf("the idle connection got %q before it was closed", rest)
 		}
