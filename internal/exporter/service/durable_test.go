@@ -172,7 +172,7 @@ func TestAFullPersistentQueuePushesBackAndRecovers(t *testing.T) {
 	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "persistent queue is full") {
 		t.Fatalf("after %d spans, want RESOURCE_EXHAUSTED naming the full queue, got %v", len(want), last)
 	}
-	if len(st.Details()) == 0 {
+	if retryInfo(last) == nil {
 		t.Fatal("RESOURCE_EXHAUSTED without RetryInfo: OTLP clients would not retry it")
 	}
 	q := queueStats(t, e)

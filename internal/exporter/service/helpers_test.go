@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -184,6 +186,29 @@ func spanIDs(t *testing.T, c redis.Cmdable, key string) map[string]int {
 		ids[d.SpanID]++
 	}
 	return ids
+}
+
+// pauseWrites makes Redis hold every write (CLIENT PAUSE WRITE) until unpause is called or the
+// test ends.
+func pauseWrites(t *testing.T, s *redistest.Server) (unpause func()) {
+	t.Helper()
+	rdb := s.Client(t)
+	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "60000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	unpause = func() { rdb.Do(context.Background(), "CLIENT", "UNPAUSE") }
+	t.Cleanup(unpause)
+	return unpause
+}
+
+// retryInfo is the RetryInfo detail of a gRPC error, nil when it has none.
+func retryInfo(err error) *errdetails.RetryInfo {
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
 }
 
 func get(url string) (int, string, error) {

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -68,11 +67,7 @@ func TestMemoryBudgetRefusesWhatItCannotHold(t *testing.T) {
 	cfg.Delivery.StallTimeout = config.Duration{Duration: time.Hour} // Redis is paused on purpose
 	e := start(t, cfg)
 	client := grpcClient(t, e.grpc)
-	rdb := s.Client(t)
-	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "30000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	unpause := pauseWrites(t, s)
 
 	first := sizedRequest("memory", 200<<10)
 	firstBytes := proto.Size(first)
@@ -101,13 +96,7 @@ func TestMemoryBudgetRefusesWhatItCannotHold(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "delivery.maxInFlightBytes") {
 		t.Fatalf("gRPC request past the memory budget: %v, want RESOURCE_EXHAUSTED naming delivery.maxInFlightBytes", err)
 	}
-	var retry *errdetails.RetryInfo
-	for _, d := range status.Convert(err).Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			retry = ri
-		}
-	}
-	if retry == nil {
+	if retryInfo(err) == nil {
 		t.Errorf("RESOURCE_EXHAUSTED without RetryInfo, which OTLP clients need to retry")
 	}
 	body, _ := proto.Marshal(second)
@@ -122,7 +111,7 @@ func TestMemoryBudgetRefusesWhatItCannotHold(t *testing.T) {
 		t.Errorf("inflight_bytes %v after the refusals, want the first request's %d: a refused request kept part of its claim", n, held)
 	}
 
-	rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	unpause()
 	if err := <-done; err != nil {
 		t.Fatalf("the request that held the budget: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -245,11 +244,7 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	cfg.Delivery.StallTimeout = config.Duration{Duration: time.Hour}
 	e := start(t, cfg)
 	client := grpcClient(t, e.grpc)
-	rdb := s.Client(t)
-	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "20000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	unpause := pauseWrites(t, s)
 	first := make(chan error, 1)
 	go func() {
 		req, _ := request("busy", 10)
@@ -272,13 +267,7 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("a request past the in-flight limit: %v, want RESOURCE_EXHAUSTED", err)
 	}
-	var retry *errdetails.RetryInfo
-	for _, d := range status.Convert(err).Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			retry = ri
-		}
-	}
-	if retry == nil || retry.RetryDelay.AsDuration() <= 0 {
+	if retry := retryInfo(err); retry == nil || retry.RetryDelay.AsDuration() <= 0 {
 		t.Errorf("RESOURCE_EXHAUSTED without RetryInfo: %v", status.Convert(err).Details())
 	}
 	pb, _ := request("busy", 1)
@@ -287,7 +276,7 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("HTTP while busy: %d Retry-After=%q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	unpause()
 	if err := <-first; err != nil {
 		t.Errorf("the request that held the limit: %v, want it written once Redis resumed", err)
 	}
@@ -305,11 +294,7 @@ func TestStalledRedisRefusesNewRequestsAtOnce(t *testing.T) {
 	cfg.Delivery.RequestTimeout = config.Duration{Duration: time.Minute}
 	e := start(t, cfg)
 	client := grpcClient(t, e.grpc)
-	rdb := s.Client(t)
-	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "30000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	unpause := pauseWrites(t, s)
 	first := make(chan error, 1)
 	go func() {
 		req, _ := request("stalled", 10)
@@ -339,7 +324,7 @@ func TestStalledRedisRefusesNewRequestsAtOnce(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("HTTP while Redis stalls: %d Retry-After=%q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	rdb.Do(context.Background(), "CLIENT", "UNPAUSE")
+	unpause()
 	if err := <-first; err != nil {
 		t.Errorf("the request admitted before the stall: %v, want it written once Redis resumed", err)
 	}
@@ -348,7 +333,7 @@ func TestStalledRedisRefusesNewRequestsAtOnce(t *testing.T) {
 		t.Errorf("a request after Redis resumed: %v", err)
 	}
 	// A request the client gave up on may still have been written (at-least-once).
-	if n := rdb.XLen(context.Background(), "traces:stalled").Val(); n < 15 || n > 15+int64(givenUp) {
+	if n := s.Client(t).XLen(context.Background(), "traces:stalled").Val(); n < 15 || n > 15+int64(givenUp) {
 		t.Errorf("%d entries in traces:stalled, want the 10 + 5 acknowledged and at most %d given up on", n, givenUp)
 	}
 }
