@@ -87,11 +87,12 @@ const (
 // how large their entries are. For the others, 32x maxRequestBytes (oneRequestMB, 128 MB) is far
 // above what one request costs.
 //
-// Requests sent at once cost what each costs, and nothing but the clients bounds how many there
-// are: the exporter has no byte-based admission (docs/reliability.md, "Not yet"). A request just
-// under the limit holds its body and its entries (about the same size) in the request's batch and
-// in the writers' batch, about 6x maxRequestBytes at once with the growth by doubling; with GC
-// headroom spread over requests that overlap only in part, 8x each (concurrentMB).
+// Requests sent at once cost what each costs until delivery.maxInFlightBytes (hostileBudget)
+// refuses more; gRPC messages are read by grpc-go before they can be refused, so the bound stays
+// per request: a request just under the limit holds its body and its entries (about the same size)
+// in the request's batch and in the writers' batch, about 6x maxRequestBytes at once with the
+// growth by doubling; with GC headroom spread over requests that overlap only in part, 8x each
+// (concurrentMB). memory_test.go measures the budget itself.
 //
 // The whole run must stay under baseline + absoluteMB: the heaviest case plus what earlier ones
 // may have left behind.
