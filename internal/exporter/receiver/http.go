@@ -171,17 +171,9 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	default:
 		return http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)
 	}
-	cr := &claimedReader{r: io.LimitReader(src, h.maxBody+1), claim: claim}
-	if src == body && r.ContentLength > 0 && r.ContentLength <= h.maxBody {
-		// The size is known: claim it before reading anything, and read into a buffer of that
-		// size instead of one that doubles its way there.
-		if err := claim.Grow(r.ContentLength); err != nil {
-			return http.StatusTooManyRequests, err.Error()
-		}
-		cr.claimed = r.ContentLength
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	n, err := buf.ReadFrom(cr)
+	// Bytes are claimed as they arrive, not as Content-Length announces them: a client that
+	// announces a large body and sends it slowly holds only what it has sent.
+	n, err := buf.ReadFrom(&claimedReader{r: io.LimitReader(src, h.maxBody+1), claim: claim})
 	var (
 		maxErr *http.MaxBytesError
 		memErr *admission.ExhaustedError
@@ -202,23 +194,15 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 // maxPooledBody is the largest body buffer kept for reuse.
 const maxPooledBody = 1 << 20
 
-// claimedReader counts what it reads against a request's claim on the memory budget, past the
-// claimed bytes that were claimed before reading.
+// claimedReader counts what it reads against a request's claim on the memory budget.
 type claimedReader struct {
-	r       io.Reader
-	claim   *admission.Claim
-	claimed int64
+	r     io.Reader
+	claim *admission.Claim
 }
 
 func (c *claimedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	grow := int64(n)
-	if c.claimed > 0 {
-		d := min(c.claimed, grow)
-		c.claimed -= d
-		grow -= d
-	}
-	if gerr := c.claim.Grow(grow); gerr != nil {
+	if gerr := c.claim.Grow(int64(n)); gerr != nil {
 		return n, gerr
 	}
 	return n, err

@@ -136,12 +136,25 @@ func TestHTTPCutsSlowBodiesAndIdleConnections(t *testing.T) {
 	short, long := config.Duration{Duration: 300 * time.Millisecond}, config.Duration{Duration: time.Minute}
 	t.Run("slow body", func(t *testing.T) {
 		cfg := standaloneConfig(s)
-		cfg.Receivers.HTTP.ReadTimeout, cfg.Receivers.HTTP.IdleTimeout = short, long
+		// Long enough to see the body's bytes claimed before the cut.
+		cfg.Receivers.HTTP.ReadTimeout, cfg.Receivers.HTTP.IdleTimeout = config.Duration{Duration: 5 * time.Second}, long
 		e := start(t, cfg)
 		slow := dial(t, e.http)
 		_, _ = fmt.Fprintf(slow, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n")
 		if _, err := slow.Write(make([]byte, 100)); err != nil {
 			t.Fatal(err)
+		}
+		// The memory budget holds what arrived, not what Content-Length announced: a client
+		// that announces much and sends slowly must not hold the budget.
+		var claimed float64
+		wait.For(t, 4*time.Second, "the slow body's bytes claimed", func() error {
+			if claimed = e.metric(t, "tracestream_exporter_inflight_bytes"); claimed == 0 {
+				return errors.New("nothing claimed yet")
+			}
+			return nil
+		})
+		if claimed != 100 {
+			t.Errorf("a slow body of 100 bytes so far (Content-Length 100000) holds %v bytes of the budget, want 100", claimed)
 		}
 		answer := readUntilClosed(t, slow)
 		if !strings.HasPrefix(answer, "HTTP/1.1 408") || !strings.Contains(answer, "receivers.http.readTimeout") {
