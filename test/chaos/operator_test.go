@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,7 +76,7 @@ func (m *manager) leader() bool {
 
 // managerControlPlane starts envtest with the given namespaces and returns an admin client and
 // a kubeconfig for the managers.
-func managerControlPlane(t *testing.T, namespaces ...string) (client.Client, string) {
+func managerControlPlane(t *testing.T, namespaces ...string) (*controlplane.Env, string) {
 	t.Helper()
 	env := controlplane.Start(t)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
@@ -88,7 +92,47 @@ func managerControlPlane(t *testing.T, namespaces ...string) (client.Client, str
 			t.Fatal(err)
 		}
 	}
-	return env.Client, kubeconfig
+	return env, kubeconfig
+}
+
+// statusWrites counts the writes kube-apiserver has served to RedisTraceExporter status (any verb
+// but GET, LIST and WATCH on the status subresource), from its own /metrics.
+func statusWrites(t *testing.T, env *controlplane.Env) float64 {
+	t.Helper()
+	rc, err := rest.RESTClientFor(restConfigForMetrics(env.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := rc.Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("reading kube-apiserver /metrics: %v", err)
+	}
+	total := 0.0
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="redistraceexporters"`) ||
+			!strings.Contains(line, `subresource="status"`) {
+			continue
+		}
+		if strings.Contains(line, `verb="GET"`) || strings.Contains(line, `verb="LIST"`) || strings.Contains(line, `verb="WATCH"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("apiserver metric line %q: %v", line, err)
+		}
+		total += v
+	}
+	return total
+}
+
+// restConfigForMetrics is cfg for a plain REST client of non-resource paths.
+func restConfigForMetrics(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &schema.GroupVersion{}
+	c.APIPath = "/"
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	return c
 }
 
 // reconciled waits until the resource has been through a reconcile pass (observedGeneration).
@@ -110,7 +154,8 @@ func reconciled(t *testing.T, c client.Client, key client.ObjectKey, timeout tim
 // killed (SIGKILL, so it cannot hand the lease over) the other takes over once the lease expires
 // and reconciles what was created meanwhile; a SIGTERMed leader hands over at once.
 func TestManagerLeaderFailover(t *testing.T) {
-	c, kubeconfig := managerControlPlane(t, "leases", "apps")
+	env, kubeconfig := managerControlPlane(t, "leases", "apps")
+	c := env.Client
 	ctx := context.Background()
 	managers := []*manager{startManager(t, "manager-a", kubeconfig, "leases"), startManager(t, "manager-b", kubeconfig, "leases")}
 	var leader, standby *manager
@@ -185,7 +230,8 @@ func TestManagerLeaderFailover(t *testing.T) {
 // must be owned by its resource (so the garbage collector, which envtest does not run, removes it
 // with the resource), and the last resources must end reconciled.
 func TestManagerThousandCyclesWithConflicts(t *testing.T) {
-	c, kubeconfig := managerControlPlane(t, "leases", "cycles")
+	env, kubeconfig := managerControlPlane(t, "leases", "cycles")
+	c := env.Client
 	ctx := context.Background()
 	m := startManager(t, "manager", kubeconfig, "leases")
 	wait.For(t, time.Minute, "the manager leading", func() error {
@@ -195,6 +241,7 @@ func TestManagerThousandCyclesWithConflicts(t *testing.T) {
 		return nil
 	})
 	const cycles, names = 1000, 20
+	writesBefore := statusWrites(t, env)
 	conflicts, start := 0, time.Now()
 	for i := range cycles {
 		rte := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("rte-%02d", i%names), Namespace: "cycles"},
@@ -231,6 +278,14 @@ func TestManagerThousandCyclesWithConflicts(t *testing.T) {
 	for i := range names {
 		reconciled(t, c, client.ObjectKey{Namespace: "cycles", Name: fmt.Sprintf("rte-%02d", i)}, time.Minute)
 	}
+	// Status is written when it changes, not on every pass: count the writes the cycles caused,
+	// and those over a quiet stretch while the 20 survivors keep being reconciled (their Redis
+	// is unreachable, so they are requeued).
+	cycleWrites := statusWrites(t, env) - writesBefore
+	const quiet = 10 * time.Second
+	quietBefore := statusWrites(t, env)
+	time.Sleep(quiet)
+	quietWrites := statusWrites(t, env) - quietBefore
 	// Every child the manager made is owned (controller) by a RedisTraceExporter.
 	children := 0
 	for _, list := range []client.ObjectList{&corev1.ConfigMapList{}, &appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}} {
@@ -252,8 +307,17 @@ func TestManagerThousandCyclesWithConflicts(t *testing.T) {
 	}
 	b, _ := os.ReadFile(m.log)
 	logText := string(b)
-	t.Logf("FIGURES manager under %d create/update/delete cycles over %d names (%v, %d stale updates refused with a conflict): %d children left, all owned; %d log lines, %d of them errors",
-		cycles, names, took.Round(time.Millisecond), conflicts, children, strings.Count(logText, "\n"), strings.Count(logText, `"level":"error"`)+strings.Count(logText, "\tERROR\t"))
+	t.Logf("FIGURES manager under %d create/update/delete cycles over %d names (%v, %d stale updates refused with a conflict): %d children left, all owned; %d log lines, %d of them errors; %.0f status writes (%.2f per cycle), %.0f over %v of quiet with %d resources",
+		cycles, names, took.Round(time.Millisecond), conflicts, children, strings.Count(logText, "\n"), strings.Count(logText, `"level":"error"`)+strings.Count(logText, "\tERROR\t"),
+		cycleWrites, cycleWrites/cycles, quietWrites, quiet, names)
+	// A create and an update each change what status reports (observedGeneration, conditions):
+	// a few writes per cycle. More would be a write on every pass.
+	if cycleWrites > 4*cycles {
+		t.Errorf("%.0f status writes for %d cycles: more than 4 per cycle", cycleWrites, cycles)
+	}
+	if quietWrites > names {
+		t.Errorf("%.0f status writes over %v while nothing changed for %d resources: status is rewritten without changing", quietWrites, quiet, names)
+	}
 	if strings.Contains(logText, "panic") {
 		t.Fatalf("the manager logged a panic")
 	}
