@@ -184,7 +184,8 @@ func (r *request) resolve(n int) {
 }
 
 // Export writes the spans of one OTLP protobuf request and returns once Redis acknowledged every
-// entry, or with a *Error whose class says what the client should do. The request's encoded
+// entry, or with a *Error whose class says what the client should do (or the memory budget's
+// *admission.ExhaustedError). The request's encoded
 // entries are added to its claim on the memory budget (mem); the caller releases the claim.
 func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem *admission.Claim) (Result, error) {
 	if p.draining.Load() {
@@ -209,7 +210,7 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	if err := mem.Grow(int64(b.Size())); err != nil {
 		p.putBatch(b)
 		p.tel.Failed("memory", n)
-		return Result{}, &Error{Class: ErrBusy, Detail: err.Error(), RetryAfter: time.Second}
+		return Result{}, err // an *admission.ExhaustedError, answered as the receivers' own claims are
 	}
 	if p.wal != nil {
 		return p.exportDurable(ctx, b, n, res)

@@ -119,31 +119,26 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	}()
 	claim := h.mem.Claim()
 	defer claim.Release()
-	if status, msg := h.readBody(w, r, buf, &claim); status != 0 {
-		retry := 0
-		if status == http.StatusTooManyRequests {
-			retry = 1
-		}
-		h.writeStatus(w, mt, status, msg, retry)
+	if err := h.readBody(w, r, buf, &claim); err != nil {
+		h.fail(w, mt, err)
 		return
 	}
 	body := buf.Bytes()
 	if mt == contentJSON {
 		pb, err := otlpwire.FromJSON(body)
 		if err != nil {
-			h.writeStatus(w, mt, http.StatusBadRequest, "invalid OTLP/JSON: "+err.Error(), 0)
+			h.fail(w, mt, &bodyError{http.StatusBadRequest, "invalid OTLP/JSON: " + err.Error()})
 			return
 		}
 		if err := claim.Grow(int64(len(pb))); err != nil {
-			h.writeStatus(w, mt, http.StatusTooManyRequests, err.Error(), 1)
+			h.fail(w, mt, err)
 			return
 		}
 		body = pb
 	}
 	res, err := h.exp.Export(r.Context(), body, "http", &claim)
 	if err != nil {
-		o := classify(err)
-		h.writeStatus(w, mt, o.httpStatus, o.message, int(o.retryAfter.Seconds()+0.999))
+		h.fail(w, mt, err)
 		return
 	}
 	resp := &coltracepb.ExportTraceServiceResponse{}
@@ -153,10 +148,30 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	h.write(w, mt, http.StatusOK, resp)
 }
 
+// bodyError is a request the receiver refuses itself, before the pipeline sees it.
+type bodyError struct {
+	status int
+	msg    string
+}
+
+func (e *bodyError) Error() string { return e.msg }
+
+// fail answers err: a bodyError with its own status, anything else (the memory budget, the
+// pipeline) as classify maps it.
+func (h *HTTP) fail(w http.ResponseWriter, mt string, err error) {
+	var be *bodyError
+	if errors.As(err, &be) {
+		h.writeStatus(w, mt, be.status, be.msg, 0)
+		return
+	}
+	o := classify(err)
+	h.writeStatus(w, mt, o.httpStatus, o.message, int(o.retryAfter.Seconds()+0.999))
+}
+
 // readBody reads the (possibly gzip-compressed) body into buf, refusing anything larger than the
 // limit after decompression (a decompression bomb stops at maxBody+1 bytes) and anything the
 // memory budget cannot hold: the claim grows with every read.
-func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, claim *admission.Claim) (int, string) {
+func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, claim *admission.Claim) error {
 	body := http.MaxBytesReader(w, r.Body, h.maxBody)
 	var src io.Reader = body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
@@ -164,12 +179,12 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return http.StatusBadRequest, "invalid gzip body: " + err.Error()
+			return &bodyError{http.StatusBadRequest, "invalid gzip body: " + err.Error()}
 		}
 		defer func() { _ = zr.Close() }()
 		src = zr
 	default:
-		return http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)
+		return &bodyError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)}
 	}
 	// Bytes are claimed as they arrive, not as Content-Length announces them: a client that
 	// announces a large body and sends it slowly holds only what it has sent.
@@ -180,15 +195,15 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	)
 	switch {
 	case errors.As(err, &memErr):
-		return http.StatusTooManyRequests, memErr.Error()
+		return memErr
 	case errors.As(err, &maxErr) || n > h.maxBody:
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody)
+		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody)}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout"
+		return &bodyError{http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout"}
 	case err != nil:
-		return http.StatusBadRequest, "reading body: " + err.Error()
+		return &bodyError{http.StatusBadRequest, "reading body: " + err.Error()}
 	}
-	return 0, ""
+	return nil
 }
 
 // maxPooledBody is the largest body buffer kept for reuse.

@@ -34,11 +34,9 @@ func classify(err error) outcome {
 	retry := pipeline.RetryAfterOf(err, time.Second)
 	var memErr *admission.ExhaustedError
 	switch {
-	case errors.As(err, &memErr): // the memory budget refused the request's body
-		return outcome{codes.ResourceExhausted, 429, err.Error(), retry}
 	case errors.Is(err, pipeline.ErrInvalid):
 		return outcome{codes.InvalidArgument, 400, err.Error(), 0}
-	case errors.Is(err, pipeline.ErrBusy):
+	case errors.Is(err, pipeline.ErrBusy), errors.As(err, &memErr): // in-flight or memory limit
 		return outcome{codes.ResourceExhausted, 429, err.Error(), retry}
 	case errors.Is(err, context.Canceled):
 		return outcome{codes.Canceled, 503, "request canceled", retry}
