@@ -26,7 +26,7 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 	*rec = b.MarshalAppend((*rec)[:0])
 	p.putBatch(b)
 	err := p.wal.Append(ctx, *rec)
-	if cap(*rec) <= 1<<20 {
+	if cap(*rec) <= maxPooledBatch {
 		p.records.Put(rec)
 	}
 	switch {

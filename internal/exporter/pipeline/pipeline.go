@@ -495,6 +495,9 @@ func (p *Pipeline) Probe(ctx context.Context) error {
 func (p *Pipeline) Shutdown(ctx context.Context) error {
 	p.draining.Store(true)
 	defer func() {
+		if p.stopLog != nil {
+			p.stopLog() // the log's drain waits on a context of its own: end it on every return
+		}
 		close(p.stop)
 		p.wg.Wait()
 	}()
@@ -512,7 +515,6 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 	}
 	// Every client has its answer; write what the persistent queue holds while time allows.
 	// What is left stays in the log for the next start.
-	defer p.stopLog()
 	for !p.wal.Drained() {
 		select {
 		case <-tick.C:

@@ -110,6 +110,7 @@ type Log struct {
 	stopped    chan struct{} // closed when the appender has answered its last request
 	appenderWG sync.WaitGroup
 	onCorrupt  func(Corruption)
+	ckMu       sync.Mutex // serialises saveCheckpoint
 
 	mu       sync.Mutex
 	segs     []*segment // oldest first; the last one is the active segment
@@ -660,13 +661,14 @@ func (l *Log) Commit(pos Position, n int64) error {
 		l.commit = Position{l.segs[0].id, int64(len(magic))}
 	}
 	l.mu.Unlock()
-	// Save the checkpoint before deleting: a crash in between replays nothing twice.
-	if len(drop) > 0 {
-		if err := l.saveCheckpoint(); err != nil {
-			return err
-		}
-	}
+	// Save the checkpoint before deleting: a crash in between replays nothing twice. The
+	// segments go even when the save fails: they are out of the log already, and a checkpoint
+	// naming a deleted segment makes the next Open start at the oldest one left, which is
+	// where the commit is.
 	var firstErr error
+	if len(drop) > 0 {
+		firstErr = l.saveCheckpoint()
+	}
 	for _, s := range drop {
 		if err := os.Remove(l.path(segmentName(s.id))); err != nil && !errors.Is(err, os.ErrNotExist) && firstErr == nil {
 			firstErr = fmt.Errorf("deleting drained segment: %w", err)
@@ -678,8 +680,11 @@ func (l *Log) Commit(pos Position, n int64) error {
 	return firstErr
 }
 
-// saveCheckpoint writes the commit position, atomically (write, fsync, rename).
+// saveCheckpoint writes the commit position, atomically (write, fsync, rename). Commit and the
+// checkpointer both call it; ckMu keeps them off each other's temporary file.
 func (l *Log) saveCheckpoint() error {
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
 	l.mu.Lock()
 	pos := l.commit
 	same := pos == l.saved
