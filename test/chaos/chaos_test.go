@@ -130,6 +130,16 @@ func (e *exporter) start() {
 	})
 }
 
+// exited reports whether the process has ended by itself.
+func (e *exporter) exited() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (e *exporter) kill() {
 	_ = e.cmd.Process.Kill()
@@ -259,7 +269,9 @@ func TestSIGTERMUnderLoadDrainsWithinTheGracePeriod(t *testing.T) {
 	// The clients now fail over to nothing: stop them before they exhaust their retries.
 	o := s.Check(t, srv.Client(t), "traces:drain")
 	t.Logf("FIGURES SIGTERM under load (8 clients, 100 spans per request): exit %d after %v (drainTimeout %v); %s", code, took.Round(time.Millisecond), grace, o)
-	if code != 0 || took > grace || o.Lost != 0 {
+	// Exit 0 is the proof of a drain within drainTimeout: when the timeout cuts the drain short,
+	// the exporter exits 1. How long it took is a figure, not a threshold.
+	if code != 0 || o.Lost != 0 {
 		t.Fatalf("exit %d after %v (drainTimeout %v), %d acknowledged spans lost", code, took, grace, o.Lost)
 	}
 }
@@ -348,6 +360,7 @@ func TestPartitionBackpressureAndBoundedMemory(t *testing.T) {
 	}
 	defer func() { _ = probe.Stop(context.Background()) }()
 
+	baseRSS := e.rssMB()
 	px.partition()
 	start := time.Now()
 	// A new probe request every 100 ms, each on its own: the first ones are admitted and wait;
@@ -385,6 +398,11 @@ func TestPartitionBackpressureAndBoundedMemory(t *testing.T) {
 	if pushback == nil || !strings.Contains(pushback.Message(), "acknowledged nothing") {
 		t.Fatalf("no client was refused at once for a stalled Redis during the partition (first pushback: %v)", pushback.Err())
 	}
+	// Memory is bounded by what is admitted: maxInFlight spans, at a generous 4 KB each (an
+	// entry of about 600 bytes, the request's copies and GC headroom).
+	if bound := float64(maxInFlight) * 4 / 1024; maxRSS-baseRSS > bound {
+		t.Errorf("exporter RSS grew by %.1f MB during the partition (from %.1f), more than the %.0f MB its in-flight bound allows", maxRSS-baseRSS, baseRSS, bound)
+	}
 	if o.Lost != 0 {
 		t.Fatalf("%d acknowledged spans lost", o.Lost)
 	}
@@ -393,7 +411,6 @@ func TestPartitionBackpressureAndBoundedMemory(t *testing.T) {
 func TestRedisOOMIsRetriedAndRecoversWithoutRestart(t *testing.T) {
 	srv := redistest.Standalone(t, redistest.WithConfig("maxmemory", "4mb"), redistest.WithConfig("maxmemory-policy", "noeviction"))
 	e := startExporter(t, srv.Addr())
-	pid := e.cmd.Process.Pid
 	s := spanload.Send(t, e.grpc, "oom", 4, 100, 5*time.Millisecond)
 	const oom = `tracestream_exporter_redis_errors_total{class="oom"}`
 	wait.For(t, time.Minute, "Redis refusing writes with OOM", func() error {
@@ -411,8 +428,11 @@ func TestRedisOOMIsRetriedAndRecoversWithoutRestart(t *testing.T) {
 	}
 	waitAcked(t, s, 2000, "spans flowing after maxmemory was raised")
 	o := s.Check(t, rdb, "traces:oom")
-	t.Logf("FIGURES Redis maxmemory 4mb reached under load, then raised: %s errors %.0f, /readyz during OOM %d, spans acknowledged when OOM began %d; %s; same exporter process: %v",
-		oom, e.metric(t, oom), ready, ackedAtOOM, o, e.cmd.Process.Pid == pid)
+	t.Logf("FIGURES Redis maxmemory 4mb reached under load, then raised: %s errors %.0f, /readyz during OOM %d, spans acknowledged when OOM began %d; %s; exporter restarted: %v",
+		oom, e.metric(t, oom), ready, ackedAtOOM, o, e.exited())
+	if e.exited() {
+		t.Fatalf("the exporter exited during the OOM (%v): recovery must need no restart", e.exitErr)
+	}
 	if o.Lost != 0 || len(o.Failed) != 0 || e.metric(t, `tracestream_exporter_spans_dropped_total{reason="rejected"}`) != 0 {
 		t.Fatalf("%d lost, failures after retries %v, dropped %v", o.Lost, o.Failed, e.metric(t, `tracestream_exporter_spans_dropped_total{reason="rejected"}`))
 	}

@@ -4,7 +4,6 @@ package chaos
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func TestConcurrentLargeRequestsAreHeldToTheMemoryBudget(t *testing.T) {
 				t.Errorf("RSS grew by %.1f MB, more than the %.0f MB a %d-byte budget allows", peak-baseline, budgetedMB, run.budget)
 			}
 			line := fmt.Sprintf("%s: %d written, %.0f refused for memory, answers %s, peak RSS %.1f MB (+%.1f over the baseline of %.1f)",
-				run.name, written, refused, countsText(counts), peak, peak-baseline, baseline)
+				run.name, written, refused, countAnswers(answers), peak, peak-baseline, baseline)
 			t.Logf("FIGURES concurrent large requests, %s", line)
 			figures = append(figures, line)
 			if _, code := e.terminate(30 * time.Second); code != 0 {
@@ -120,12 +119,4 @@ func TestConcurrentLargeRequestsAreHeldToTheMemoryBudget(t *testing.T) {
 	}
 	t.Logf("FIGURES concurrent large requests summary (%d rounds of %d requests of %d bytes, grpc.maxConcurrentStreams %d): %s",
 		rounds, concurrent, hostileLimit-1024, hostileStreams, strings.Join(figures, "; "))
-}
-
-func countsText(counts map[string]int) string {
-	var parts []string
-	for _, a := range slices.Sorted(maps.Keys(counts)) {
-		parts = append(parts, fmt.Sprintf("%s x%d", a, counts[a]))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -279,6 +279,9 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(body) == 0 {
+		t.Fatalf("the exporter's /status: HTTP %d, %d bytes: the password check needs its content", resp.StatusCode, len(body))
+	}
 	statusBody := string(body)
 	seen["the exporter's /status"] = statusBody
 	for name, text := range seen {

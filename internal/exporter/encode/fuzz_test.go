@@ -56,7 +56,6 @@ func FuzzKeyTemplate(f *testing.F) {
 	})
 }
 
-// traceparentRE is the W3C traceparent of version 00.
 // fuzzedFields is fields, except that an attribute's field may repeat: a producer that repeats
 // an attribute key (OTLP forbids it, nothing on the wire prevents it) gets the field repeated in
 // the flat format, as the json format repeats the key (docs/stream-entries.md). Every other
@@ -88,6 +87,7 @@ func isAttributeField(name string) bool {
 	return false
 }
 
+// traceparentRE is the W3C traceparent of version 00.
 var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
 
 // FuzzEncodeJSON encodes every request that Validate accepts in the three formats and checks

@@ -161,6 +161,23 @@ type Outcome struct {
 	MaxGap time.Duration
 }
 
+// Add folds the outcome of another sender into o (the longest gap is the larger of the two).
+func (o *Outcome) Add(p Outcome) {
+	o.Requests += p.Requests
+	o.Abandoned += p.Abandoned
+	o.Acked += p.Acked
+	o.Lost += p.Lost
+	o.Duplicates += p.Duplicates
+	o.Unacked += p.Unacked
+	o.MaxGap = max(o.MaxGap, p.MaxGap)
+	for msg, n := range p.Failed {
+		if o.Failed == nil {
+			o.Failed = map[string]int{}
+		}
+		o.Failed[msg] += n
+	}
+}
+
 func (o Outcome) String() string {
 	return fmt.Sprintf("%d requests (%d abandoned at the end), %d spans acknowledged, %d lost, %d duplicated, %d written unacknowledged, longest gap between acknowledgements %v, failed after retries %v",
 		o.Requests, o.Abandoned, o.Acked, o.Lost, o.Duplicates, o.Unacked, o.MaxGap.Round(time.Millisecond), o.Failed)
