@@ -21,6 +21,8 @@ type Budget struct {
 	mu      sync.Mutex
 	used    int64
 	refused int64
+	// freed, when someone waits for room (Freed), is closed by the next release.
+	freed chan struct{}
 }
 
 // New returns a budget of limit bytes.
@@ -41,6 +43,17 @@ func (b *Budget) Refused() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.refused
+}
+
+// Freed returns a channel closed the next time a claim gives bytes back. A reader that must not
+// take more than the budget holds (the gRPC connection meter) waits on it instead of polling.
+func (b *Budget) Freed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.freed == nil {
+		b.freed = make(chan struct{})
+	}
+	return b.freed
 }
 
 // Claim is one request's share of a budget. The zero Claim (no budget) admits everything.
@@ -86,6 +99,10 @@ func (c *Claim) Release() {
 	}
 	c.b.mu.Lock()
 	c.b.used -= c.held
+	if c.b.freed != nil {
+		close(c.b.freed)
+		c.b.freed = nil
+	}
 	c.b.mu.Unlock()
 	c.held = 0
 }

@@ -118,3 +118,27 @@ func TestConcurrentClaimsStayWithinTheBudget(t *testing.T) {
 	}
 	t.Logf("%d of %d claims admitted whole, %d refusals, largest claim %d", admitted, 8*2000, b.Refused(), largest)
 }
+
+// Freed wakes a waiter when any claim gives bytes back, and only then.
+func TestFreedIsClosedByTheNextRelease(t *testing.T) {
+	b := New(10)
+	c := b.Claim()
+	if err := c.Grow(10); err != nil {
+		t.Fatal(err)
+	}
+	freed := b.Freed()
+	select {
+	case <-freed:
+		t.Fatal("Freed was closed before any release")
+	default:
+	}
+	c.Release()
+	select {
+	case <-freed:
+	default:
+		t.Fatal("Freed was not closed by the release")
+	}
+	if next := b.Freed(); next == freed {
+		t.Fatal("a second waiter got the channel that is already closed")
+	}
+}

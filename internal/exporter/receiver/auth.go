@@ -63,7 +63,8 @@ func (t *tokenFile) current() ([]byte, error) {
 	return t.token, nil
 }
 
-// allow checks an Authorization header value ("Bearer <token>") in constant time.
+// allow checks an Authorization header value ("Bearer <token>", the scheme in any case as RFC
+// 7235 says) in constant time.
 func (t *tokenFile) allow(header string) bool {
 	if t == nil {
 		return true
@@ -72,8 +73,8 @@ func (t *tokenFile) allow(header string) bool {
 	if err != nil {
 		return false
 	}
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) == 1

@@ -4,16 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/keepalive"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP clients may send gzip; grpc applies MaxRecvMsgSize after decompression
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -59,19 +61,47 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (rawCodec) Name() string { return "proto" }
 
-// GRPC is the OTLP/gRPC receiver. Only the trace service is registered: metrics and logs clients
-// get UNIMPLEMENTED ("unknown service") from grpc itself, never a silent drop.
+// GRPC is the OTLP/gRPC receiver. Only the trace service is served: metrics and logs clients
+// get UNIMPLEMENTED when their headers arrive, never a silent drop.
 type GRPC struct {
-	srv *grpc.Server
-	exp Exporter
-	mem *admission.Budget
-	tok *tokenFile
+	srv         *grpc.Server
+	exp         Exporter
+	mem         *admission.Budget
+	buffered    *admission.Budget // receivers.grpc.maxBufferedBytes, for the connection meter
+	tok         *tokenFile
+	tls         bool
+	readTimeout time.Duration
+	streamCost  int64
 }
 
-// NewGRPC builds the gRPC receiver; a request's message is counted against mem once grpc has
-// read it.
+// streamOverhead is what an open request costs besides its message: the decoded header list
+// (bounded by receivers.grpc.maxHeaderListBytes) and grpc-go's stream and goroutine. Each request
+// claims it from the budget when its headers arrive, so the number of requests open at once is
+// bounded by the budget too.
+const streamOverhead = 16 << 10
+
+// Flow-control windows. Fixed windows turn off grpc-go's BDP estimator, which would let a stream
+// buffer up to 16 MiB before its handler reads anything; the meter counts what does arrive.
+const (
+	streamWindow = 64 << 10
+	connWindow   = 1 << 20
+)
+
+// Keepalive enforcement: clients may ping every 10s, with or without a request open (the
+// Collector's and the SDKs' keepalive settings stay well above); faster pings end the connection
+// (GOAWAY ENHANCE_YOUR_CALM). The server pings a connection silent for idleTimeout and closes it
+// after pingTimeout without an answer.
+const (
+	minClientPingInterval = 10 * time.Second
+	pingTimeout           = 20 * time.Second
+)
+
+// NewGRPC builds the gRPC receiver. Message bytes are counted as they arrive against
+// receivers.grpc.maxBufferedBytes (see the connection meter), and against mem once the message is
+// complete; a request's overhead is claimed from mem when its headers arrive.
 func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, error) {
-	g := &GRPC{exp: exp, mem: mem}
+	g := &GRPC{exp: exp, mem: mem, buffered: admission.New(cfg.GRPC.MaxBufferedBytes), readTimeout: cfg.GRPC.ReadTimeout.Duration,
+		streamCost: streamOverhead + int64(cfg.GRPC.MaxHeaderListBytes)}
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
 		if err != nil {
@@ -83,14 +113,27 @@ func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, 
 		grpc.ForceServerCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")}),
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)),
 		grpc.MaxConcurrentStreams(cfg.GRPC.MaxConcurrentStreams),
-		grpc.UnaryInterceptor(g.authorize),
+		grpc.MaxHeaderListSize(cfg.GRPC.MaxHeaderListBytes),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.ConnectionTimeout(cfg.GRPC.ReadTimeout.Duration),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     cfg.GRPC.IdleTimeout.Duration,
+			MaxConnectionAge:      cfg.GRPC.MaxConnectionAge.Duration,
+			MaxConnectionAgeGrace: cfg.GRPC.MaxConnectionAgeGrace.Duration,
+			Time:                  cfg.GRPC.IdleTimeout.Duration,
+			Timeout:               pingTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPingInterval, PermitWithoutStream: true}),
+		grpc.InTapHandle(g.admit),
 	}
 	tlsCfg, err := serverTLS(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
 	if tlsCfg != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		g.tls = true
+		opts = append(opts, grpc.Creds(meteredCreds{TransportCredentials: credentials.NewTLS(tlsCfg), budget: g.buffered}))
 	}
 	g.srv = grpc.NewServer(opts...)
 	g.srv.RegisterService(&grpc.ServiceDesc{
@@ -102,38 +145,78 @@ func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, 
 	return g, nil
 }
 
-func exportHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	var req rawRequest
-	if err := dec(&req); err != nil {
-		return nil, err
+// admit runs when a request's headers are in, before grpc-go reads any of its message: it
+// refuses other methods and a missing or wrong bearer token, and claims the request's overhead
+// from the budget until its stream ends.
+func (g *GRPC) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != exportMethod {
+		return nil, status.Errorf(codes.Unimplemented, "unknown service or method %s: this endpoint receives traces only (%s)", info.FullMethodName, exportMethod)
 	}
-	defer req.free() // the pipeline has copied what it keeps into its entries by then
-	g := srv.(*GRPC)
-	if interceptor == nil {
-		return g.export(ctx, &req)
-	}
-	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: exportMethod}
-	return interceptor(ctx, &req, info, func(ctx context.Context, r any) (any, error) {
-		return g.export(ctx, r.(*rawRequest))
-	})
-}
-
-func (g *GRPC) authorize(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	if g.tok != nil {
-		md, _ := metadata.FromIncomingContext(ctx)
 		var h string
-		if v := md.Get("authorization"); len(v) > 0 {
+		if v := info.Header.Get("authorization"); len(v) > 0 {
 			h = v[0]
 		}
 		if !g.tok.allow(h) {
 			return nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 		}
 	}
-	return next(ctx, req)
+	a := &admitted{claim: g.mem.Claim()}
+	if err := a.claim.Grow(g.streamCost); err != nil {
+		return nil, grpcStatus(err).Err()
+	}
+	// The handler adopts the claim as the request's own (so that a request larger than the
+	// budget is still admitted alone); a stream that ends before its handler runs gives it back.
+	a.stop = context.AfterFunc(ctx, a.claim.Release)
+	return context.WithValue(ctx, admittedKey{}, a), nil
+}
+
+// admitted is a request's claim from when its headers were admitted until its handler adopts it.
+type admitted struct {
+	claim admission.Claim
+	stop  func() bool
+}
+
+type admittedKey struct{}
+
+// requestClaim returns the claim admit started for this request, or a new one when the stream
+// ended (and gave it back) before the handler ran.
+func (g *GRPC) requestClaim(ctx context.Context) admission.Claim {
+	if a, ok := ctx.Value(admittedKey{}).(*admitted); ok && a.stop() {
+		return a.claim
+	}
+	return g.mem.Claim()
+}
+
+func exportHandler(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	g := srv.(*GRPC)
+	var req rawRequest
+	if err := g.receive(dec, &req); err != nil {
+		return nil, err
+	}
+	defer req.free() // the pipeline has copied what it keeps into its entries by then
+	return g.export(ctx, &req)
+}
+
+// receive reads the request's message, giving up after readTimeout: returning ends the stream,
+// which ends the read and gives its bytes back.
+func (g *GRPC) receive(dec func(any) error, req *rawRequest) error {
+	var got rawRequest
+	done := make(chan error, 1)
+	go func() { done <- dec(&got) }()
+	t := time.NewTimer(g.readTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		*req = got
+		return err
+	case <-t.C:
+		return status.Errorf(codes.DeadlineExceeded, "the request's message did not arrive within receivers.grpc.readTimeout (%v)", g.readTimeout)
+	}
 }
 
 func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportTraceServiceResponse, error) {
-	claim := g.mem.Claim()
+	claim := g.requestClaim(ctx)
 	defer claim.Release()
 	var (
 		res pipeline.Result
@@ -143,15 +226,7 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 		res, err = g.exp.Export(ctx, req.b, "grpc", &claim)
 	}
 	if err != nil {
-		o := classify(err)
-		st := status.New(o.grpcCode, o.message)
-		if o.retryAfter > 0 && (o.grpcCode == codes.ResourceExhausted || o.grpcCode == codes.Unavailable) {
-			// RESOURCE_EXHAUSTED is retryable for OTLP clients only with RetryInfo.
-			if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(o.retryAfter)}); derr == nil {
-				st = d
-			}
-		}
-		return nil, st.Err()
+		return nil, grpcStatus(err).Err()
 	}
 	resp := &coltracepb.ExportTraceServiceResponse{}
 	if res.Rejected > 0 {
@@ -160,13 +235,34 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 	return resp, nil
 }
 
-// Serve serves on ln until Stop.
+// grpcStatus answers err as classify maps it, with RetryInfo on retryable answers.
+func grpcStatus(err error) *status.Status {
+	o := classify(err)
+	st := status.New(o.grpcCode, o.message)
+	if o.retryAfter > 0 && (o.grpcCode == codes.ResourceExhausted || o.grpcCode == codes.Unavailable) {
+		// RESOURCE_EXHAUSTED is retryable for OTLP clients only with RetryInfo.
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(o.retryAfter)}); derr == nil {
+			st = d
+		}
+	}
+	return st
+}
+
+// Serve serves on ln until Stop. Plaintext connections are metered here, TLS ones once their
+// handshake is done.
 func (g *GRPC) Serve(ln net.Listener) error {
+	if !g.tls {
+		ln = meteredListener{Listener: ln, budget: g.buffered}
+	}
 	if err := g.srv.Serve(ln); err != nil {
 		return fmt.Errorf("grpc receiver: %w", err)
 	}
 	return nil
 }
+
+// BufferedBytes is how many message bytes gRPC requests hold before they are complete or
+// answered (receivers.grpc.maxBufferedBytes).
+func (g *GRPC) BufferedBytes() int64 { return g.buffered.Used() }
 
 // Stop stops accepting requests and waits for the ones in flight until ctx ends, then cuts them.
 func (g *GRPC) Stop(ctx context.Context) {
