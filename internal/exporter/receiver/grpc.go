@@ -1,9 +1,11 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -11,8 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/gzip" // registers gzip, whose reply compressor compression.go wraps
 	"google.golang.org/grpc/keepalive"
-	_ "google.golang.org/grpc/encoding/gzip" // OTLP clients may send gzip; grpc applies MaxRecvMsgSize after decompression
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -72,6 +74,8 @@ type GRPC struct {
 	tls         bool
 	readTimeout time.Duration
 	streamCost  int64
+	maxMsg      int64     // receivers.maxRequestBytes, decoded
+	bufs        sync.Pool // decoded messages
 }
 
 // streamOverhead is what an open request costs besides its message: the decoded header list
@@ -101,6 +105,7 @@ const (
 // complete; a request's overhead is claimed from mem when its headers arrive.
 func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, error) {
 	g := &GRPC{exp: exp, mem: mem, buffered: admission.New(cfg.GRPC.MaxBufferedBytes), readTimeout: cfg.GRPC.ReadTimeout.Duration,
+		maxMsg: cfg.MaxRequestBytes, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		streamCost: streamOverhead + int64(cfg.GRPC.MaxHeaderListBytes)}
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
@@ -219,11 +224,24 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 	claim := g.requestClaim(ctx)
 	defer claim.Release()
 	var (
-		res pipeline.Result
-		err = claim.Grow(int64(len(req.b)))
+		res  pipeline.Result
+		body = req.b
+		err  = claim.Grow(int64(len(req.b)))
 	)
+	if enc := recvCompress(ctx); err == nil && enc != "" && enc != "identity" {
+		buf := g.bufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer func() {
+			if buf.Cap() <= maxPooledBody {
+				g.bufs.Put(buf)
+			}
+		}()
+		if err = decodeInto(buf, enc, bytes.NewReader(req.b), g.maxMsg, &claim); err == nil {
+			body = buf.Bytes()
+		}
+	}
 	if err == nil {
-		res, err = g.exp.Export(ctx, req.b, "grpc", &claim)
+		res, err = g.exp.Export(ctx, body, "grpc", &claim)
 	}
 	if err != nil {
 		return nil, grpcStatus(err).Err()
@@ -233,6 +251,14 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(res.Rejected), ErrorMessage: res.Message}
 	}
 	return resp, nil
+}
+
+// recvCompress is the grpc-encoding the request's message was sent with.
+func recvCompress(ctx context.Context) string {
+	if s, ok := grpc.ServerTransportStreamFromContext(ctx).(interface{ RecvCompress() string }); ok {
+		return s.RecvCompress()
+	}
+	return ""
 }
 
 // grpcStatus answers err as classify maps it, with RetryInfo on retryable answers.

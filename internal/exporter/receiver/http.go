@@ -2,11 +2,9 @@ package receiver
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -148,96 +146,40 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	h.write(w, mt, http.StatusOK, resp)
 }
 
-// bodyError is a request the receiver refuses itself, before the pipeline sees it.
-type bodyError struct {
-	status int
-	msg    string
-}
-
-func (e *bodyError) Error() string { return e.msg }
-
-// fail answers err: a bodyError with its own status, anything else (the memory budget, the
-// pipeline) as classify maps it.
+// fail answers err as classify maps it.
 func (h *HTTP) fail(w http.ResponseWriter, mt string, err error) {
-	var be *bodyError
-	if errors.As(err, &be) {
-		h.writeStatus(w, mt, be.status, be.msg, 0)
-		return
-	}
 	o := classify(err)
-	h.writeStatus(w, mt, o.httpStatus, o.message, int(o.retryAfter.Seconds()+0.999))
+	if o.retryAfter > 0 && (o.httpStatus == http.StatusTooManyRequests || o.httpStatus == http.StatusServiceUnavailable) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(o.retryAfter.Seconds()+0.999)))
+	}
+	h.write(w, mt, o.httpStatus, &spb.Status{Code: int32(o.grpcCode), Message: o.message})
 }
 
-// readBody reads the (possibly gzip-compressed) body into buf, refusing anything larger than the
-// limit after decompression (a decompression bomb stops at maxBody+1 bytes) and anything the
-// memory budget cannot hold: the claim grows with every read.
+// readBody reads the body, decoded, into buf (decodeInto: bounded by maxBody, claimed as it is
+// produced) and names what the client did wrong.
 func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, claim *admission.Claim) error {
-	body := http.MaxBytesReader(w, r.Body, h.maxBody)
-	var src io.Reader = body
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return &bodyError{http.StatusBadRequest, "invalid gzip body: " + err.Error()}
-		}
-		defer func() { _ = zr.Close() }()
-		src = zr
-	default:
-		return &bodyError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", enc)}
-	}
 	// Bytes are claimed as they arrive, not as Content-Length announces them: a client that
 	// announces a large body and sends it slowly holds only what it has sent.
-	n, err := buf.ReadFrom(&claimedReader{r: io.LimitReader(src, h.maxBody+1), claim: claim})
+	err := decodeInto(buf, r.Header.Get("Content-Encoding"), http.MaxBytesReader(w, r.Body, h.maxBody), h.maxBody, claim)
 	var (
-		maxErr *http.MaxBytesError
-		memErr *admission.ExhaustedError
+		maxErr  *http.MaxBytesError
+		memErr  *admission.ExhaustedError
+		bodyErr *bodyError
 	)
 	switch {
-	case errors.As(err, &memErr):
-		return memErr
-	case errors.As(err, &maxErr) || n > h.maxBody:
+	case err == nil, errors.As(err, &memErr), errors.As(err, &bodyErr):
+		return err
+	case errors.As(err, &maxErr):
 		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody)}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return &bodyError{http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout"}
-	case err != nil:
+	default:
 		return &bodyError{http.StatusBadRequest, "reading body: " + err.Error()}
 	}
-	return nil
 }
 
 // maxPooledBody is the largest body buffer kept for reuse.
 const maxPooledBody = 1 << 20
-
-// claimedReader counts what it reads against a request's claim on the memory budget.
-type claimedReader struct {
-	r     io.Reader
-	claim *admission.Claim
-}
-
-func (c *claimedReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if gerr := c.claim.Grow(int64(n)); gerr != nil {
-		return n, gerr
-	}
-	return n, err
-}
-
-// writeStatus answers an error as OTLP/HTTP prescribes: a google.rpc.Status in the request's
-// encoding, with Retry-After on retryable answers.
-func (h *HTTP) writeStatus(w http.ResponseWriter, mt string, status int, msg string, retryAfter int) {
-	if retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-	}
-	code := int32(14) // UNAVAILABLE
-	switch status {
-	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
-		code = 3 // INVALID_ARGUMENT
-	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
-		code = 8 // RESOURCE_EXHAUSTED
-	}
-	h.write(w, mt, status, &spb.Status{Code: code, Message: msg})
-}
 
 func (h *HTTP) write(w http.ResponseWriter, mt string, status int, m proto.Message) {
 	var (

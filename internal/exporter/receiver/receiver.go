@@ -7,6 +7,7 @@ package receiver
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -21,6 +22,28 @@ type Exporter interface {
 	Export(ctx context.Context, req []byte, protocol string, mem *admission.Claim) (pipeline.Result, error)
 }
 
+// bodyError is a request the receiver refuses itself, before the pipeline sees it, with the HTTP
+// status that names why.
+type bodyError struct {
+	status int
+	msg    string
+}
+
+func (e *bodyError) Error() string { return e.msg }
+
+// grpcCode is the gRPC answer to the same mistake. RESOURCE_EXHAUSTED without RetryInfo (a
+// message too large) is not retried by OTLP clients.
+func (e *bodyError) grpcCode() codes.Code {
+	switch e.status {
+	case http.StatusRequestEntityTooLarge:
+		return codes.ResourceExhausted
+	case http.StatusRequestTimeout:
+		return codes.DeadlineExceeded
+	default: // 400, 415
+		return codes.InvalidArgument
+	}
+}
+
 // outcome is the one mapping from a pipeline error to what OTLP clients understand. Retryable
 // answers carry a delay; nothing maps to an HTTP 500, which clients would not retry.
 type outcome struct {
@@ -32,8 +55,13 @@ type outcome struct {
 
 func classify(err error) outcome {
 	retry := pipeline.RetryAfterOf(err, time.Second)
-	var memErr *admission.ExhaustedError
+	var (
+		memErr  *admission.ExhaustedError
+		bodyErr *bodyError
+	)
 	switch {
+	case errors.As(err, &bodyErr): // refused by the receiver itself: never worth a retry
+		return outcome{bodyErr.grpcCode(), bodyErr.status, bodyErr.msg, 0}
 	case errors.Is(err, pipeline.ErrInvalid):
 		return outcome{codes.InvalidArgument, 400, err.Error(), 0}
 	case errors.Is(err, pipeline.ErrBusy), errors.As(err, &memErr): // in-flight or memory limit
