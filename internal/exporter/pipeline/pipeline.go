@@ -225,19 +225,24 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 		p.tel.Failed("stalled", n)
 		return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis has acknowledged nothing for %v", d.Round(time.Millisecond)), RetryAfter: time.Second}
 	}
+	// A request counts at most the whole bound, as a claim on the byte budget does: one with
+	// more spans than MaxInFlightSpans is admitted when nothing else is in flight, so that the
+	// retry its refusal asks for can succeed.
+	weight := int64(n)
 	if max := int64(p.opts.MaxInFlightSpans); max > 0 {
-		if p.inflight.Add(int64(n)) > max {
-			p.inflight.Add(int64(-n))
+		weight = min(weight, max)
+		if p.inflight.Add(weight) > max {
+			p.inflight.Add(-weight)
 			p.putBatch(b)
 			p.tel.Failed("busy", n)
-			return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("more than %d spans in flight", max), RetryAfter: time.Second}
+			return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("more than %d spans in flight (delivery.maxInFlightSpans)", max), RetryAfter: time.Second}
 		}
 	} else {
-		p.inflight.Add(int64(n))
+		p.inflight.Add(weight)
 	}
 	p.tel.InFlight.Add(float64(n))
 	defer func() {
-		p.inflight.Add(int64(-n))
+		p.inflight.Add(-weight)
 		p.tel.InFlight.Sub(float64(n))
 	}()
 

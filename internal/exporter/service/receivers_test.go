@@ -282,6 +282,54 @@ func TestBusyExporterAnswersResourceExhaustedWithRetryInfo(t *testing.T) {
 	}
 }
 
+// TestRequestAboveTheSpanBoundIsAdmittedAlone sends requests with more spans than
+// delivery.maxInFlightSpans: alone, each is written (on both transports), so the retry a busy
+// answer asks for can succeed; while another request is in flight it is refused as busy.
+func TestRequestAboveTheSpanBoundIsAdmittedAlone(t *testing.T) {
+	s := redistest.Standalone(t)
+	cfg := standaloneConfig(s)
+	cfg.Delivery.MaxInFlightSpans = 10
+	cfg.Delivery.StallTimeout = config.Duration{Duration: time.Hour}
+	e := start(t, cfg)
+	client := grpcClient(t, e.grpc)
+	req, _ := request("poison", 50)
+	if _, err := client.Export(context.Background(), req); err != nil {
+		t.Fatalf("50 spans with a bound of 10, alone over gRPC: %v, want them written", err)
+	}
+	b, _ := proto.Marshal(req)
+	if resp, text := post(t, "http://"+e.http+"/v1/traces", "application/x-protobuf", "", b); resp.StatusCode != http.StatusOK {
+		t.Fatalf("50 spans with a bound of 10, alone over HTTP: %d %q, want 200", resp.StatusCode, text)
+	}
+	if n := s.Client(t).XLen(context.Background(), "traces:poison").Val(); n != 100 {
+		t.Fatalf("%d entries in traces:poison, want the 100 spans sent", n)
+	}
+
+	unpause := pauseWrites(t, s)
+	first := make(chan error, 1)
+	go func() {
+		one, _ := request("poison", 1)
+		_, err := client.Export(context.Background(), one)
+		first <- err
+	}()
+	wait.For(t, 10*time.Second, "the first request in flight", func() error {
+		if n := e.metric(t, "tracestream_exporter_inflight_spans"); n != 1 {
+			return fmt.Errorf("%v spans in flight", n)
+		}
+		return nil
+	})
+	_, err := client.Export(context.Background(), req)
+	if status.Code(err) != codes.ResourceExhausted || retryInfo(err) == nil || !strings.Contains(err.Error(), "delivery.maxInFlightSpans") {
+		t.Fatalf("50 spans while another request is in flight: %v, want RESOURCE_EXHAUSTED with RetryInfo naming delivery.maxInFlightSpans", err)
+	}
+	unpause()
+	if err := <-first; err != nil {
+		t.Fatalf("the request in flight: %v", err)
+	}
+	if _, err := client.Export(context.Background(), req); err != nil {
+		t.Fatalf("the refused request, sent again alone: %v", err)
+	}
+}
+
 // TestStalledRedisRefusesNewRequestsAtOnce pauses Redis's writes: once nothing has been
 // acknowledged for delivery.stallTimeout while a write waits, new requests are refused at once
 // (gRPC UNAVAILABLE, HTTP 503, both with a retry hint) instead of each waiting for
