@@ -91,10 +91,9 @@ type Pipeline struct {
 	authFailing atomic.Bool
 	// busySince[i] is when writer i took its current batch (unix ns), 0 while it waits for one;
 	// lastAck is when Redis last acknowledged an entry. Together they tell a stalled Redis.
-	busySince  []atomic.Int64
-	lastAck    atomic.Int64
-	logMu      sync.Mutex
-	lastLogged string
+	busySince []atomic.Int64
+	lastAck   atomic.Int64
+	errLog    *writeErrorLog
 }
 
 // New builds a pipeline; Start launches its writers.
@@ -106,7 +105,7 @@ func New(opts Options, enc Encoder, w Writer, classify Classifier, tel *telemetr
 		opts.PipelineSize = 1000
 	}
 	p := &Pipeline{
-		opts: opts, enc: enc, w: w, classify: classify, tel: tel, log: log, wal: opts.Log,
+		opts: opts, enc: enc, w: w, classify: classify, tel: tel, log: log, errLog: newWriteErrorLog(log), wal: opts.Log,
 		queue: make(chan chunk, 4*opts.Writers),
 		stop:  make(chan struct{}),
 
@@ -391,7 +390,11 @@ func (p *Pipeline) writer(busySince *atomic.Int64) {
 				}
 				class, retryable := p.classify(err)
 				p.tel.RedisError(class, 1)
-				p.logError(class, err)
+				if retryable || class == "auth" {
+					p.errLog.failed(class, err)
+				} else {
+					p.errLog.rejected(class, wb.Key(i), err)
+				}
 				if class == "auth" {
 					// Refused credentials fail a client's request at once (the client retries
 					// later); a persistent-queue record has no client to tell, so it waits,
@@ -468,17 +471,6 @@ func (p *Pipeline) fill(wb *entry.Batch, owners *[]owner, gather func(chunk)) {
 	}
 }
 
-// logError logs a class of write error once per change of class, not once per entry.
-func (p *Pipeline) logError(class string, err error) {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	if class == p.lastLogged {
-		return
-	}
-	p.lastLogged = class
-	p.log.Warn("Redis write failed", "class", class, "err", err)
-}
-
 // Probe pings Redis and records reachability; the admin endpoint's readiness follows it.
 func (p *Pipeline) Probe(ctx context.Context) error {
 	err := p.w.Ping(ctx)
@@ -486,6 +478,9 @@ func (p *Pipeline) Probe(ctx context.Context) error {
 	if err != nil {
 		class, _ := p.classify(err)
 		if class == "auth" {
+			// Logged here too: the probe may be the first to meet a wrong password (the same
+			// log as the writers', so that it is said once whichever meets it first).
+			p.errLog.failed(class, err)
 			p.authFailing.Store(true)
 		}
 		return err

@@ -49,14 +49,19 @@ const (
 	ClassTimeout
 	// ClassCanceled is the caller's context being canceled, usually at shutdown.
 	ClassCanceled
-	// ClassAuth is an authentication or authorisation failure (NOAUTH, WRONGPASS, NOPERM)
-	// or unreadable credential files. Retrying at once only locks the user out faster:
-	// back off and surface it.
+	// ClassAuth is an authentication failure (NOAUTH, WRONGPASS) or unreadable credential
+	// files: every write fails alike. Retrying at once only locks the user out faster: back off
+	// and surface it.
 	ClassAuth
 	// ClassWrongType is a key that holds something other than a stream (WRONGTYPE).
 	ClassWrongType
 	// ClassOther is any other error, treated as permanent.
 	ClassOther
+	// ClassNoPerm is the ACL refusing one command on its keys (NOPERM): the user is logged in,
+	// and a key pattern (~traces:allowed*) or command rule refuses this write. It belongs to the
+	// entries it refused, like WRONGTYPE, never to the connection: those entries are rejected
+	// and every other write goes on.
+	ClassNoPerm
 )
 
 var classNames = [...]string{
@@ -74,6 +79,7 @@ var classNames = [...]string{
 	ClassAuth:        "auth",
 	ClassWrongType:   "wrongtype",
 	ClassOther:       "other",
+	ClassNoPerm:      "noperm",
 }
 
 // String is the class's stable lowercase name, for metric labels and logs.
@@ -86,7 +92,7 @@ func (c Class) String() string {
 
 // Retryable reports whether the same write may succeed later without anyone changing the
 // configuration or the data: true for the server's transient states, redirects, connection
-// failures, timeouts and cancellations; false for auth, wrongtype and other.
+// failures, timeouts and cancellations; false for auth, noperm, wrongtype and other.
 func (c Class) Retryable() bool {
 	switch c {
 	case ClassOOM, ClassReadOnly, ClassLoading, ClassMoved, ClassTryAgain, ClassClusterDown,
@@ -141,7 +147,9 @@ func classifyReply(err redis.Error) Class {
 		return ClassClusterDown
 	case redis.IsMasterDownError(err):
 		return ClassMasterDown
-	case redis.IsAuthError(err), redis.IsPermissionError(err):
+	case redis.IsPermissionError(err):
+		return ClassNoPerm
+	case redis.IsAuthError(err):
 		return ClassAuth
 	case strings.HasPrefix(msg, "WRONGTYPE "):
 		return ClassWrongType

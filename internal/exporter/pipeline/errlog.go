@@ -1,0 +1,57 @@
+package pipeline
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// writeErrorLog logs Redis write errors without flooding and without going quiet for good. An
+// error that belongs to the connection (timeout, auth, ...) is logged when its class changes and
+// again every interval while it lasts. An error that belongs to one entry (NOPERM on a key
+// pattern, WRONGTYPE, a refused entry) is logged once per class and stream key every interval,
+// naming the key, so that one client's bad key shows up without hiding another's; at most
+// maxKeys keys are remembered, then the memory starts over.
+type writeErrorLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	maxKeys  int
+	now      func() time.Time
+
+	mu        sync.Mutex
+	lastClass string
+	lastAt    time.Time
+	keys      map[string]time.Time
+}
+
+func newWriteErrorLog(log *slog.Logger) *writeErrorLog {
+	return &writeErrorLog{log: log, interval: time.Minute, maxKeys: 1024, now: time.Now, keys: map[string]time.Time{}}
+}
+
+// failed logs a retryable or connection-wide write error.
+func (l *writeErrorLog) failed(class string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if class == l.lastClass && now.Sub(l.lastAt) < l.interval {
+		return
+	}
+	l.lastClass, l.lastAt = class, now
+	l.log.Warn("Redis write failed", "class", class, "err", err)
+}
+
+// rejected logs an entry Redis refused for good.
+func (l *writeErrorLog) rejected(class string, key []byte, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	k := class + "\x00" + string(key)
+	if at, ok := l.keys[k]; ok && now.Sub(at) < l.interval {
+		return
+	}
+	if len(l.keys) >= l.maxKeys {
+		clear(l.keys)
+	}
+	l.keys[k] = now
+	l.log.Warn("Redis refused spans for a stream; they are rejected", "class", class, "stream", string(key), "err", err)
+}
