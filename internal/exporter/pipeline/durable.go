@@ -135,9 +135,8 @@ func (p *Pipeline) commitLog(order <-chan logged, budget *semaphore.Weighted) {
 			}
 			n := l.r.batch.Len()
 			p.tel.InFlight.Sub(float64(n))
-			if l.r.rejected > 0 {
-				p.log.Warn("Redis refused spans from the persistent queue permanently; dropped", "spans", l.r.rejected, "reason", l.r.rejectMsg)
-			}
+			// Entries Redis refused for good (l.r.rejected) are committed with the rest: they
+			// were counted and logged per stream by the writers, and would only block the log.
 			p.putBatch(l.r.batch)
 			budget.Release(p.drainWeight(n))
 		}
