@@ -293,6 +293,22 @@ type StreamSpec struct {
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	PipelineSize int32 `json:"pipelineSize,omitempty"`
+
+	// maxKeys bounds the distinct stream keys each exporter pod writes (a key stays live while
+	// it is written at least once per ttl, or per hour without a ttl): a span whose key would be
+	// a new one past the bound goes to overflowKey instead, so a client cannot create a stream
+	// per span. Default 10000.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	// +optional
+	MaxKeys int32 `json:"maxKeys,omitempty"`
+
+	// overflowKey is the stream that takes spans past maxKeys; by default keyTemplate with every
+	// placeholder rendered as "overflow" (traces:{service.name} gives traces:overflow).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	OverflowKey string `json:"overflowKey,omitempty"`
 }
 
 // FilterSpec selects spans by service.name.

@@ -144,6 +144,10 @@ func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
 	if s.Stream.PipelineSize > 0 {
 		c.Stream.PipelineSize = int(s.Stream.PipelineSize)
 	}
+	if s.Stream.MaxKeys > 0 {
+		c.Stream.MaxKeys = int(s.Stream.MaxKeys)
+	}
+	c.Stream.OverflowKey = s.Stream.OverflowKey
 	c.Filter.IncludeServices = append([]string(nil), s.Filter.IncludeServices...)
 	c.Filter.ExcludeServices = append([]string(nil), s.Filter.ExcludeServices...)
 	if s.Receivers.TLSSecretRef != nil {

@@ -13,7 +13,9 @@
 package encode
 
 import (
+	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode/otlpjson"
@@ -49,6 +51,7 @@ type Encoder struct {
 	format   string
 	key      *Template
 	fallback string
+	keys     *keyLimit // nil when the template has no placeholder: one key only
 }
 
 // New returns the encoder for a stream configuration: its keyTemplate (required), fallback
@@ -63,6 +66,13 @@ func New(cfg config.Stream) (*Encoder, error) {
 	if e.fallback == "" {
 		e.fallback = DefaultFallback
 	}
+	if len(key.Attributes()) > 0 {
+		max := cfg.MaxKeys
+		if max <= 0 {
+			max = config.DefaultMaxKeys
+		}
+		e.keys = newKeyLimit(max, OverflowKey(cfg), keyWindow(cfg))
+	}
 	switch e.format {
 	case "":
 		e.format = config.FormatJSON
@@ -74,6 +84,37 @@ func New(cfg config.Stream) (*Encoder, error) {
 	return e, nil
 }
 
+// OverflowKey is the stream that takes spans past stream.maxKeys: stream.overflowKey, or by
+// default the key template with every placeholder rendered as "overflow" (traces:{service.name}
+// gives traces:overflow).
+func OverflowKey(cfg config.Stream) string {
+	if cfg.OverflowKey != "" {
+		return cfg.OverflowKey
+	}
+	t, err := Parse(cfg.KeyTemplate)
+	if err != nil {
+		return "overflow"
+	}
+	return string(t.Append(nil, &otlpwire.Span{}, otlpwire.Resource{}, otlpwire.Scope{}, "overflow"))
+}
+
+// keyWindow is how long a stream key stays live without a write: the stream's TTL when one is
+// set (Redis drops the stream then too), else an hour.
+func keyWindow(cfg config.Stream) time.Duration {
+	if cfg.TTL.Duration > 0 {
+		return cfg.TTL.Duration
+	}
+	return time.Hour
+}
+
+// KeyStats are the live stream keys and the spans written to the overflow key so far.
+func (e *Encoder) KeyStats() (live int, overflowed int64) {
+	if e.keys == nil {
+		return 1, 0
+	}
+	return e.keys.live(), e.keys.overflowed.Load()
+}
+
 // Format returns the format the encoder writes.
 func (e *Encoder) Format() string { return e.format }
 
@@ -81,10 +122,10 @@ func (e *Encoder) Format() string { return e.format }
 // fields. A span without a valid trace or span id gets no entry and an *InvalidSpanError. Encode
 // does not allocate unless b has to grow.
 func (e *Encoder) Encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span) error {
-	return e.encode(b, rs, ss, sp, nil)
+	return e.encode(b, rs, ss, sp, nil, nil)
 }
 
-func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache) error {
+func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache, overflowed *int) error {
 	var traceID [16]byte
 	var spanID [8]byte
 	if !validID(traceID[:], sp.TraceID()) {
@@ -95,6 +136,21 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 	}
 	keyStart := len(b.Buf)
 	b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
+	if e.keys != nil {
+		key := b.Buf[keyStart:]
+		switch {
+		case c != nil && c.keyEnd > 0 && bytes.Equal(b.Buf[c.keyStart:c.keyEnd], key):
+		case e.keys.admit(key):
+			if c != nil {
+				c.keyStart, c.keyEnd = keyStart, len(b.Buf)
+			}
+		default:
+			b.Buf = append(b.Buf[:keyStart], e.keys.overflow...)
+			if overflowed != nil {
+				*overflowed++
+			}
+		}
+	}
 	b.Begin(keyStart, traceID, spanID)
 
 	n := len(b.Buf)
@@ -128,6 +184,8 @@ type Result struct {
 	// partial success; FirstRejection is the error of the first of them, for its message.
 	Rejected       int
 	FirstRejection error
+	// Overflowed is the number of spans written to the overflow key (stream.maxKeys).
+	Overflowed int
 	// TooLarge is set when the entries outgrew the maxBytes given to EncodeTraces; encoding
 	// stopped there and the batch holds a partial request.
 	TooLarge bool
@@ -154,7 +212,7 @@ func (e *Encoder) EncodeTraces(b *entry.Batch, t otlpwire.Traces, keep func(serv
 		for ss := range rs.ScopeSpans() {
 			var c scopeCache
 			for sp := range ss.Spans() {
-				if err := e.encode(b, &rs, &ss, &sp, &c); err != nil {
+				if err := e.encode(b, &rs, &ss, &sp, &c, &r.Overflowed); err != nil {
 					if r.Rejected == 0 {
 						r.FirstRejection = err
 					}

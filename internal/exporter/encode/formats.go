@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"math"
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -117,7 +118,12 @@ func appendResourceAndScope(dst []byte, res otlpwire.Resource, scope otlpwire.Sc
 // current ScopeSpans were written, so that the scope's other spans copy those bytes instead of
 // rendering the same attributes again (a fifth of the work for a span of ten attributes under a
 // resource of five). It is valid while the batch only grows: within one EncodeTraces call.
-type scopeCache struct{ start, end int }
+type scopeCache struct {
+	start, end int
+	// keyStart:keyEnd is the last key in b.Buf that keyLimit admitted, so that spans of one
+	// scope with the same key (the usual case) pay a comparison, not a lookup.
+	keyStart, keyEnd int
+}
 
 // encodeFlat adds the flat format's fields (after traceparent): one field per value, named as in
 // docs/stream-entries.md. Strings are written as they are, everything else as its JSON text.
@@ -277,11 +283,13 @@ func encodeOTLP(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSp
 }
 
 // appendDuration appends end-start in nanoseconds, negative when the producer's end precedes its
-// start (a clock step, or a span that never ended), rather than wrapping around.
+// start (a clock step, or a span that never ended), rather than wrapping around, and clamped to
+// the int64 range (about ±292 years), so that every consumer can read it as a signed 64-bit
+// integer whatever times a producer sends.
 func appendDuration(dst []byte, start, end uint64) []byte {
 	if end >= start {
-		return strconv.AppendUint(dst, end-start, 10)
+		return strconv.AppendUint(dst, min(end-start, math.MaxInt64), 10)
 	}
 	dst = append(dst, '-')
-	return strconv.AppendUint(dst, start-end, 10)
+	return strconv.AppendUint(dst, min(start-end, 1<<63), 10) // down to math.MinInt64
 }

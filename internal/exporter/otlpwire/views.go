@@ -764,9 +764,15 @@ func (a Attributes) Len() int {
 	return n
 }
 
-// Get returns the value of the first pair whose key is key. (OTLP requires keys to be unique;
-// the first match is what the collector's pdata returns too.)
+// Get returns the value of the last pair whose key is key. OTLP requires keys to be unique; when
+// a producer repeats one anyway, the last wins, as it does for a standard JSON parser reading the
+// json format's attribute object (which repeats the key): the stream key, service_name and the
+// service filter then agree with what a consumer reads. (The Collector's pdata returns the first.)
 func (a Attributes) Get(key string) (AnyValue, bool) {
+	var (
+		last  []byte
+		found bool
+	)
 	for b := a.b; len(b) > 0; {
 		f, n := next(b)
 		if n < 0 {
@@ -778,10 +784,13 @@ func (a Attributes) Get(key string) (AnyValue, bool) {
 		}
 		// Compare the key before decoding the value: most pairs are not the one looked for.
 		if k, v := splitKeyValue(f.b); string(k) == key {
-			return parseAnyValue(v), true
+			last, found = v, true
 		}
 	}
-	return AnyValue{}, false
+	if !found {
+		return AnyValue{}, false
+	}
+	return parseAnyValue(last), true
 }
 
 // KeyValue is one attribute.

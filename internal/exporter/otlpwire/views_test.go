@@ -9,6 +9,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -446,5 +447,32 @@ func TestRawBytesAreTheEncodedMessages(t *testing.T) {
 			break
 		}
 		break
+	}
+}
+
+// A key a producer repeats reads as its last value, as a JSON parser reads the json format's
+// repeated key; the resource's service name follows.
+func TestRepeatedAttributeKeyReadsAsItsLastValue(t *testing.T) {
+	res := &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
+		{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "first"}}},
+		{Key: "host", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "h"}}},
+		{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "last"}}},
+	}}
+	raw, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{Resource: res}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r otlpwire.Resource
+	for rs := range otlpwire.NewTraces(raw).ResourceSpans() {
+		r = rs.Resource()
+	}
+	if got := string(r.ServiceName()); got != "last" {
+		t.Fatalf("ServiceName() = %q, want the last value", got)
+	}
+	if v, ok := r.Attributes().Get("host"); !ok || string(v.Str()) != "h" {
+		t.Fatalf("Get(host) = %q, %v", v.Str(), ok)
+	}
+	if _, ok := r.Attributes().Get("missing"); ok {
+		t.Fatal("Get(missing) found a value")
 	}
 }

@@ -26,6 +26,12 @@ type Writer interface {
 	Ping(ctx context.Context) error
 }
 
+// progressReporter is a Writer that can tell when bytes last moved to or from Redis (unix ns),
+// even before a pipeline's last reply.
+type progressReporter interface {
+	LastProgress() int64
+}
+
 // Classifier names the class of a write error and says whether a retry may succeed.
 type Classifier func(err error) (class string, retryable bool)
 
@@ -59,7 +65,7 @@ type Options struct {
 	RetryInitialInterval time.Duration
 	RetryMaxInterval     time.Duration
 	RequestTimeout       time.Duration
-	// StallTimeout: when a writer has held a batch this long and Redis has acknowledged nothing
+	// StallTimeout: when a writer has held a batch this long and Redis has made no progress (no reply, no bytes)
 	// for as long, Export refuses new requests at once (0: never).
 	StallTimeout time.Duration
 	// Log, when set, is the persistent queue: requests are acknowledged once appended to it, and
@@ -131,14 +137,19 @@ func (p *Pipeline) Start() {
 	}
 }
 
-// stalled reports for how long Redis has acknowledged nothing while a writer holds a batch, when
-// that is longer than StallTimeout; 0 otherwise.
+// stalled reports for how long Redis has made no progress (no reply, and on the standalone path
+// no bytes sent or read) while a writer holds a batch, when that is longer than StallTimeout; 0
+// otherwise.
 func (p *Pipeline) stalled() time.Duration {
 	if p.opts.StallTimeout <= 0 {
 		return 0
 	}
 	now := time.Now().UnixNano()
-	quiet := now - p.lastAck.Load()
+	last := p.lastAck.Load()
+	if pr, ok := p.w.(progressReporter); ok {
+		last = max(last, pr.LastProgress())
+	}
+	quiet := now - last
 	if quiet <= int64(p.opts.StallTimeout) {
 		return 0
 	}
@@ -222,7 +233,7 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	if d := p.stalled(); d > 0 {
 		p.putBatch(b)
 		p.tel.Failed("stalled", n)
-		return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis has acknowledged nothing for %v", d.Round(time.Millisecond)), RetryAfter: time.Second}
+		return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis has made no progress (no reply, no bytes) for %v", d.Round(time.Millisecond)), RetryAfter: time.Second}
 	}
 	// A request counts at most the whole bound, as a claim on the byte budget does: one with
 	// more spans than MaxInFlightSpans is admitted when nothing else is in flight, so that the

@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode"
@@ -9,13 +12,20 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 )
 
-// spanEncoder validates a request, applies the service filter and encodes each remaining span.
-type spanEncoder struct {
+// SpanEncoder is the pipeline's Encoder: it validates a request, applies the service filter and encodes each remaining span.
+type SpanEncoder struct {
 	enc      *encode.Encoder
 	maxBytes int
 	include  map[string]bool
 	exclude  map[string]bool
+
+	template, overflowKey string
+	log                   *slog.Logger
+	overflowLogged        atomic.Int64 // unix nanoseconds of the last overflow log line
 }
+
+// overflowLogInterval is how often spans sent to the overflow key are logged while it lasts.
+const overflowLogInterval = time.Minute
 
 // MaxEntryBytesPerRequestByte bounds the encoded entries of a request at this multiple of
 // receivers.maxRequestBytes: entries repeat their resource and scope, so encoding amplifies.
@@ -23,12 +33,12 @@ const MaxEntryBytesPerRequestByte = 8
 
 // NewSpanEncoder returns the Encoder for a stream and filter configuration; a request whose
 // entries outgrow maxBytes is refused as invalid (0: no bound).
-func NewSpanEncoder(stream config.Stream, filter config.Filter, maxBytes int) (Encoder, error) {
+func NewSpanEncoder(stream config.Stream, filter config.Filter, maxBytes int, log *slog.Logger) (*SpanEncoder, error) {
 	enc, err := encode.New(stream)
 	if err != nil {
 		return nil, err
 	}
-	e := &spanEncoder{enc: enc, maxBytes: maxBytes}
+	e := &SpanEncoder{enc: enc, maxBytes: maxBytes, template: stream.KeyTemplate, overflowKey: encode.OverflowKey(stream), log: log}
 	if len(filter.IncludeServices) > 0 {
 		e.include = set(filter.IncludeServices)
 	}
@@ -37,6 +47,9 @@ func NewSpanEncoder(stream config.Stream, filter config.Filter, maxBytes int) (E
 	}
 	return e, nil
 }
+
+// KeyStats are the live stream keys and the spans written to the overflow key so far.
+func (e *SpanEncoder) KeyStats() (live int, overflowed int64) { return e.enc.KeyStats() }
 
 func set(list []string) map[string]bool {
 	m := make(map[string]bool, len(list))
@@ -48,7 +61,7 @@ func set(list []string) map[string]bool {
 
 // keep applies the service filter to a resource's service.name. Map lookups with a string(bytes)
 // conversion do not allocate.
-func (e *spanEncoder) keep(service []byte) bool {
+func (e *SpanEncoder) keep(service []byte) bool {
 	if e.include != nil && !e.include[string(service)] {
 		return false
 	}
@@ -61,7 +74,7 @@ func (e *spanEncoder) keep(service []byte) bool {
 // Encode validates the whole request first: a malformed request is refused as a whole
 // (INVALID_ARGUMENT) before anything is written, so that a client never sees half of a request
 // it was told is invalid land in Redis.
-func (e *spanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
+func (e *SpanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
 	n, err := otlpwire.Validate(req)
 	if err != nil {
 		return EncodeStats{}, err
@@ -73,6 +86,13 @@ func (e *spanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
 	r := e.enc.EncodeTraces(b, otlpwire.NewTraces(req), keep, e.maxBytes)
 	if r.TooLarge {
 		return EncodeStats{}, fmt.Errorf("the request's entries exceed %d bytes once encoded (each entry repeats its span's resource and scope): send fewer spans per request", e.maxBytes)
+	}
+	if r.Overflowed > 0 {
+		now := time.Now().UnixNano()
+		if last := e.overflowLogged.Load(); now-last >= int64(overflowLogInterval) && e.overflowLogged.CompareAndSwap(last, now) {
+			e.log.Warn("More distinct stream keys than stream.maxKeys; spans written to the overflow key",
+				"keyTemplate", e.template, "overflowKey", e.overflowKey, "spans", r.Overflowed)
+		}
 	}
 	st := EncodeStats{Spans: n, Filtered: r.Filtered, Invalid: r.Rejected}
 	if r.FirstRejection != nil {

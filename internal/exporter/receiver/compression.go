@@ -86,7 +86,7 @@ func decodeBody(contentEncoding string, body io.Reader, limit int64, claim *admi
 		}
 	default:
 		return nil, &bodyError{http.StatusUnsupportedMediaType, fmt.Sprintf(
-			"unsupported Content-Encoding %q: send one of %s (case-insensitive), or none", contentEncoding, strings.Join(httpEncodings, ", "))}
+			"unsupported Content-Encoding %q: send one of %s (case-insensitive), or none", contentEncoding, strings.Join(httpEncodings, ", ")), reasonEncoding}
 	}
 	if err != nil {
 		_ = d.Close()
@@ -228,12 +228,12 @@ func (d *decodedReader) fail(err error, limit int64) error {
 	case errors.As(err, &be), errors.As(err, &memErr):
 		return err
 	case errors.Is(err, errDecodedTooLarge):
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%s body decodes to more than %d bytes", d.name, limit)}
+		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%s body decodes to more than %d bytes", d.name, limit), reasonTooLarge}
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
 		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
-			"zstd frame needs a window larger than this receiver decodes (%d bytes, and no more than the body's first frame)", zstdMaxWindow)}
+			"zstd frame needs a window larger than this receiver decodes (%d bytes, and no more than the body's first frame)", zstdMaxWindow), reasonTooLarge}
 	}
-	return &bodyError{http.StatusBadRequest, fmt.Sprintf("invalid %s body: %v", d.name, err)}
+	return &bodyError{http.StatusBadRequest, fmt.Sprintf("invalid %s body: %v", d.name, err), reasonMalformed}
 }
 
 // sourceReader records the first error of the compressed body other than its end.
@@ -293,7 +293,7 @@ func decodeInto(buf *bytes.Buffer, enc string, src io.Reader, limit int64, claim
 	case errors.As(err, &memErr):
 		return memErr
 	case n > limit:
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", limit)}
+		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", limit), reasonTooLarge}
 	}
 	return err
 }

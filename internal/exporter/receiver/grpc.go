@@ -66,6 +66,9 @@ func (rawCodec) Name() string { return "proto" }
 // GRPC is the OTLP/gRPC receiver. Only the trace service is served: metrics and logs clients
 // get UNIMPLEMENTED when their headers arrive, never a silent drop.
 type GRPC struct {
+	// Refusals, when set (before Serve), counts every request answered with an error.
+	Refusals Refusals
+
 	srv         *grpc.Server
 	exp         Exporter
 	mem         *admission.Budget
@@ -155,6 +158,7 @@ func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, 
 // from the budget until its stream ends.
 func (g *GRPC) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if info.FullMethodName != exportMethod {
+		refuse(g.Refusals, "grpc", reasonMethod)
 		return nil, status.Errorf(codes.Unimplemented, "unknown service or method %s: this endpoint receives traces only (%s)", info.FullMethodName, exportMethod)
 	}
 	if g.tok != nil {
@@ -163,12 +167,13 @@ func (g *GRPC) admit(ctx context.Context, info *tap.Info) (context.Context, erro
 			h = v[0]
 		}
 		if !g.tok.allow(h) {
+			refuse(g.Refusals, "grpc", reasonAuth)
 			return nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 		}
 	}
 	a := &admitted{claim: g.mem.Claim()}
 	if err := a.claim.Grow(g.streamCost); err != nil {
-		return nil, grpcStatus(err).Err()
+		return nil, g.fail(err)
 	}
 	// The handler adopts the claim as the request's own (so that a request larger than the
 	// budget is still admitted alone); a stream that ends before its handler runs gives it back.
@@ -197,6 +202,7 @@ func exportHandler(srv any, ctx context.Context, dec func(any) error, _ grpc.Una
 	g := srv.(*GRPC)
 	var req rawRequest
 	if err := g.receive(dec, &req); err != nil {
+		refuse(g.Refusals, "grpc", receiveReason(err))
 		return nil, err
 	}
 	defer req.free() // the pipeline has copied what it keeps into its entries by then
@@ -244,13 +250,37 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 		res, err = g.exp.Export(ctx, body, "grpc", &claim)
 	}
 	if err != nil {
-		return nil, grpcStatus(err).Err()
+		return nil, g.fail(err)
 	}
 	resp := &coltracepb.ExportTraceServiceResponse{}
 	if res.Rejected > 0 {
 		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(res.Rejected), ErrorMessage: res.Message}
 	}
 	return resp, nil
+}
+
+// fail answers err as classify maps it, counted.
+func (g *GRPC) fail(err error) error {
+	o := classify(err)
+	refuse(g.Refusals, "grpc", o.reason)
+	return grpcStatus(o).Err()
+}
+
+// receiveReason is the refusal reason of a message grpc-go could not read: too large, broken
+// framing, an encoding it has no decompressor for, or our read timeout.
+func receiveReason(err error) string {
+	switch status.Code(err) {
+	case codes.ResourceExhausted:
+		return reasonTooLarge
+	case codes.DeadlineExceeded:
+		return reasonReadTimeout
+	case codes.Unimplemented:
+		return reasonEncoding
+	case codes.Canceled:
+		return reasonCanceled
+	default:
+		return reasonMalformed
+	}
 }
 
 // recvCompress is the grpc-encoding the request's message was sent with.
@@ -261,9 +291,8 @@ func recvCompress(ctx context.Context) string {
 	return ""
 }
 
-// grpcStatus answers err as classify maps it, with RetryInfo on retryable answers.
-func grpcStatus(err error) *status.Status {
-	o := classify(err)
+// grpcStatus is o's answer, with RetryInfo on retryable answers.
+func grpcStatus(o outcome) *status.Status {
 	st := status.New(o.grpcCode, o.message)
 	if o.retryAfter > 0 && (o.grpcCode == codes.ResourceExhausted || o.grpcCode == codes.Unavailable) {
 		// RESOURCE_EXHAUSTED is retryable for OTLP clients only with RetryInfo.

@@ -30,6 +30,9 @@ const (
 
 // HTTP is the OTLP/HTTP receiver.
 type HTTP struct {
+	// Refusals, when set (before Serve), counts every request answered with an error.
+	Refusals Refusals
+
 	srv     *http.Server
 	exp     Exporter
 	mem     *admission.Budget
@@ -95,16 +98,19 @@ func (h *HTTP) Stop(ctx context.Context) {
 func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
+		refuse(h.Refusals, "http", reasonMethod)
 		http.Error(w, "OTLP/HTTP traces are sent with POST", http.StatusMethodNotAllowed)
 		return
 	}
 	if h.tok != nil && !h.tok.allow(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
+		refuse(h.Refusals, "http", reasonAuth)
 		http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != contentProtobuf && mt != contentJSON {
+		refuse(h.Refusals, "http", reasonContentType)
 		http.Error(w, fmt.Sprintf("unsupported Content-Type %q: send %s or %s", mt, contentProtobuf, contentJSON), http.StatusUnsupportedMediaType)
 		return
 	}
@@ -125,7 +131,7 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	if mt == contentJSON {
 		pb, err := otlpwire.FromJSON(body)
 		if err != nil {
-			h.fail(w, mt, &bodyError{http.StatusBadRequest, "invalid OTLP/JSON: " + err.Error()})
+			h.fail(w, mt, &bodyError{http.StatusBadRequest, "invalid OTLP/JSON: " + err.Error(), reasonMalformed})
 			return
 		}
 		if err := claim.Grow(int64(len(pb))); err != nil {
@@ -149,6 +155,7 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 // fail answers err as classify maps it.
 func (h *HTTP) fail(w http.ResponseWriter, mt string, err error) {
 	o := classify(err)
+	refuse(h.Refusals, "http", o.reason)
 	if o.retryAfter > 0 && (o.httpStatus == http.StatusTooManyRequests || o.httpStatus == http.StatusServiceUnavailable) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(o.retryAfter.Seconds()+0.999)))
 	}
@@ -170,11 +177,11 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	case err == nil, errors.As(err, &memErr), errors.As(err, &bodyErr):
 		return err
 	case errors.As(err, &maxErr):
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody)}
+		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody), reasonTooLarge}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return &bodyError{http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout"}
+		return &bodyError{http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout", reasonReadTimeout}
 	default:
-		return &bodyError{http.StatusBadRequest, "reading body: " + err.Error()}
+		return &bodyError{http.StatusBadRequest, "reading body: " + err.Error(), reasonMalformed}
 	}
 }
 

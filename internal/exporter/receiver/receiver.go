@@ -27,6 +27,7 @@ type Exporter interface {
 type bodyError struct {
 	status int
 	msg    string
+	reason string // a refusal reason, for the metrics
 }
 
 func (e *bodyError) Error() string { return e.msg }
@@ -39,8 +40,41 @@ func (e *bodyError) grpcCode() codes.Code {
 		return codes.ResourceExhausted
 	case http.StatusRequestTimeout:
 		return codes.DeadlineExceeded
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusMethodNotAllowed, http.StatusNotFound:
+		return codes.Unimplemented
 	default: // 400, 415
 		return codes.InvalidArgument
+	}
+}
+
+// Refusal reasons: the reason label of tracestream_exporter_requests_refused_total. A fixed set,
+// so that no client can grow the label's values.
+const (
+	reasonContentType = "content_type" // not protobuf or JSON (HTTP 415)
+	reasonEncoding    = "encoding"     // a compression this receiver does not decode (HTTP 415)
+	reasonMalformed   = "malformed"    // not valid OTLP, or a body that does not decode (400)
+	reasonTooLarge    = "too_large"    // past receivers.maxRequestBytes (413)
+	reasonReadTimeout = "read_timeout" // the request did not arrive in time (408, DEADLINE_EXCEEDED)
+	reasonMethod      = "method"       // another HTTP method or gRPC service (405, UNIMPLEMENTED)
+	reasonAuth        = "auth"         // a missing or wrong bearer token (401, UNAUTHENTICATED)
+	reasonMemory      = "memory"       // delivery.maxInFlightBytes could not hold it (429)
+	reasonBusy        = "busy"         // delivery.maxInFlightSpans or the persistent queue is full (429)
+	reasonUnavailable = "unavailable"  // Redis did not take the spans, or is refusing writes (503)
+	reasonShutdown    = "shutting_down"
+	reasonCanceled    = "canceled" // the client gave up
+)
+
+// Refusals counts refused requests by protocol ("grpc", "http") and reason.
+type Refusals interface {
+	Refused(protocol, reason string)
+}
+
+// refuse counts one refusal when the receiver has somewhere to count it.
+func refuse(r Refusals, protocol, reason string) {
+	if r != nil {
+		r.Refused(protocol, reason)
 	}
 }
 
@@ -51,6 +85,7 @@ type outcome struct {
 	httpStatus int
 	message    string
 	retryAfter time.Duration
+	reason     string
 }
 
 func classify(err error) outcome {
@@ -61,14 +96,18 @@ func classify(err error) outcome {
 	)
 	switch {
 	case errors.As(err, &bodyErr): // refused by the receiver itself: never worth a retry
-		return outcome{bodyErr.grpcCode(), bodyErr.status, bodyErr.msg, 0}
+		return outcome{bodyErr.grpcCode(), bodyErr.status, bodyErr.msg, 0, bodyErr.reason}
 	case errors.Is(err, pipeline.ErrInvalid):
-		return outcome{codes.InvalidArgument, 400, err.Error(), 0}
-	case errors.Is(err, pipeline.ErrBusy), errors.As(err, &memErr): // in-flight or memory limit
-		return outcome{codes.ResourceExhausted, 429, err.Error(), retry}
+		return outcome{codes.InvalidArgument, 400, err.Error(), 0, reasonMalformed}
+	case errors.As(err, &memErr):
+		return outcome{codes.ResourceExhausted, 429, err.Error(), retry, reasonMemory}
+	case errors.Is(err, pipeline.ErrBusy): // the span bound or a full persistent queue
+		return outcome{codes.ResourceExhausted, 429, err.Error(), retry, reasonBusy}
+	case errors.Is(err, pipeline.ErrShuttingDown):
+		return outcome{codes.Unavailable, 503, err.Error(), retry, reasonShutdown}
 	case errors.Is(err, context.Canceled):
-		return outcome{codes.Canceled, 503, "request canceled", retry}
-	default: // ErrUnavailable, ErrShuttingDown, deadlines and anything unexpected: retryable.
-		return outcome{codes.Unavailable, 503, err.Error(), retry}
+		return outcome{codes.Canceled, 503, "request canceled", retry, reasonCanceled}
+	default: // ErrUnavailable, deadlines and anything unexpected: retryable.
+		return outcome{codes.Unavailable, 503, err.Error(), retry, reasonUnavailable}
 	}
 }

@@ -92,6 +92,7 @@ func TestClassNamesAndRetryability(t *testing.T) {
 		ClassAuth:        {"auth", false},
 		ClassWrongType:   {"wrongtype", false},
 		ClassOther:       {"other", false},
+		ClassNoPerm:      {"noperm", false},
 	}
 	if len(want) != len(classNames) {
 		t.Fatalf("the test covers %d classes, the package has %d", len(want), len(classNames))

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type respConns struct {
 	idle      chan *respConn
 	done      chan struct{}
 	closeOnce sync.Once
+	// progress is when bytes last moved to or from Redis (unix ns): a pipeline of large entries
+	// takes a while to send and answer, and is progress all along.
+	progress atomic.Int64
 }
 
 type respConn struct {
@@ -236,6 +240,7 @@ func (p *respConns) do(ctx context.Context, args []any, ends []int, replies []re
 			if _, err = c.nc.Write(c.buf); err != nil {
 				break
 			}
+			p.progress.Store(time.Now().UnixNano())
 			c.buf = c.buf[:0]
 		}
 	}
@@ -249,6 +254,9 @@ func (p *respConns) do(ctx context.Context, args []any, ends []int, replies []re
 	for i := range replies {
 		if err == nil {
 			replies[i], err = c.read()
+			if err == nil && (i%64 == 63 || i == len(replies)-1) {
+				p.progress.Store(time.Now().UnixNano())
+			}
 		}
 		if err != nil {
 			replies[i] = reply{err: p.transportError(ctx, err)}

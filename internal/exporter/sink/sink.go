@@ -236,6 +236,16 @@ func parseAddresses(in []string) (addrs []string, secure bool, err error) {
 	return addrs, secure, nil
 }
 
+// LastProgress is when bytes last moved to or from Redis on the standalone write path (unix ns),
+// 0 in the other modes, where only whole pipelines are seen. The pipeline's stall detector reads
+// it, so that Redis slowly answering a large pipeline is not taken for Redis answering nothing.
+func (s *Sink) LastProgress() int64 {
+	if s.resp == nil {
+		return 0
+	}
+	return s.resp.progress.Load()
+}
+
 // common sets what every mode shares. go-redis copies ClusterOptions and FailoverOptions into
 // per-node Options, so the modes' builders start from this one.
 func (o *clientOptions) common() *redis.Options {
