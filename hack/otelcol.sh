@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # otelcol.sh [--check]: builds a minimal OpenTelemetry Collector (otlp receiver, batch processor,
-# nop exporter) from the Go module proxy with the OpenTelemetry Collector Builder, caches it by
-# version ($TRACESTREAM_CACHE/tools/otelcol-bench-VERSION/otelcol-bench) and prints its path. A warm
+# nop, otlp and otlphttp exporters) from the Go module proxy with the OpenTelemetry Collector
+# Builder, caches it by version and component set
+# ($TRACESTREAM_CACHE/tools/otelcol-nop-otlp-VERSION/otelcol-bench) and prints its path. A warm
 # call only checks that the file exists. make bench runs it next to our exporter to compare CPU per
-# span. --check also starts it on loopback ports, sends one OTLP/HTTP request and stops it.
+# span (otlp -> batch -> nop); the chaos suite's TestCollector* cases run it as a real Collector
+# forwarding to our exporter with each compression it offers (otlp and otlphttp exporters).
+# --check also starts it on loopback ports, sends one OTLP/HTTP request and stops it.
 #
 # The config the harness should use (loopback only; metrics level none turns off the Collector's
 # own Prometheus listener, by default on localhost:8888, so nothing else binds a port):
@@ -20,6 +23,9 @@
 #     pipelines:
 #       traces: {receivers: [otlp], processors: [batch], exporters: [nop]}
 #
+# (or exporters: {otlp: {endpoint: ..., compression: zstd, tls: {insecure: true}}} /
+#  {otlphttp: {endpoint: http://..., compression: lz4}} to forward).
+#
 # run as: otelcol-bench --config=FILE
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -29,7 +35,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OTELCOL_VERSION="${OTELCOL_VERSION:-v0.162.0}"
 OTELCOL_STABLE_VERSION="${OTELCOL_STABLE_VERSION:-v1.68.0}"
 
-dir="$TRACESTREAM_CACHE/tools/otelcol-bench-$OTELCOL_VERSION"
+# The directory names the component set: a build without the otlp exporters is never reused.
+dir="$TRACESTREAM_CACHE/tools/otelcol-nop-otlp-$OTELCOL_VERSION"
 bin="$dir/otelcol-bench"
 
 build() {
@@ -42,12 +49,15 @@ build() {
 		dist:
 		  module: tracestream.local/otelcol-bench
 		  name: otelcol-bench
-		  description: otlp -> batch -> nop, for make bench
+		  description: otlp -> batch -> nop/otlp/otlphttp, for make bench and the chaos suite
 		  version: ${v#v}
 		  output_path: $tmp
 		receivers: [{gomod: $m/receiver/otlpreceiver $v}]
 		processors: [{gomod: $m/processor/batchprocessor $v}]
-		exporters: [{gomod: $m/exporter/nopexporter $v}]
+		exporters:
+		  - gomod: $m/exporter/nopexporter $v
+		  - gomod: $m/exporter/otlpexporter $v
+		  - gomod: $m/exporter/otlphttpexporter $v
 		providers:
 		  - gomod: $m/confmap/provider/envprovider $s
 		  - gomod: $m/confmap/provider/fileprovider $s

@@ -37,7 +37,10 @@ func ServiceAccount(rte *v1.RedisTraceExporter) *corev1ac.ServiceAccountApplyCon
 		WithAutomountServiceAccountToken(false)
 }
 
-// Service exposes OTLP/gRPC, OTLP/HTTP and the admin endpoint.
+// Service exposes OTLP/gRPC and OTLP/HTTP. Not the admin endpoint: its readers reach each pod
+// (the kubelet's probes, a PodMonitor, the operator's /status reads by pod IP), and every client
+// of the OTLP Service would otherwise reach an unauthenticated port with /metrics, /status and,
+// with admin.debug, /spans.
 func Service(rte *v1.RedisTraceExporter) *corev1ac.ServiceApplyConfiguration {
 	grpcPort, httpPort := ports(rte)
 	return corev1ac.Service(rte.Name, rte.Namespace).
@@ -48,7 +51,6 @@ func Service(rte *v1.RedisTraceExporter) *corev1ac.ServiceApplyConfiguration {
 			WithPorts(
 				corev1ac.ServicePort().WithName("otlp-grpc").WithPort(grpcPort).WithTargetPort(intstr.FromString("otlp-grpc")).WithAppProtocol("grpc").WithProtocol(corev1.ProtocolTCP),
 				corev1ac.ServicePort().WithName("otlp-http").WithPort(httpPort).WithTargetPort(intstr.FromString("otlp-http")).WithAppProtocol("http").WithProtocol(corev1.ProtocolTCP),
-				corev1ac.ServicePort().WithName("admin").WithPort(AdminPort).WithTargetPort(intstr.FromString("admin")).WithProtocol(corev1.ProtocolTCP),
 			))
 }
 

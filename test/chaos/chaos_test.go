@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,9 @@ type exporter struct {
 	log               string
 	// alive is the admin path start waits for: /readyz (default) needs Redis; /healthz does not.
 	alive string
+	// prefix, when set, is a command that execs the binary with its arguments (prlimit ...), so
+	// that the process, and its pid, are the exporter's.
+	prefix []string
 }
 
 func freeAddr(t *testing.T) string {
@@ -84,7 +88,14 @@ func freeAddr(t *testing.T) string {
 // test ends.
 func startExporter(t *testing.T, redisAddr string, extra ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), log: filepath.Join(t.TempDir(), "exporter.log"), alive: "/readyz"}
+	return startExporterUnder(t, nil, redisAddr, extra...)
+}
+
+// startExporterUnder is startExporter with the binary run by prefix, a command that execs it
+// (prlimit --nofile=N:N --).
+func startExporterUnder(t *testing.T, prefix []string, redisAddr string, extra ...string) *exporter {
+	t.Helper()
+	e := &exporter{t: t, grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), log: filepath.Join(t.TempDir(), "exporter.log"), alive: "/readyz", prefix: prefix}
 	e.args = append([]string{
 		"--receivers.grpc.endpoint=" + e.grpc, "--receivers.http.endpoint=" + e.http, "--admin.endpoint=" + e.admin,
 		"--redis.addresses=" + redisAddr,
@@ -110,7 +121,8 @@ func (e *exporter) start() {
 		e.t.Fatal(err)
 	}
 	defer func() { _ = f.Close() }()
-	e.cmd = exec.Command(exporterBin, e.args...)
+	argv := slices.Concat(e.prefix, []string{exporterBin}, e.args)
+	e.cmd = exec.Command(argv[0], argv[1:]...)
 	e.cmd.Stdout, e.cmd.Stderr = f, f
 	if err := child.Start(e.cmd); err != nil {
 		e.t.Fatal(err)
@@ -395,7 +407,7 @@ func TestPartitionBackpressureAndBoundedMemory(t *testing.T) {
 	o := s.Check(t, srv.Client(t), "traces:partition")
 	t.Logf("FIGURES partition between exporter and Redis for 5 s, delivery.maxInFlightSpans %d, delivery.stallTimeout 1s: first pushback to a client after %v (%v), max exporter RSS %.1f MB; %s",
 		maxInFlight, firstPushback.Round(time.Millisecond), pushback.Err(), maxRSS, o)
-	if pushback == nil || !strings.Contains(pushback.Message(), "acknowledged nothing") {
+	if pushback == nil || !strings.Contains(pushback.Message(), "made no progress") {
 		t.Fatalf("no client was refused at once for a stalled Redis during the partition (first pushback: %v)", pushback.Err())
 	}
 	// Memory is bounded by what is admitted: maxInFlight spans, at a generous 4 KB each (an

@@ -273,7 +273,12 @@ func TestTLSAuthAndPasswordRotation(t *testing.T) {
 		seen[name] = string(out)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get("http://" + net.JoinHostPort(serviceIP(t, c, h.key), strconv.Itoa(int(render.AdminPort))) + "/status")
+	// From a pod, as the operator reads it: the Service does not expose the admin port.
+	pods, err := exporterPods(ctx, c, ns, h.key.Name)
+	if err != nil || len(pods) == 0 || pods[0].Status.PodIP == "" {
+		t.Fatalf("an exporter pod with an IP: %v (%d pods)", err, len(pods))
+	}
+	resp, err := hc.Get("http://" + net.JoinHostPort(pods[0].Status.PodIP, strconv.Itoa(int(render.AdminPort))) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,9 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Receivers: Receivers{
-			GRPC: GRPC{Endpoint: ":4317", MaxConcurrentStreams: 100},
+			GRPC: GRPC{Endpoint: ":4317", MaxConcurrentStreams: 100, MaxHeaderListBytes: 16 << 10, MaxBufferedBytes: 64 << 20,
+				ReadTimeout: Duration{30 * time.Second}, IdleTimeout: Duration{time.Minute},
+				MaxConnectionAge: Duration{30 * time.Minute}, MaxConnectionAgeGrace: Duration{time.Minute}},
 			HTTP: HTTP{Endpoint: ":4318", ReadHeaderTimeout: Duration{10 * time.Second},
 				ReadTimeout: Duration{30 * time.Second}, IdleTimeout: Duration{time.Minute}},
 			MaxRequestBytes: 16 << 20,
@@ -68,6 +70,7 @@ func Default() Config {
 			// commit), so batches grow by themselves while Redis is busy and light load pays no
 			// added latency. A fixed wait would only delay every pipeline that is not yet full.
 			Writers: 4,
+			MaxKeys: DefaultMaxKeys,
 		},
 		Delivery: Delivery{
 			MaxInFlightSpans:     200_000,
@@ -78,7 +81,8 @@ func Default() Config {
 			DrainTimeout:         Duration{20 * time.Second},
 			StallTimeout:         Duration{time.Second},
 		},
-		Admin: Admin{Endpoint: ":8888"},
+		Admin: Admin{Endpoint: ":8888", ReadHeaderTimeout: Duration{5 * time.Second}, ReadTimeout: Duration{10 * time.Second},
+			WriteTimeout: Duration{time.Minute}, IdleTimeout: Duration{30 * time.Second}, MaxConnections: 64},
 	}
 }
 
@@ -104,6 +108,26 @@ type GRPC struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// MaxConcurrentStreams bounds the concurrent gRPC streams (requests) per client connection.
 	MaxConcurrentStreams uint32 `json:"maxConcurrentStreams,omitempty"`
+	// MaxHeaderListBytes bounds a request's decoded header list (HPACK-indexed fields count at
+	// their full size). OTLP metadata is small; a larger list is refused before any handler runs.
+	MaxHeaderListBytes uint32 `json:"maxHeaderListBytes,omitempty"`
+	// MaxBufferedBytes bounds the message bytes that gRPC requests have sent and not yet been
+	// answered for, across all connections, counted as they are read off the wire (before
+	// delivery.maxInFlightBytes sees a complete message). At the bound, connections are not read
+	// until a request ends: clients wait, as with TCP flow control.
+	MaxBufferedBytes int64 `json:"maxBufferedBytes,omitempty"`
+	// ReadTimeout bounds how long a request's message may take to arrive once its headers are in:
+	// a message stalled short of its last byte ends its stream there.
+	ReadTimeout Duration `json:"readTimeout,omitzero"`
+	// IdleTimeout closes a connection that has had no request open for this long (GOAWAY, then
+	// close); the server also pings a connection silent for this long and closes it when the ping
+	// is not answered within 20s.
+	IdleTimeout Duration `json:"idleTimeout,omitzero"`
+	// MaxConnectionAge closes every connection after this long (GOAWAY: clients reconnect, which
+	// also spreads them over new replicas); requests in flight then get MaxConnectionAgeGrace to
+	// finish before the connection is cut.
+	MaxConnectionAge      Duration `json:"maxConnectionAge,omitzero"`
+	MaxConnectionAgeGrace Duration `json:"maxConnectionAgeGrace,omitzero"`
 }
 
 // HTTP configures the OTLP/HTTP receiver.
@@ -237,7 +261,18 @@ type Stream struct {
 	FlushInterval Duration `json:"flushInterval,omitzero"`
 	// Writers is the number of pipelines in flight at once.
 	Writers int `json:"writers,omitempty"`
+	// MaxKeys bounds the distinct stream keys the exporter writes (a key is live while it is
+	// written at least once per TTL, or per hour without a TTL): a span whose key would be a new
+	// one past the bound is written to OverflowKey instead. 0 means DefaultMaxKeys.
+	MaxKeys int `json:"maxKeys,omitempty"`
+	// OverflowKey takes the spans past MaxKeys; by default the key template with every
+	// placeholder rendered as "overflow".
+	OverflowKey string `json:"overflowKey,omitempty"`
 }
+
+// DefaultMaxKeys is stream.maxKeys when unset: far more services than one exporter serves, far
+// fewer streams than would strain Redis.
+const DefaultMaxKeys = 10_000
 
 // Filter selects spans by their resource's service.name.
 type Filter struct {
@@ -305,6 +340,19 @@ type Admin struct {
 	// Debug enables GET /spans, which returns stream entries, and the Go profiler under
 	// /debug/pprof/.
 	Debug bool `json:"debug,omitempty"`
+	// ReadHeaderTimeout bounds how long a client may take to send its request headers.
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitzero"`
+	// ReadTimeout bounds how long a client may take to send a whole request, headers and body.
+	ReadTimeout Duration `json:"readTimeout,omitzero"`
+	// WriteTimeout bounds the time from the end of a request's headers to the end of its answer:
+	// a /metrics scrape, or a /debug/pprof profile, which must ask for fewer seconds than this.
+	WriteTimeout Duration `json:"writeTimeout,omitzero"`
+	// IdleTimeout closes a keep-alive connection that has sent no request for this long.
+	IdleTimeout Duration `json:"idleTimeout,omitzero"`
+	// MaxConnections bounds the connections open at once. At the bound a new connection waits
+	// in the kernel's accept queue until one closes; connections that are between requests are
+	// closed to make room for it (see docs/operations.md).
+	MaxConnections int `json:"maxConnections,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5s", "100ms").

@@ -21,6 +21,12 @@ import (
 var contractKeys = []string{
 	"receivers.grpc.endpoint",
 	"receivers.grpc.maxConcurrentStreams",
+	"receivers.grpc.maxHeaderListBytes",
+	"receivers.grpc.maxBufferedBytes",
+	"receivers.grpc.readTimeout",
+	"receivers.grpc.idleTimeout",
+	"receivers.grpc.maxConnectionAge",
+	"receivers.grpc.maxConnectionAgeGrace",
 	"receivers.http.endpoint",
 	"receivers.http.readHeaderTimeout",
 	"receivers.http.readTimeout",
@@ -57,6 +63,8 @@ var contractKeys = []string{
 	"stream.pipelineSize",
 	"stream.flushInterval",
 	"stream.writers",
+	"stream.maxKeys",
+	"stream.overflowKey",
 	"filter.includeServices",
 	"filter.excludeServices",
 	"delivery.maxInFlightSpans",
@@ -71,6 +79,11 @@ var contractKeys = []string{
 	"delivery.persistentQueue.maxBytes",
 	"admin.endpoint",
 	"admin.debug",
+	"admin.readHeaderTimeout",
+	"admin.readTimeout",
+	"admin.writeTimeout",
+	"admin.idleTimeout",
+	"admin.maxConnections",
 }
 
 func TestKeysAreTheContract(t *testing.T) {
@@ -290,6 +303,13 @@ func TestLoadEnvironment(t *testing.T) {
 				c.Delivery.DrainTimeout = Duration{45 * time.Second}
 			},
 		},
+		"the admin endpoint's limits are variables": {
+			env: []string{"TRACESTREAM_ADMIN_MAX_CONNECTIONS=8", "TRACESTREAM_ADMIN_IDLE_TIMEOUT=15s", "TRACESTREAM_ADMIN_READ_HEADER_TIMEOUT=1s"},
+			want: func(c *Config) {
+				c.Admin.MaxConnections = 8
+				c.Admin.IdleTimeout, c.Admin.ReadHeaderTimeout = Duration{15 * time.Second}, Duration{time.Second}
+			},
+		},
 		"an empty list variable clears the list": {
 			env:  []string{"TRACESTREAM_FILTER_EXCLUDE_SERVICES="},
 			want: func(c *Config) { c.Filter.ExcludeServices = []string{} },
@@ -422,6 +442,17 @@ func TestPrecedenceFlagsOverEnvironmentOverFile(t *testing.T) {
 				c.Stream.Format, c.Stream.Writers, c.Stream.PipelineSize = FormatFlat, 6, 10
 				c.Redis.Addresses = []string{"file:1"}
 				c.Admin.Debug = true
+			},
+		},
+		"the admin endpoint's limits are flags": {
+			args: []string{"--admin.maxConnections=8", "--admin.readHeaderTimeout=1s", "--admin.readTimeout=2s",
+				"--admin.writeTimeout=90s", "--admin.idleTimeout=15s"},
+			want: func(c *Config) {
+				c.Stream.Format, c.Stream.Writers, c.Stream.PipelineSize = FormatFlat, 2, 10
+				c.Redis.Addresses = []string{"file:1"}
+				c.Admin.MaxConnections = 8
+				c.Admin.ReadHeaderTimeout, c.Admin.ReadTimeout = Duration{time.Second}, Duration{2 * time.Second}
+				c.Admin.WriteTimeout, c.Admin.IdleTimeout = Duration{90 * time.Second}, Duration{15 * time.Second}
 			},
 		},
 	}
@@ -601,7 +632,9 @@ func fullConfig(t *testing.T) Config {
 	f := func(name string) string { return writeFile(t, dir, name, "not read") }
 	return Config{
 		Receivers: Receivers{
-			GRPC: GRPC{Endpoint: "127.0.0.1:14317", MaxConcurrentStreams: 7},
+			GRPC: GRPC{Endpoint: "127.0.0.1:14317", MaxConcurrentStreams: 7, MaxHeaderListBytes: 8 << 10, MaxBufferedBytes: 32 << 20,
+				ReadTimeout: Duration{10 * time.Second}, IdleTimeout: Duration{2 * time.Minute},
+				MaxConnectionAge: Duration{time.Hour}, MaxConnectionAgeGrace: Duration{30 * time.Second}},
 			HTTP: HTTP{Endpoint: "127.0.0.1:14318", ReadHeaderTimeout: Duration{3 * time.Second},
 				ReadTimeout: Duration{20 * time.Second}, IdleTimeout: Duration{90 * time.Second}},
 			MaxRequestBytes: 1 << 20,
@@ -635,6 +668,8 @@ func fullConfig(t *testing.T) Config {
 			PipelineSize:  500,
 			FlushInterval: Duration{2 * time.Millisecond},
 			Writers:       8,
+			MaxKeys:       500,
+			OverflowKey:   "spans:overflow",
 		},
 		Filter: Filter{ExcludeServices: []string{"loadgen", "healthcheck"}},
 		Delivery: Delivery{
@@ -648,7 +683,9 @@ func fullConfig(t *testing.T) Config {
 			ProducerID:           "exporter-0",
 			PersistentQueue:      PersistentQueue{Directory: "/var/lib/tracestream/queue", MaxBytes: 2 << 30},
 		},
-		Admin: Admin{Endpoint: "127.0.0.1:18888", Debug: true},
+		Admin: Admin{Endpoint: "127.0.0.1:18888", Debug: true, ReadHeaderTimeout: Duration{2 * time.Second},
+			ReadTimeout: Duration{4 * time.Second}, WriteTimeout: Duration{45 * time.Second}, IdleTimeout: Duration{20 * time.Second},
+			MaxConnections: 16},
 	}
 }
 

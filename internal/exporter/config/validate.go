@@ -37,7 +37,7 @@ func (c Config) validate(files bool) error {
 	c.validateStream(v)
 	c.validateFilter(v)
 	c.validateDelivery(v)
-	v.listenEndpoint("admin.endpoint", c.Admin.Endpoint)
+	c.validateAdmin(v)
 	v.distinctEndpoints(
 		[2]string{"receivers.grpc.endpoint", c.Receivers.GRPC.Endpoint},
 		[2]string{"receivers.http.endpoint", c.Receivers.HTTP.Endpoint},
@@ -53,6 +53,16 @@ func (c Config) validateReceivers(v *validator) {
 	if r.GRPC.MaxConcurrentStreams < 1 {
 		v.addf("receivers.grpc.maxConcurrentStreams", "must be at least 1")
 	}
+	if r.GRPC.MaxHeaderListBytes < 1024 {
+		v.addf("receivers.grpc.maxHeaderListBytes", "must be at least 1024, got %d", r.GRPC.MaxHeaderListBytes)
+	}
+	if r.GRPC.MaxBufferedBytes < 1<<20 {
+		v.addf("receivers.grpc.maxBufferedBytes", "must be at least 1 MiB (1048576), got %d", r.GRPC.MaxBufferedBytes)
+	}
+	v.positive("receivers.grpc.readTimeout", r.GRPC.ReadTimeout)
+	v.positive("receivers.grpc.idleTimeout", r.GRPC.IdleTimeout)
+	v.positive("receivers.grpc.maxConnectionAge", r.GRPC.MaxConnectionAge)
+	v.positive("receivers.grpc.maxConnectionAgeGrace", r.GRPC.MaxConnectionAgeGrace)
 	v.positive("receivers.http.readHeaderTimeout", r.HTTP.ReadHeaderTimeout)
 	v.positive("receivers.http.readTimeout", r.HTTP.ReadTimeout)
 	v.positive("receivers.http.idleTimeout", r.HTTP.IdleTimeout)
@@ -177,6 +187,9 @@ func (c Config) validateStream(v *validator) {
 	if d := s.TTL.Duration; d > 0 && d < time.Second {
 		v.addf("stream.ttl", "%s is less than EXPIRE's resolution of 1s", d)
 	}
+	if s.MaxKeys < 1 {
+		v.addf("stream.maxKeys", "must be at least 1, got %d", s.MaxKeys)
+	}
 	if s.PipelineSize < 1 || s.PipelineSize > MaxPipelineSize {
 		v.addf("stream.pipelineSize", "must be between 1 and %d, got %d", MaxPipelineSize, s.PipelineSize)
 	}
@@ -228,6 +241,18 @@ func (c Config) validateDelivery(v *validator) {
 	v.positive("delivery.stallTimeout", d.StallTimeout)
 	if q := d.PersistentQueue; q.MaxBytes != 0 && q.MaxBytes < MinPersistentQueueBytes {
 		v.addf("delivery.persistentQueue.maxBytes", "must be at least %d (64 MiB), got %d", MinPersistentQueueBytes, q.MaxBytes)
+	}
+}
+
+func (c Config) validateAdmin(v *validator) {
+	a := c.Admin
+	v.listenEndpoint("admin.endpoint", a.Endpoint)
+	v.positive("admin.readHeaderTimeout", a.ReadHeaderTimeout)
+	v.positive("admin.readTimeout", a.ReadTimeout)
+	v.positive("admin.writeTimeout", a.WriteTimeout)
+	v.positive("admin.idleTimeout", a.IdleTimeout)
+	if a.MaxConnections < 1 {
+		v.addf("admin.maxConnections", "must be at least 1, got %d", a.MaxConnections)
 	}
 }
 

@@ -27,6 +27,11 @@ func TestDefaultIsValidAndMatchesTheDocumentedValues(t *testing.T) {
 		"grpc endpoint":          {c.Receivers.GRPC.Endpoint, ":4317"},
 		"http endpoint":          {c.Receivers.HTTP.Endpoint, ":4318"},
 		"admin endpoint":         {c.Admin.Endpoint, ":8888"},
+		"admin header timeout":   {c.Admin.ReadHeaderTimeout.Duration, 5 * time.Second},
+		"admin read timeout":     {c.Admin.ReadTimeout.Duration, 10 * time.Second},
+		"admin write timeout":    {c.Admin.WriteTimeout.Duration, time.Minute},
+		"admin idle timeout":     {c.Admin.IdleTimeout.Duration, 30 * time.Second},
+		"admin connections":      {c.Admin.MaxConnections, 64},
 		"mode":                   {c.Redis.Mode, ModeStandalone},
 		"addresses":              {strings.Join(c.Redis.Addresses, ","), "localhost:6379"},
 		"key template":           {c.Stream.KeyTemplate, "traces:{service.name}"},
@@ -35,6 +40,7 @@ func TestDefaultIsValidAndMatchesTheDocumentedValues(t *testing.T) {
 		"pipeline size":          {c.Stream.PipelineSize, 1000},
 		"flush interval":         {c.Stream.FlushInterval.Duration, time.Duration(0)},
 		"writers":                {c.Stream.Writers, 4},
+		"max keys":               {c.Stream.MaxKeys, 10_000},
 		"max request bytes":      {c.Receivers.MaxRequestBytes, int64(16 << 20)},
 		"read header timeout":    {c.Receivers.HTTP.ReadHeaderTimeout.Duration, 10 * time.Second},
 		"http read timeout":      {c.Receivers.HTTP.ReadTimeout.Duration, 30 * time.Second},
@@ -42,6 +48,12 @@ func TestDefaultIsValidAndMatchesTheDocumentedValues(t *testing.T) {
 		"max connections":        {c.Receivers.MaxConnections, 4096},
 		"max in-flight bytes":    {c.Delivery.MaxInFlightBytes, int64(256 << 20)},
 		"max concurrent streams": {c.Receivers.GRPC.MaxConcurrentStreams, uint32(100)},
+		"grpc header list":       {c.Receivers.GRPC.MaxHeaderListBytes, uint32(16 << 10)},
+		"grpc read timeout":      {c.Receivers.GRPC.ReadTimeout.Duration, 30 * time.Second},
+		"grpc buffered bytes":    {c.Receivers.GRPC.MaxBufferedBytes, int64(64 << 20)},
+		"grpc idle timeout":      {c.Receivers.GRPC.IdleTimeout.Duration, time.Minute},
+		"grpc connection age":    {c.Receivers.GRPC.MaxConnectionAge.Duration, 30 * time.Minute},
+		"grpc age grace":         {c.Receivers.GRPC.MaxConnectionAgeGrace.Duration, time.Minute},
 		"max in-flight spans":    {c.Delivery.MaxInFlightSpans, 200_000},
 		"retry initial":          {c.Delivery.RetryInitialInterval.Duration, 50 * time.Millisecond},
 		"retry max":              {c.Delivery.RetryMaxInterval.Duration, 5 * time.Second},
@@ -257,6 +269,23 @@ func TestValidate(t *testing.T) {
 			mutate: func(c *Config) { c.Admin.Endpoint = ":70000" },
 			want:   []string{`admin.endpoint: ":70000": port "70000" is not a number between 0 and 65535`},
 		},
+		"zero admin timeouts are rejected, each by its key": {
+			mutate: func(c *Config) {
+				c.Admin.ReadHeaderTimeout, c.Admin.ReadTimeout, c.Admin.WriteTimeout = Duration{}, Duration{}, Duration{}
+				c.Admin.IdleTimeout = Duration{-time.Second}
+			},
+			want: []string{
+				"admin.readHeaderTimeout: must be positive, got 0s", "admin.readTimeout: must be positive, got 0s",
+				"admin.writeTimeout: must be positive, got 0s", "admin.idleTimeout: must be positive, got -1s",
+			},
+		},
+		"zero admin connections are rejected": {
+			mutate: func(c *Config) { c.Admin.MaxConnections = 0 },
+			want:   []string{"admin.maxConnections: must be at least 1, got 0"},
+		},
+		"one admin connection is valid": {
+			mutate: func(c *Config) { c.Admin.MaxConnections = 1 },
+		},
 		"two receivers on the same port are rejected": {
 			mutate: func(c *Config) { c.Receivers.HTTP.Endpoint = "0.0.0.0:4317" },
 			want:   []string{`receivers.http.endpoint: "0.0.0.0:4317" collides with receivers.grpc.endpoint ":4317"`},
@@ -270,6 +299,28 @@ func TestValidate(t *testing.T) {
 		"port 0 on every listener is valid": {
 			mutate: func(c *Config) {
 				c.Receivers.GRPC.Endpoint, c.Receivers.HTTP.Endpoint, c.Admin.Endpoint = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+			},
+		},
+		"zero stream keys are rejected": {
+			mutate: func(c *Config) { c.Stream.MaxKeys = 0 },
+			want:   []string{"stream.maxKeys: must be at least 1, got 0"},
+		},
+		"a gRPC header list bound below 1 KiB is rejected": {
+			mutate: func(c *Config) { c.Receivers.GRPC.MaxHeaderListBytes = 512 },
+			want:   []string{"receivers.grpc.maxHeaderListBytes: must be at least 1024, got 512"},
+		},
+		"a gRPC buffer bound below 1 MiB is rejected": {
+			mutate: func(c *Config) { c.Receivers.GRPC.MaxBufferedBytes = 1000 },
+			want:   []string{"receivers.grpc.maxBufferedBytes: must be at least 1 MiB (1048576), got 1000"},
+		},
+		"zero gRPC timeouts are rejected, each by its key": {
+			mutate: func(c *Config) {
+				c.Receivers.GRPC.ReadTimeout, c.Receivers.GRPC.IdleTimeout = Duration{}, Duration{}
+				c.Receivers.GRPC.MaxConnectionAge, c.Receivers.GRPC.MaxConnectionAgeGrace = Duration{-time.Second}, Duration{}
+			},
+			want: []string{
+				"receivers.grpc.readTimeout: must be positive, got 0s", "receivers.grpc.idleTimeout: must be positive, got 0s",
+				"receivers.grpc.maxConnectionAge: must be positive, got -1s", "receivers.grpc.maxConnectionAgeGrace: must be positive, got 0s",
 			},
 		},
 		"zero max concurrent streams is rejected": {

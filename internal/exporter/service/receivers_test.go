@@ -356,7 +356,7 @@ func TestStalledRedisRefusesNewRequestsAtOnce(t *testing.T) {
 		defer cancel()
 		req, _ := request("stalled", 1)
 		_, err := client.Export(ctx, req)
-		if status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "acknowledged nothing") {
+		if status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "made no progress") {
 			refused = err
 			return nil
 		}

@@ -36,7 +36,7 @@ type Service struct {
 	pipe *pipeline.Pipeline
 	grpc *receiver.GRPC
 	http *receiver.HTTP
-	adm  *http.Server
+	adm  *adminServer
 
 	grpcLn, httpLn, admLn net.Listener
 	errc                  chan error
@@ -56,7 +56,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.sink = snk
-	enc, err := pipeline.NewSpanEncoder(cfg.Stream, cfg.Filter, int(cfg.Receivers.MaxRequestBytes)*pipeline.MaxEntryBytesPerRequestByte)
+	enc, err := pipeline.NewSpanEncoder(cfg.Stream, cfg.Filter, int(cfg.Receivers.MaxRequestBytes)*pipeline.MaxEntryBytesPerRequestByte, log)
 	if err != nil {
 		_ = snk.Close()
 		return nil, err
@@ -78,6 +78,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		StallTimeout:         cfg.Delivery.StallTimeout.Duration,
 		Log:                  s.wal,
 	}, enc, snk, classify, s.tel, log)
+	s.tel.WatchStreamKeys(enc.KeyStats, cfg.Stream.MaxKeys)
 	mem := admission.New(cfg.Delivery.MaxInFlightBytes)
 	s.tel.WatchMemory(mem)
 	if s.grpc, err = receiver.NewGRPC(cfg.Receivers, s.pipe, mem); err != nil {
@@ -88,6 +89,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		s.closeStores()
 		return nil, err
 	}
+	s.grpc.Refusals, s.http.Refusals = s.tel, s.tel
 	var extra map[string]http.Handler
 	if cfg.Admin.Debug {
 		extra = map[string]http.Handler{
@@ -99,7 +101,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 			"GET /debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
 		}
 	}
-	s.adm = &http.Server{Handler: s.tel.Handler(extra), ReadHeaderTimeout: 5 * time.Second}
+	s.adm = newAdminServer(cfg.Admin, s.tel.Handler(extra))
 	return s, nil
 }
 
@@ -140,10 +142,12 @@ func classify(err error) (string, bool) {
 // Start binds the endpoints, probes Redis once (a failure is logged, not fatal: the exporter
 // stays not-ready and keeps probing, as Redis may come up later) and starts serving.
 func (s *Service) Start(ctx context.Context) error {
-	var err error
-	if s.admLn, err = net.Listen("tcp", s.cfg.Admin.Endpoint); err != nil {
+	admLn, bounded, err := s.adm.listen()
+	if err != nil {
 		return fmt.Errorf("admin.endpoint %q: %w", s.cfg.Admin.Endpoint, err)
 	}
+	s.admLn = admLn
+	s.tel.WatchAdminConnections(bounded.Open, s.adm.evicted.Load)
 	if s.grpcLn, err = s.listenReceiver("grpc", s.cfg.Receivers.GRPC.Endpoint); err != nil {
 		_ = s.admLn.Close()
 		return fmt.Errorf("receivers.grpc.endpoint %q: %w", s.cfg.Receivers.GRPC.Endpoint, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -35,4 +36,18 @@ func (t *Telemetry) Handler(extra map[string]http.Handler) http.Handler {
 		mux.Handle(path, h)
 	}
 	return mux
+}
+
+// WatchAdminConnections registers the connections open on the admin endpoint and those closed,
+// between requests, to make room for a new one at admin.maxConnections; both are read at each
+// scrape. Call it before serving.
+func (t *Telemetry) WatchAdminConnections(open, evicted func() int64) {
+	ns := "tracestream_exporter"
+	t.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "admin_connections",
+			Help: "Connections open on the admin endpoint (bounded by admin.maxConnections)."}, func() float64 { return float64(open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "admin_connections_evicted_total",
+			Help: "Admin connections closed between requests to make room for a new one at admin.maxConnections."},
+			func() float64 { return float64(evicted()) }),
+	)
 }

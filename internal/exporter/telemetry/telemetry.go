@@ -3,6 +3,7 @@
 package telemetry
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,11 @@ type Telemetry struct {
 	SpansFailed   *prometheus.CounterVec // by class: answered with a retryable error
 	SpansDropped  *prometheus.CounterVec // by reason
 	RedisErrors   *prometheus.CounterVec // by class
-	BatchSize     prometheus.Histogram
-	PipelineTime  prometheus.Histogram
-	InFlight      prometheus.Gauge
+	// RequestsRefused counts requests answered with an error, by protocol and reason.
+	RequestsRefused *prometheus.CounterVec
+	BatchSize       prometheus.Histogram
+	PipelineTime    prometheus.Histogram
+	InFlight        prometheus.Gauge
 	// QueueUnreadable counts persistent queue records whose checksum matched but whose
 	// contents could not be decoded (registered by WatchQueue).
 	QueueUnreadable prometheus.Counter
@@ -45,6 +48,7 @@ type Telemetry struct {
 	mu        sync.Mutex
 	lastClass string
 	lastError time.Time
+	refusals  map[string]int64 // "protocol/reason"
 }
 
 // New registers the metrics on a fresh registry.
@@ -61,6 +65,9 @@ func New() *Telemetry {
 		Help: "Spans not written, by reason (filtered, invalid, rejected)."}, []string{"reason"})
 	t.RedisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "redis_errors_total",
 		Help: "Redis command errors, by class."}, []string{"class"})
+	t.RequestsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_refused_total",
+		Help: "Requests answered with an error, by protocol and reason (content_type, encoding, malformed, too_large, read_timeout, method, auth, memory, busy, unavailable, shutting_down, canceled)."},
+		[]string{"protocol", "reason"})
 	t.BatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "pipeline_entries",
 		Help: "Entries per Redis pipeline.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)})
 	t.PipelineTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "pipeline_duration_seconds",
@@ -72,7 +79,7 @@ func New() *Telemetry {
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Build information; always 1."}, []string{"version"})
 	build.WithLabelValues(version.Version).Set(1)
-	t.Registry.MustRegister(t.SpansReceived, t.SpansExported, t.SpansFailed, t.SpansDropped, t.RedisErrors,
+	t.Registry.MustRegister(t.SpansReceived, t.SpansExported, t.SpansFailed, t.SpansDropped, t.RedisErrors, t.RequestsRefused,
 		t.BatchSize, t.PipelineTime, t.InFlight, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return t
@@ -129,6 +136,22 @@ func (t *Telemetry) WatchMemory(b MemoryBudget) {
 	)
 }
 
+// WatchStreamKeys registers the stream-key bound's metrics: the live keys, the bound, and the
+// spans written to the overflow key because of it.
+func (t *Telemetry) WatchStreamKeys(stats func() (live int, overflowed int64), max int) {
+	ns := "tracestream_exporter"
+	t.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "stream_keys",
+			Help: "Distinct stream keys written recently (live keys, bounded by stream.maxKeys)."},
+			func() float64 { n, _ := stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "stream_keys_limit",
+			Help: "stream.maxKeys."}, func() float64 { return float64(max) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "stream_key_overflow_spans_total",
+			Help: "Spans written to the overflow key because their key would have been a new one past stream.maxKeys."},
+			func() float64 { _, n := stats(); return float64(n) }),
+	)
+}
+
 // WatchConnections registers the number of client connections open on a receiver (protocol
 // grpc or http), read from open at each scrape. Call it before serving.
 func (t *Telemetry) WatchConnections(protocol string, open func() int64) {
@@ -149,6 +172,17 @@ func (t *Telemetry) Exported(n int) {
 	t.exported.Add(int64(n))
 	t.lastWrite.Store(time.Now().UnixNano())
 	t.redisReachable.Store(true)
+}
+
+// Refused counts a request answered with an error, for the metrics and /status.
+func (t *Telemetry) Refused(protocol, reason string) {
+	t.RequestsRefused.WithLabelValues(protocol, reason).Inc()
+	t.mu.Lock()
+	if t.refusals == nil {
+		t.refusals = map[string]int64{}
+	}
+	t.refusals[protocol+"/"+reason]++
+	t.mu.Unlock()
 }
 
 // Failed counts spans whose request got a retryable error.
@@ -200,6 +234,9 @@ type Status struct {
 	LastErrorTime  *time.Time `json:"lastErrorTime,omitempty"`
 	// PersistentQueue is set when delivery.persistentQueue is on.
 	PersistentQueue *QueueStats `json:"persistentQueue,omitempty"`
+	// RequestsRefused counts the requests answered with an error, by "protocol/reason"
+	// (grpc/encoding, http/too_large, ...): a client losing everything shows here.
+	RequestsRefused map[string]int64 `json:"requestsRefused,omitempty"`
 }
 
 // Snapshot returns the current status.
@@ -222,6 +259,9 @@ func (t *Telemetry) Snapshot() Status {
 		s.LastWrite = &w
 	}
 	t.mu.Lock()
+	if len(t.refusals) > 0 {
+		s.RequestsRefused = maps.Clone(t.refusals)
+	}
 	if t.lastClass != "" {
 		s.LastErrorClass = t.lastClass
 		e := t.lastError.UTC()
