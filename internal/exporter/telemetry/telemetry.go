@@ -136,6 +136,19 @@ func (t *Telemetry) WatchMemory(b MemoryBudget) {
 	)
 }
 
+// WatchGRPCBuffered registers the message bytes gRPC requests hold before they are complete or
+// answered, and their bound (receivers.grpc.maxBufferedBytes).
+func (t *Telemetry) WatchGRPCBuffered(used func() int64, limit int64) {
+	ns := "tracestream_exporter"
+	t.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "grpc_buffered_bytes",
+			Help: "Message bytes gRPC clients have sent and not yet been answered for, counted as they arrive (receivers.grpc.maxBufferedBytes)."},
+			func() float64 { return float64(used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "grpc_buffered_bytes_limit",
+			Help: "receivers.grpc.maxBufferedBytes."}, func() float64 { return float64(limit) }),
+	)
+}
+
 // WatchStreamKeys registers the stream-key bound's metrics: the live keys, the bound, and the
 // spans written to the overflow key because of it.
 func (t *Telemetry) WatchStreamKeys(stats func() (live int, overflowed int64), max int) {
