@@ -295,9 +295,9 @@ type StreamSpec struct {
 	PipelineSize int32 `json:"pipelineSize,omitempty"`
 
 	// maxKeys bounds the distinct stream keys each exporter pod writes (a key stays live while
-	// it is written at least once per ttl, or per hour without a ttl): a span whose key would be
-	// a new one past the bound goes to overflowKey instead, so a client cannot create a stream
-	// per span. Default 10000.
+	// it is written at least once per ttl; without a ttl its stream is never dropped and the key
+	// never forgotten): a span whose key would be a new one past the bound goes to overflowKey
+	// instead, so a client cannot create a stream per span. Default 10000.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000000
 	// +optional

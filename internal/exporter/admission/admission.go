@@ -92,6 +92,22 @@ func (c *Claim) Grow(n int64) error {
 	return nil
 }
 
+// ShrinkTo gives back what the claim holds beyond n bytes.
+func (c *Claim) ShrinkTo(n int64) {
+	if c.b == nil || c.held <= n {
+		return
+	}
+	n = max(n, 0)
+	c.b.mu.Lock()
+	c.b.used -= c.held - n
+	if c.b.freed != nil {
+		close(c.b.freed)
+		c.b.freed = nil
+	}
+	c.b.mu.Unlock()
+	c.held = n
+}
+
 // Release gives back everything the claim holds; the claim can grow again afterwards.
 func (c *Claim) Release() {
 	if c.b == nil || c.held == 0 {

@@ -142,3 +142,29 @@ func TestFreedIsClosedByTheNextRelease(t *testing.T) {
 		t.Fatal("a second waiter got the channel that is already closed")
 	}
 }
+
+func TestShrinkToGivesBackTheRest(t *testing.T) {
+	b := New(100)
+	c := b.Claim()
+	if err := c.Grow(80); err != nil {
+		t.Fatal(err)
+	}
+	freed := b.Freed()
+	c.ShrinkTo(30)
+	if c.Held() != 30 || b.Used() != 30 {
+		t.Fatalf("after ShrinkTo(30): held %d, used %d", c.Held(), b.Used())
+	}
+	select {
+	case <-freed:
+	default:
+		t.Fatal("ShrinkTo gave bytes back without waking a waiter")
+	}
+	c.ShrinkTo(50) // growing is not ShrinkTo's job
+	if c.Held() != 30 || b.Used() != 30 {
+		t.Fatalf("ShrinkTo(50) on 30 changed the claim: held %d, used %d", c.Held(), b.Used())
+	}
+	c.ShrinkTo(0)
+	if c.Held() != 0 || b.Used() != 0 {
+		t.Fatalf("after ShrinkTo(0): held %d, used %d", c.Held(), b.Used())
+	}
+}

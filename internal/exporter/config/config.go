@@ -262,8 +262,8 @@ type Stream struct {
 	// Writers is the number of pipelines in flight at once.
 	Writers int `json:"writers,omitempty"`
 	// MaxKeys bounds the distinct stream keys the exporter writes (a key is live while it is
-	// written at least once per TTL, or per hour without a TTL): a span whose key would be a new
-	// one past the bound is written to OverflowKey instead. 0 means DefaultMaxKeys.
+	// written at least once per TTL; without a TTL, for ever): a span whose key would be a new one
+	// past the bound is written to OverflowKey instead.
 	MaxKeys int `json:"maxKeys,omitempty"`
 	// OverflowKey takes the spans past MaxKeys; by default the key template with every
 	// placeholder rendered as "overflow".

@@ -56,8 +56,8 @@ func (c Config) validateReceivers(v *validator) {
 	if r.GRPC.MaxHeaderListBytes < 1024 {
 		v.addf("receivers.grpc.maxHeaderListBytes", "must be at least 1024, got %d", r.GRPC.MaxHeaderListBytes)
 	}
-	if r.GRPC.MaxBufferedBytes < 1<<20 {
-		v.addf("receivers.grpc.maxBufferedBytes", "must be at least 1 MiB (1048576), got %d", r.GRPC.MaxBufferedBytes)
+	if r.GRPC.MaxBufferedBytes < r.MaxRequestBytes {
+		v.addf("receivers.grpc.maxBufferedBytes", "must be at least receivers.maxRequestBytes (%d), so that the largest message can arrive, got %d", r.MaxRequestBytes, r.GRPC.MaxBufferedBytes)
 	}
 	v.positive("receivers.grpc.readTimeout", r.GRPC.ReadTimeout)
 	v.positive("receivers.grpc.idleTimeout", r.GRPC.IdleTimeout)

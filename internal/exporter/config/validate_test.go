@@ -309,9 +309,9 @@ func TestValidate(t *testing.T) {
 			mutate: func(c *Config) { c.Receivers.GRPC.MaxHeaderListBytes = 512 },
 			want:   []string{"receivers.grpc.maxHeaderListBytes: must be at least 1024, got 512"},
 		},
-		"a gRPC buffer bound below 1 MiB is rejected": {
+		"a gRPC buffer bound below the largest request is rejected": {
 			mutate: func(c *Config) { c.Receivers.GRPC.MaxBufferedBytes = 1000 },
-			want:   []string{"receivers.grpc.maxBufferedBytes: must be at least 1 MiB (1048576), got 1000"},
+			want:   []string{"receivers.grpc.maxBufferedBytes: must be at least receivers.maxRequestBytes (16777216), so that the largest message can arrive, got 1000"},
 		},
 		"zero gRPC timeouts are rejected, each by its key": {
 			mutate: func(c *Config) {

@@ -68,7 +68,7 @@ func New(cfg config.Stream) (*Encoder, error) {
 	}
 	if len(key.Attributes()) > 0 {
 		max := cfg.MaxKeys
-		if max <= 0 {
+		if max <= 0 { // an Encoder built from a Stream that did not come from config.Default
 			max = config.DefaultMaxKeys
 		}
 		e.keys = newKeyLimit(max, OverflowKey(cfg), keyWindow(cfg))
@@ -98,14 +98,10 @@ func OverflowKey(cfg config.Stream) string {
 	return string(t.Append(nil, &otlpwire.Span{}, otlpwire.Resource{}, otlpwire.Scope{}, "overflow"))
 }
 
-// keyWindow is how long a stream key stays live without a write: the stream's TTL when one is
-// set (Redis drops the stream then too), else an hour.
-func keyWindow(cfg config.Stream) time.Duration {
-	if cfg.TTL.Duration > 0 {
-		return cfg.TTL.Duration
-	}
-	return time.Hour
-}
+// keyWindow is how long a stream key stays live without a write: the stream's TTL, after which
+// Redis drops the stream too. Without a TTL a stream is never dropped, so a key is never
+// forgotten either (0): stream.maxKeys then bounds the streams this exporter ever creates.
+func keyWindow(cfg config.Stream) time.Duration { return cfg.TTL.Duration }
 
 // KeyStats are the live stream keys and the spans written to the overflow key so far.
 func (e *Encoder) KeyStats() (live int, overflowed int64) {

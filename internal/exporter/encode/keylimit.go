@@ -8,9 +8,10 @@ import (
 
 // keyLimit bounds the distinct stream keys one exporter writes (stream.maxKeys): a client that
 // sends a new service.name with every span must not make a new stream for each. A key is live
-// while it is written at least once per window; a span whose key would be a new live key beyond
-// the bound is written to the overflow key instead (stream.overflowKey), so nothing is lost and
-// the overflow stream says that the bound was met. Keys unused for two windows are forgotten.
+// while it is written at least once per window (the stream's TTL; with no TTL, for ever, as its
+// stream is); a span whose key would be a new live key beyond the bound is written to the
+// overflow key instead (stream.overflowKey), so nothing is lost and the overflow stream says that
+// the bound was met. Keys unused for two windows are forgotten.
 //
 // Known keys are looked up under a read lock without allocating; a new key takes the write lock
 // and one string.
@@ -35,6 +36,9 @@ func newKeyLimit(max int, overflow string, window time.Duration) *keyLimit {
 	return k
 }
 
+// rotates reports whether keys are ever forgotten.
+func (k *keyLimit) rotates() bool { return k.window > 0 }
+
 // admit reports whether key may be written; false means the bound is met and the span goes to
 // the overflow key.
 func (k *keyLimit) admit(key []byte) bool {
@@ -46,7 +50,7 @@ func (k *keyLimit) admit(key []byte) bool {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if now := k.now(); !now.Before(k.rotateAt) {
+	if now := k.now(); k.rotates() && !now.Before(k.rotateAt) {
 		k.prev, k.cur = k.cur, make(map[string]struct{}, len(k.cur))
 		if now.Sub(k.rotateAt) >= k.window { // no key for a whole window: forget them all
 			clear(k.prev)

@@ -76,3 +76,22 @@ func BenchmarkKeyLimitKnownKey(b *testing.B) {
 		k.admit(keys[i%len(keys)])
 	}
 }
+
+// Without a TTL Redis never drops a stream, so the bound never forgets a key either.
+func TestKeyLimitWithoutATTLNeverForgets(t *testing.T) {
+	k := newKeyLimit(2, "overflow", 0)
+	now := time.Unix(0, 0)
+	k.now = func() time.Time { return now }
+	for _, key := range []string{"a", "b"} {
+		if !k.admit([]byte(key)) {
+			t.Fatalf("%s refused under the bound", key)
+		}
+	}
+	now = now.Add(100 * time.Hour)
+	if k.admit([]byte("c")) {
+		t.Fatal("a new key was admitted past the bound after a long quiet, with no TTL to drop the old streams")
+	}
+	if !k.admit([]byte("a")) {
+		t.Fatal("a known key was refused")
+	}
+}

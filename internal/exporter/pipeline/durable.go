@@ -25,6 +25,7 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 	rec := p.records.Get().(*[]byte)
 	*rec = b.MarshalAppend((*rec)[:0])
 	p.putBatch(b)
+	size := len(*rec)
 	err := p.wal.Append(ctx, *rec)
 	if cap(*rec) <= maxPooledBatch {
 		p.records.Put(rec)
@@ -32,6 +33,9 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 	switch {
 	case err == nil:
 		return res, nil
+	case errors.Is(err, wal.ErrTooLarge):
+		p.tel.Failed("queue_too_large", n)
+		return Result{}, &Error{Class: ErrInvalid, Detail: fmt.Sprintf("the request's %d bytes of entries are more than the persistent queue can ever hold (delivery.persistentQueue.maxBytes): send fewer spans per request", size)}
 	case errors.Is(err, wal.ErrFull):
 		p.tel.Failed("queue_full", n)
 		return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("the persistent queue is full (%d bytes)", p.wal.Stats().Bytes), RetryAfter: time.Second}

@@ -439,3 +439,28 @@ func TestZstdDecodersLeaveNoGoroutineBehind(t *testing.T) {
 		t.Fatalf("%d goroutines before 50 zstd decodes, %d after", before, after)
 	}
 }
+
+// partialExporter answers every request with a partial success, so that the reply has a body.
+type partialExporter struct{}
+
+func (partialExporter) Export(context.Context, []byte, string, *admission.Claim) (pipeline.Result, error) {
+	return pipeline.Result{Rejected: 1, Message: "one span rejected"}, nil
+}
+
+// A compressed request's reply (here a partial success, which has a body) reaches a client,
+// also one in this process, whose registered decompressors are the receiver's pass-through ones.
+func TestGRPCRepliesToCompressedRequestsAreReadable(t *testing.T) {
+	for _, c := range []string{"gzip", "zstd", "snappy"} {
+		t.Run(c, func(t *testing.T) {
+			conn := grpcReceiver(t, partialExporter{}, admission.New(testBudget))
+			var resp coltracepb.ExportTraceServiceResponse
+			err := conn.Invoke(context.Background(), exportMethod, traceRequest(3, c), &resp, grpc.UseCompressor(c))
+			if err != nil {
+				t.Fatalf("export with %s: %v", c, err)
+			}
+			if ps := resp.GetPartialSuccess(); ps.GetRejectedSpans() != 1 || ps.GetErrorMessage() != "one span rejected" {
+				t.Fatalf("reply %v, want the partial success", &resp)
+			}
+		})
+	}
+}

@@ -73,6 +73,7 @@ type GRPC struct {
 	exp         Exporter
 	mem         *admission.Budget
 	buffered    *admission.Budget // receivers.grpc.maxBufferedBytes, for the connection meter
+	meter       *meter
 	tok         *tokenFile
 	tls         bool
 	readTimeout time.Duration
@@ -110,6 +111,7 @@ func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, 
 	g := &GRPC{exp: exp, mem: mem, buffered: admission.New(cfg.GRPC.MaxBufferedBytes), readTimeout: cfg.GRPC.ReadTimeout.Duration,
 		maxMsg: cfg.MaxRequestBytes, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		streamCost: streamOverhead + int64(cfg.GRPC.MaxHeaderListBytes)}
+	g.meter = newMeter(g.buffered, g.readTimeout)
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
 		if err != nil {
@@ -141,7 +143,7 @@ func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, 
 	}
 	if tlsCfg != nil {
 		g.tls = true
-		opts = append(opts, grpc.Creds(meteredCreds{TransportCredentials: credentials.NewTLS(tlsCfg), budget: g.buffered}))
+		opts = append(opts, grpc.Creds(meteredCreds{TransportCredentials: credentials.NewTLS(tlsCfg), m: g.meter}))
 	}
 	g.srv = grpc.NewServer(opts...)
 	g.srv.RegisterService(&grpc.ServiceDesc{
@@ -234,7 +236,11 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 		body = req.b
 		err  = claim.Grow(int64(len(req.b)))
 	)
-	if enc := recvCompress(ctx); err == nil && enc != "" && enc != "identity" {
+	if enc := recvCompress(ctx); err == nil && enc != "" && enc != encoding.Identity {
+		// Replies go uncompressed: they are a few bytes, and the compressors registered here
+		// pass received bytes through, so a reply compressed with one would reach a client in
+		// this process undecoded.
+		_ = grpc.SetSendCompressor(ctx, encoding.Identity)
 		buf := g.bufs.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer func() {
@@ -307,7 +313,7 @@ func grpcStatus(o outcome) *status.Status {
 // handshake is done.
 func (g *GRPC) Serve(ln net.Listener) error {
 	if !g.tls {
-		ln = meteredListener{Listener: ln, budget: g.buffered}
+		ln = meteredListener{Listener: ln, m: g.meter}
 	}
 	if err := g.srv.Serve(ln); err != nil {
 		return fmt.Errorf("grpc receiver: %w", err)
@@ -315,9 +321,13 @@ func (g *GRPC) Serve(ln net.Listener) error {
 	return nil
 }
 
-// BufferedBytes is how many message bytes gRPC requests hold before they are complete or
-// answered (receivers.grpc.maxBufferedBytes).
+// BufferedBytes is how many bytes of incomplete messages gRPC clients have sent
+// (receivers.grpc.maxBufferedBytes).
 func (g *GRPC) BufferedBytes() int64 { return g.buffered.Used() }
+
+// BufferEvictions counts the connections closed because incomplete messages held
+// receivers.grpc.maxBufferedBytes for longer than evictAfter.
+func (g *GRPC) BufferEvictions() int64 { return g.meter.evicted.Load() }
 
 // Stop stops accepting requests and waits for the ones in flight until ctx ends, then cuts them.
 func (g *GRPC) Stop(ctx context.Context) {

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -11,8 +12,15 @@ import (
 	"testing"
 	"time"
 
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/config"
@@ -24,11 +32,11 @@ type recordingFrames struct {
 	bytes  map[uint32]int
 }
 
-func (r *recordingFrames) frame(typ, flags byte, id uint32) {
+func (r *recordingFrames) frame(typ, flags byte, id uint32, _ int) {
 	r.frames = append(r.frames, fmt.Sprintf("%d/%d@%d", typ, flags, id))
 }
 
-func (r *recordingFrames) data(id uint32, n int) { r.bytes[id] += n }
+func (r *recordingFrames) data(id uint32, p []byte) { r.bytes[id] += len(p) }
 
 // The scanner finds the same frames and DATA lengths however the bytes are cut.
 func TestFrameScannerFollowsFramesAcrossAnyCut(t *testing.T) {
@@ -186,7 +194,7 @@ func TestStalledGRPCMessageIsCountedAndEndsAtTheReadTimeout(t *testing.T) {
 	c.open(t, 1, 4<<20, sent)
 	c.open(t, 3, 4<<20, sent)
 	waitFor(t, 5*time.Second, func() bool { return g.BufferedBytes() >= 2*sent }, func() string {
-		return "the stalled messages' bytes were not counted: budget used " + itoa(g.BufferedBytes())
+		return "the stalled messages' bytes were not counted: " + itoa(g.BufferedBytes())
 	})
 	if used := g.BufferedBytes(); used > 2*(sent+5) {
 		t.Fatalf("budget used %d, more than the two messages' bytes and overhead", used)
@@ -196,15 +204,94 @@ func TestStalledGRPCMessageIsCountedAndEndsAtTheReadTimeout(t *testing.T) {
 	})
 }
 
-// A connection whose bytes the budget cannot cover waits: it never holds more than the budget,
-// and readTimeout ends the stalled stream and gives its bytes back.
-func TestMeteredConnectionWaitsAtTheBudget(t *testing.T) {
+// Two connections each stalled part way through a message larger than what the bound has left:
+// the second waits, never past the bound, and after evictAfter the connection holding the most
+// is closed, which gives its bytes back (readTimeout is an hour here: only eviction explains it).
+func TestMeterEvictsTheLargestHolderWhenTheBoundIsHeld(t *testing.T) {
+	g, addr := meteredReceiver(t, 4<<20, 4<<20, time.Hour)
+	a, b := dialRawGRPC(t, addr), dialRawGRPC(t, addr)
+	a.open(t, 1, 4<<20, 3<<20)
+	waitFor(t, 5*time.Second, func() bool { return g.BufferedBytes() >= 3<<20 }, func() string {
+		return "the first stalled message was not counted: " + itoa(g.BufferedBytes())
+	})
+	go func() { _ = b.send(1, 4<<20, 2<<20) }() // blocks: 1 MiB is left
+	peak := int64(0)
+	waitFor(t, 10*time.Second, func() bool {
+		peak = max(peak, g.BufferedBytes())
+		return g.BufferEvictions() == 1
+	}, func() string { return "no connection was evicted while the bound was held" })
+	if peak > 4<<20 {
+		t.Fatalf("the meter held %d bytes, past its bound of %d", peak, 4<<20)
+	}
+	// The first connection held the most (3 MiB against at most 1 MiB): it is the one closed, and
+	// the second's message now arrives whole, so nothing stays counted.
+	waitFor(t, 10*time.Second, func() bool { return g.BufferedBytes() <= 2<<20+5 }, func() string {
+		return "the evicted connection's bytes were not given back: " + itoa(g.BufferedBytes())
+	})
+}
+
+// Messages that each arrive part way hold the bound together; none could complete if they only
+// waited. Eight clients send 3 MiB at once under a 4 MiB bound: every one is answered well before
+// readTimeout (an hour), and some are written.
+func TestConcurrentLargeMessagesDoNotWaitForEachOtherForEver(t *testing.T) {
+	g, addr := meteredReceiver(t, 4<<20, 4<<20, time.Hour)
+	req := traceRequest(1, "big")
+	req.ResourceSpans[0].ScopeSpans[0].Spans[0].Name = strings.Repeat("x", 3<<20)
+	body, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		oks  int
+		errs []string
+	)
+	for range 8 {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			b := body
+			err := conn.Invoke(ctx, exportMethod, &b, &coltracepb.ExportTraceServiceResponse{}, grpc.ForceCodecV2(rawBytesCodec{}))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				oks++
+			} else {
+				errs = append(errs, status.Code(err).String())
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d written, refused: %v, connections evicted: %d", oks, errs, g.BufferEvictions())
+	if oks == 0 {
+		t.Fatalf("no message of eight was written: %v", errs)
+	}
+	for _, e := range errs {
+		if e == codes.DeadlineExceeded.String() {
+			t.Fatalf("a client waited out its deadline: %v", errs)
+		}
+	}
+	waitFor(t, 10*time.Second, func() bool { return g.BufferedBytes() == 0 }, func() string {
+		return "bytes still counted after every answer: " + itoa(g.BufferedBytes())
+	})
+}
+
+// meteredReceiver serves a gRPC receiver on loopback with the given bounds.
+func meteredReceiver(t *testing.T, maxRequest, maxBuffered int64, readTimeout time.Duration) (*GRPC, string) {
+	t.Helper()
 	cfg := config.Default().Receivers
-	cfg.MaxRequestBytes = 4 << 20
-	cfg.GRPC.ReadTimeout = config.Duration{Duration: time.Second}
-	const budget = 2 << 20
-	cfg.GRPC.MaxBufferedBytes = budget
-	g, err := NewGRPC(cfg, validatingExporter{}, admission.New(64<<20))
+	cfg.MaxRequestBytes = maxRequest
+	cfg.GRPC.MaxBufferedBytes = maxBuffered
+	cfg.GRPC.ReadTimeout = config.Duration{Duration: readTimeout}
+	g, err := NewGRPC(cfg, validatingExporter{}, admission.New(256<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,22 +301,19 @@ func TestMeteredConnectionWaitsAtTheBudget(t *testing.T) {
 	}
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(func() { g.srv.Stop() })
-
-	c := dialRawGRPC(t, ln.Addr().String())
-	sent := make(chan error, 1)
-	go func() { sent <- c.send(1, 4<<20, 3<<20) }() // blocks while the server waits for room
-	waitFor(t, 5*time.Second, func() bool { return g.BufferedBytes() > budget/2 }, func() string {
-		return "the budget was not held by the stalled message: used " + itoa(g.BufferedBytes())
-	})
-	if used := g.BufferedBytes(); used > budget {
-		t.Fatalf("budget used %d of %d", used, budget)
-	}
-	waitFor(t, 10*time.Second, func() bool { return g.BufferedBytes() == 0 }, func() string {
-		return "the stalled stream's bytes were not given back after readTimeout: used " + itoa(g.BufferedBytes())
-	})
-	_ = c.conn.Close()
-	<-sent
+	return g, ln.Addr().String()
 }
+
+// rawBytesCodec sends a []byte as the message, as it is.
+type rawBytesCodec struct{}
+
+func (rawBytesCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
+}
+func (rawBytesCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+func (rawBytesCodec) Name() string { return "proto" }
 
 func waitFor(t *testing.T, d time.Duration, ok func() bool, msg func() string) {
 	t.Helper()

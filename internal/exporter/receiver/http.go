@@ -70,6 +70,7 @@ func NewHTTP(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*HTTP, 
 		IdleTimeout:       cfg.HTTP.IdleTimeout.Duration,
 		TLSConfig:         tlsCfg,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         HTTPConnState, // on a Listener, idle connections make room at the bound
 	}
 	return h, nil
 }

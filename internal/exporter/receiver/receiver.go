@@ -1,7 +1,9 @@
 // Package receiver is the exporter's OTLP front door: OTLP/gRPC (TraceService/Export) and OTLP/HTTP
-// (POST /v1/traces, protobuf and JSON, identity and gzip), with request size limits, optional TLS
-// or mTLS and bearer-token auth. It hands each request's protobuf bytes to the pipeline and maps
-// the pipeline's outcome once to OTLP status codes.
+// (POST /v1/traces, protobuf and JSON, every compression the Collector sends: compression.go),
+// with bounds on what a client can make it hold (connections, headers, message bytes as they
+// arrive, time: docs/design/front-door.md), optional TLS or mTLS and bearer-token auth. It hands
+// each request's protobuf bytes to the pipeline and maps every outcome once to OTLP status codes
+// and a refusal reason (classify).
 package receiver
 
 import (

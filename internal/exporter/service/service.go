@@ -90,6 +90,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.grpc.Refusals, s.http.Refusals = s.tel, s.tel
+	s.tel.WatchGRPCBuffered(s.grpc.BufferedBytes, cfg.Receivers.GRPC.MaxBufferedBytes, s.grpc.BufferEvictions)
 	var extra map[string]http.Handler
 	if cfg.Admin.Debug {
 		extra = map[string]http.Handler{
@@ -192,6 +193,7 @@ func (s *Service) listenReceiver(protocol, endpoint string) (net.Listener, error
 	}
 	lim := receiver.LimitListener(ln, s.cfg.Receivers.MaxConnections)
 	s.tel.WatchConnections(protocol, lim.Open)
+	s.tel.WatchEvictedConnections(protocol, lim.Evicted.Load)
 	return lim, nil
 }
 

@@ -138,7 +138,7 @@ func (t *Telemetry) WatchMemory(b MemoryBudget) {
 
 // WatchGRPCBuffered registers the message bytes gRPC requests hold before they are complete or
 // answered, and their bound (receivers.grpc.maxBufferedBytes).
-func (t *Telemetry) WatchGRPCBuffered(used func() int64, limit int64) {
+func (t *Telemetry) WatchGRPCBuffered(used func() int64, limit int64, evictions func() int64) {
 	ns := "tracestream_exporter"
 	t.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "grpc_buffered_bytes",
@@ -146,6 +146,9 @@ func (t *Telemetry) WatchGRPCBuffered(used func() int64, limit int64) {
 			func() float64 { return float64(used()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "grpc_buffered_bytes_limit",
 			Help: "receivers.grpc.maxBufferedBytes."}, func() float64 { return float64(limit) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "grpc_buffer_evictions_total",
+			Help: "gRPC connections closed because incomplete messages held receivers.grpc.maxBufferedBytes for a second (the largest holder goes)."},
+			func() float64 { return float64(evictions()) }),
 	)
 }
 
@@ -155,7 +158,7 @@ func (t *Telemetry) WatchStreamKeys(stats func() (live int, overflowed int64), m
 	ns := "tracestream_exporter"
 	t.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "stream_keys",
-			Help: "Distinct stream keys written recently (live keys, bounded by stream.maxKeys)."},
+			Help: "Distinct stream keys counted as live (bounded by stream.maxKeys)."},
 			func() float64 { n, _ := stats(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "stream_keys_limit",
 			Help: "stream.maxKeys."}, func() float64 { return float64(max) }),
@@ -171,6 +174,15 @@ func (t *Telemetry) WatchConnections(protocol string, open func() int64) {
 	t.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "tracestream_exporter", Name: "receiver_connections",
 		Help:        "Client connections open on a receiver (bounded by receivers.maxConnections).",
 		ConstLabels: prometheus.Labels{"protocol": protocol}}, func() float64 { return float64(open()) }))
+}
+
+// WatchEvictedConnections registers the connections a receiver (protocol grpc or http) closed
+// while they waited for a request, to make room for a new one at receivers.maxConnections; read
+// from evicted at each scrape. Call it before serving.
+func (t *Telemetry) WatchEvictedConnections(protocol string, evicted func() int64) {
+	t.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tracestream_exporter", Name: "receiver_connections_evicted_total",
+		Help:        "Client connections a receiver closed while they waited for a request, to make room for a new one at receivers.maxConnections.",
+		ConstLabels: prometheus.Labels{"protocol": protocol}}, func() float64 { return float64(evicted()) }))
 }
 
 // Received counts spans that arrived over protocol.

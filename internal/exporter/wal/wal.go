@@ -46,6 +46,10 @@ const (
 // ErrFull is returned by Append when the record does not fit in MaxBytes.
 var ErrFull = errors.New("persistent queue is full")
 
+// ErrTooLarge is returned by Append for a record that could not fit even in an empty log (one
+// segment may stay while the rest drains): retrying it can never succeed.
+var ErrTooLarge = errors.New("record larger than the persistent queue can ever hold")
+
 // ErrClosed is returned by Append and Next after Close.
 var ErrClosed = errors.New("persistent queue is closed")
 
@@ -365,8 +369,8 @@ func (l *Log) Append(ctx context.Context, payload []byte) error {
 	if len(payload) == 0 {
 		return errors.New("empty record")
 	}
-	if int64(len(payload)) > 1<<32-1 {
-		return ErrFull
+	if size := int64(headerSize + len(payload)); size > 1<<32-1 || size > l.opts.MaxBytes-l.opts.SegmentBytes {
+		return ErrTooLarge
 	}
 	done := make(chan error, 1)
 	select {

@@ -198,6 +198,20 @@ func TestAFullLogRefusesAppendsUntilCommitFreesSpace(t *testing.T) {
 	t.Logf("%d records of 256 KiB filled the 64 MiB log (%d bytes on disk)", n, st.Bytes)
 }
 
+// A record that even an empty log could not hold is refused as such, not as full: retrying it
+// would never succeed.
+func TestARecordLargerThanTheLogCanEverHoldIsTooLarge(t *testing.T) {
+	l, _ := open(t, t.TempDir(), 1<<20)
+	defer func() { _ = l.Close() }()
+	err := l.Append(context.Background(), make([]byte, MinBytes))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a %d-byte record in a %d-byte log: %v, want ErrTooLarge", MinBytes, MinBytes, err)
+	}
+	if err := l.Append(context.Background(), make([]byte, 1<<20)); err != nil {
+		t.Fatalf("a 1 MiB record after it: %v", err)
+	}
+}
+
 func TestADamagedTailIsSkippedCountedAndCutAway(t *testing.T) {
 	cases := map[string]struct {
 		damage func(t *testing.T, path string, size int64)
