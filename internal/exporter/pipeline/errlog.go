@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// writeErrorLog logs Redis write errors without flooding and without going quiet for good. An
+// writeErrorLog logs Redis write errors, and spans past stream.maxKeys, without flooding and
+// without going quiet for good. An
 // error that belongs to the connection (timeout, auth, ...) is logged when its class changes and
 // again every interval while it lasts. An error that belongs to one entry (NOPERM on a key
 // pattern, WRONGTYPE, a refused entry) is logged once per class and stream key every interval,
@@ -18,10 +19,11 @@ type writeErrorLog struct {
 	maxKeys  int
 	now      func() time.Time
 
-	mu        sync.Mutex
-	lastClass string
-	lastAt    time.Time
-	keys      map[string]time.Time
+	mu         sync.Mutex
+	lastClass  string
+	lastAt     time.Time
+	keys       map[string]time.Time
+	overflowAt time.Time
 }
 
 func newWriteErrorLog(log *slog.Logger) *writeErrorLog {
@@ -38,6 +40,19 @@ func (l *writeErrorLog) failed(class string, err error) {
 	}
 	l.lastClass, l.lastAt = class, now
 	l.log.Warn("Redis write failed", "class", class, "err", err)
+}
+
+// overflowed logs spans sent to the overflow key past stream.maxKeys, once per interval.
+func (l *writeErrorLog) overflowed(template, overflowKey string, spans int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.overflowAt) < l.interval {
+		return
+	}
+	l.overflowAt = now
+	l.log.Warn("More distinct stream keys than stream.maxKeys; spans written to the overflow key",
+		"keyTemplate", template, "overflowKey", overflowKey, "spans", spans)
 }
 
 // rejected logs an entry Redis refused for good.

@@ -31,6 +31,9 @@ func TestWriteErrorLogIsRateLimitedPerClassAndKey(t *testing.T) {
 		{"the same class soon after is not", time.Second, func() { l.failed("timeout", err) }, false},
 		{"a new class is logged", 0, func() { l.failed("connection", err) }, true},
 		{"the same class after the interval is logged again", time.Minute, func() { l.failed("connection", err) }, true},
+		{"spans past stream.maxKeys are logged", 0, func() { l.overflowed("traces:{service.name}", "traces:overflow", 3) }, true},
+		{"and not again within the interval", time.Second, func() { l.overflowed("traces:{service.name}", "traces:overflow", 3) }, false},
+		{"but again after it", time.Minute, func() { l.overflowed("traces:{service.name}", "traces:overflow", 3) }, true},
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)

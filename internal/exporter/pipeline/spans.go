@@ -3,8 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"log/slog"
-	"sync/atomic"
-	"time"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode"
@@ -20,12 +18,8 @@ type SpanEncoder struct {
 	exclude  map[string]bool
 
 	template, overflowKey string
-	log                   *slog.Logger
-	overflowLogged        atomic.Int64 // unix nanoseconds of the last overflow log line
+	log                   *writeErrorLog
 }
-
-// overflowLogInterval is how often spans sent to the overflow key are logged while it lasts.
-const overflowLogInterval = time.Minute
 
 // MaxEntryBytesPerRequestByte bounds the encoded entries of a request at this multiple of
 // receivers.maxRequestBytes: entries repeat their resource and scope, so encoding amplifies.
@@ -38,7 +32,7 @@ func NewSpanEncoder(stream config.Stream, filter config.Filter, maxBytes int, lo
 	if err != nil {
 		return nil, err
 	}
-	e := &SpanEncoder{enc: enc, maxBytes: maxBytes, template: stream.KeyTemplate, overflowKey: encode.OverflowKey(stream), log: log}
+	e := &SpanEncoder{enc: enc, maxBytes: maxBytes, template: stream.KeyTemplate, overflowKey: encode.OverflowKey(stream), log: newWriteErrorLog(log)}
 	if len(filter.IncludeServices) > 0 {
 		e.include = set(filter.IncludeServices)
 	}
@@ -88,11 +82,7 @@ func (e *SpanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
 		return EncodeStats{}, fmt.Errorf("the request's entries exceed %d bytes once encoded (each entry repeats its span's resource and scope): send fewer spans per request", e.maxBytes)
 	}
 	if r.Overflowed > 0 {
-		now := time.Now().UnixNano()
-		if last := e.overflowLogged.Load(); now-last >= int64(overflowLogInterval) && e.overflowLogged.CompareAndSwap(last, now) {
-			e.log.Warn("More distinct stream keys than stream.maxKeys; spans written to the overflow key",
-				"keyTemplate", e.template, "overflowKey", e.overflowKey, "spans", r.Overflowed)
-		}
+		e.log.overflowed(e.template, e.overflowKey, r.Overflowed)
 	}
 	st := EncodeStats{Spans: n, Filtered: r.Filtered, Invalid: r.Rejected}
 	if r.FirstRejection != nil {

@@ -204,8 +204,7 @@ func exportHandler(srv any, ctx context.Context, dec func(any) error, _ grpc.Una
 	g := srv.(*GRPC)
 	var req rawRequest
 	if err := g.receive(dec, &req); err != nil {
-		refuse(g.Refusals, "grpc", receiveReason(err))
-		return nil, err
+		return nil, g.fail(err)
 	}
 	defer req.free() // the pipeline has copied what it keeps into its entries by then
 	return g.export(ctx, &req)
@@ -270,23 +269,6 @@ func (g *GRPC) fail(err error) error {
 	o := classify(err)
 	refuse(g.Refusals, "grpc", o.reason)
 	return grpcStatus(o).Err()
-}
-
-// receiveReason is the refusal reason of a message grpc-go could not read: too large, broken
-// framing, an encoding it has no decompressor for, or our read timeout.
-func receiveReason(err error) string {
-	switch status.Code(err) {
-	case codes.ResourceExhausted:
-		return reasonTooLarge
-	case codes.DeadlineExceeded:
-		return reasonReadTimeout
-	case codes.Unimplemented:
-		return reasonEncoding
-	case codes.Canceled:
-		return reasonCanceled
-	default:
-		return reasonMalformed
-	}
 }
 
 // recvCompress is the grpc-encoding the request's message was sent with.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tracestream/tracestream/internal/exporter/admission"
 	"github.com/tracestream/tracestream/internal/exporter/pipeline"
@@ -22,6 +23,22 @@ import (
 // memory budget by what it holds; the receiver releases the claim once it has answered.
 type Exporter interface {
 	Export(ctx context.Context, req []byte, protocol string, mem *admission.Claim) (pipeline.Result, error)
+}
+
+// grpcReadReason is the refusal reason of a message grpc-go could not read.
+func grpcReadReason(c codes.Code) string {
+	switch c {
+	case codes.ResourceExhausted:
+		return reasonTooLarge
+	case codes.DeadlineExceeded:
+		return reasonReadTimeout
+	case codes.Unimplemented:
+		return reasonEncoding
+	case codes.Canceled:
+		return reasonCanceled
+	default:
+		return reasonMalformed
+	}
 }
 
 // bodyError is a request the receiver refuses itself, before the pipeline sees it, with the HTTP
@@ -109,7 +126,12 @@ func classify(err error) outcome {
 		return outcome{codes.Unavailable, 503, err.Error(), retry, reasonShutdown}
 	case errors.Is(err, context.Canceled):
 		return outcome{codes.Canceled, 503, "request canceled", retry, reasonCanceled}
-	default: // ErrUnavailable, deadlines and anything unexpected: retryable.
-		return outcome{codes.Unavailable, 503, err.Error(), retry, reasonUnavailable}
 	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		// grpc-go's own refusal of a message it could not read (too large, cut short, an
+		// encoding it has no compressor for) or the receiver's read timeout: kept as it is.
+		return outcome{st.Code(), 400, st.Message(), 0, grpcReadReason(st.Code())}
+	}
+	// ErrUnavailable, deadlines and anything unexpected: retryable.
+	return outcome{codes.Unavailable, 503, err.Error(), retry, reasonUnavailable}
 }
