@@ -496,15 +496,17 @@ func unknownField(size int) []byte {
 // Case 4: stalled messages. 100 streams over 10 connections each announce a message of
 // maxRequestBytes and send all of it but the last byte, honouring flow control. grpc-go holds
 // what arrives until a message is complete; the connection meter stops reading a connection when
-// receivers.grpc.maxBufferedBytes is held, and readTimeout ends every stream.
+// receivers.grpc.maxBufferedBytes is held, closes the connection holding the most after a second
+// without room (grpc_buffer_evictions_total), and readTimeout ends every other stream.
 func (fd *frontDoor) stalledMessages(t *testing.T) {
 	const conns, streams = 10, 100
 	n := fd.startNormal(t, "fd-normal")
 	const (
-		timeouts = `tracestream_exporter_requests_refused_total{protocol="grpc",reason="read_timeout"}`
-		buffered = "tracestream_exporter_grpc_buffered_bytes"
+		timeouts  = `tracestream_exporter_requests_refused_total{protocol="grpc",reason="read_timeout"}`
+		buffered  = "tracestream_exporter_grpc_buffered_bytes"
+		evictions = "tracestream_exporter_grpc_buffer_evictions_total"
 	)
-	before := fd.e.metric(t, timeouts)
+	before, evictedBefore := fd.e.metric(t, timeouts), fd.e.metric(t, evictions)
 	fd.attack(t, n, func() (string, float64) {
 		stopBuffered := sync.OnceValue(sampleMetric(fd.e, buffered))
 		defer stopBuffered()
@@ -535,15 +537,21 @@ func (fd *frontDoor) stalledMessages(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		deadlines := 0
+		deadlines, closed := 0, 0
 		for i, a := range answers {
 			switch {
 			case a == "gRPC DeadlineExceeded":
 				deadlines++
+			case a == "closed by the server": // its connection held the most of the bound
+				closed++
 			case strings.HasPrefix(a, "RST_STREAM"):
 			default:
-				t.Errorf("stalled stream %d: %q, want DEADLINE_EXCEEDED or a reset", i, a)
+				t.Errorf("stalled stream %d: %q, want DEADLINE_EXCEEDED, a reset or its connection closed", i, a)
 			}
+		}
+		evicted := fd.e.metric(t, evictions) - evictedBefore
+		if closed > 0 && evicted == 0 {
+			t.Errorf("%d streams' connections were closed, yet %s did not grow", closed, evictions)
 		}
 		if got := fd.e.metric(t, timeouts) - before; got != float64(deadlines) {
 			t.Errorf("%s grew by %v, want one per DEADLINE_EXCEEDED answer (%d)", timeouts, got, deadlines)
@@ -563,8 +571,8 @@ func (fd *frontDoor) stalledMessages(t *testing.T) {
 			total += s
 		}
 		slices.Sort(ended)
-		return fmt.Sprintf("%d streams on %d connections, each %d bytes of a %d-byte message: %s | streams ended after %v (first), %v (median), %v (last); readTimeout %v | %.0f MiB sent in all (socket buffers included) | grpc_buffered_bytes peaked at %.1f MiB (bound %d MiB) | %s +%v",
-				streams, conns, fdMaxRequest-1, fdMaxRequest, countAnswers(answers), ended[0].Round(time.Millisecond), ended[len(ended)/2].Round(time.Millisecond), ended[len(ended)-1].Round(time.Millisecond), fdTimeout, total, peakBuffered/mib, fdBuffered>>20, timeouts, fd.e.metric(t, timeouts)-before),
+		return fmt.Sprintf("%d streams on %d connections, each %d bytes of a %d-byte message: %s | streams ended after %v (first), %v (median), %v (last); readTimeout %v | %.0f MiB sent in all (socket buffers included) | grpc_buffered_bytes peaked at %.1f MiB (bound %d MiB), %v connections evicted as the largest holder | %s +%v",
+				streams, conns, fdMaxRequest-1, fdMaxRequest, countAnswers(answers), ended[0].Round(time.Millisecond), ended[len(ended)/2].Round(time.Millisecond), ended[len(ended)-1].Round(time.Millisecond), fdTimeout, total, peakBuffered/mib, fdBuffered>>20, evicted, timeouts, fd.e.metric(t, timeouts)-before),
 			fdFixedMB + 2*float64(fdBuffered+streams*fdStreamCost)/mib + conns*fdConnMB
 	})
 }
