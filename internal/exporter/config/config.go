@@ -92,8 +92,10 @@ type Receivers struct {
 	HTTP HTTP `json:"http"`
 	// MaxRequestBytes bounds a request body after decompression.
 	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
-	// MaxConnections bounds the client connections open at once on each receiver. At the bound a
-	// new connection waits in the kernel's accept queue until one closes.
+	// MaxConnections bounds the client connections open at once on each receiver. When a
+	// connection takes the last slot, the one that has waited longest for a request is closed to
+	// make room (never one with a request in progress); with every connection busy, a new one
+	// waits in the kernel's accept queue until one closes.
 	MaxConnections int `json:"maxConnections,omitempty"`
 	// TLS enables TLS (and mTLS with clientCAFile) on both receivers.
 	TLS ServerTLS `json:"tls"`
