@@ -137,9 +137,8 @@ func (p *Pipeline) Start() {
 	}
 }
 
-// stalled reports for how long Redis has made no progress (no reply, and on the standalone path
-// no bytes sent or read) while a writer holds a batch, when that is longer than StallTimeout; 0
-// otherwise.
+// stalled reports for how long Redis has made no progress (no reply, no byte sent or read) while
+// a writer holds a batch, when that is longer than StallTimeout; 0 otherwise.
 func (p *Pipeline) stalled() time.Duration {
 	if p.opts.StallTimeout <= 0 {
 		return 0

@@ -39,7 +39,7 @@ type respConns struct {
 	closeOnce sync.Once
 	// progress is when bytes last moved to or from Redis (unix ns): a pipeline of large entries
 	// takes a while to send and answer, and is progress all along.
-	progress atomic.Int64
+	progress *atomic.Int64
 }
 
 type respConn struct {
@@ -61,6 +61,9 @@ func newRESPConns(o *clientOptions) *respConns {
 		slots:       make(chan struct{}, size), idle: make(chan *respConn, size), done: make(chan struct{}),
 	}
 	c.writeTimeout = cmp.Or(o.cfg.WriteTimeout.Duration, c.readTimeout)
+	if c.progress = o.progress; c.progress == nil {
+		c.progress = new(atomic.Int64)
+	}
 	if t := o.tls.config(); t != nil {
 		c.tls = t.Clone()
 		if c.tls.ServerName == "" {

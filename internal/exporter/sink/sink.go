@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,8 @@ type Sink struct {
 	// resp is the standalone mode's write path; nil in the other modes, which write through
 	// go-redis's cluster routing and sentinel failover.
 	resp *respConns
+	// progress is when bytes last moved on any connection to Redis (unix ns).
+	progress atomic.Int64
 
 	stream     config.Stream
 	producerID string
@@ -98,6 +101,7 @@ func New(cfg config.Redis, stream config.Stream, producerID string) (*Sink, erro
 		return nil, err
 	}
 	s := &Sink{mode: opts.mode, stream: stream, producerID: producerID, masterName: cfg.Sentinel.MasterName}
+	opts.progress = &s.progress
 	if stream.MaxLen > 0 {
 		s.maxLenArg = stream.MaxLen
 	}
@@ -149,6 +153,8 @@ type clientOptions struct {
 	tls              *tlsSettings
 	credentials      func(context.Context) (string, string, error)
 	sentinelPassword string
+	// progress is when bytes last moved on any connection to Redis (unix ns), when set.
+	progress *atomic.Int64
 }
 
 func newClientOptions(cfg config.Redis) (*clientOptions, error) {
@@ -236,14 +242,47 @@ func parseAddresses(in []string) (addrs []string, secure bool, err error) {
 	return addrs, secure, nil
 }
 
-// LastProgress is when bytes last moved to or from Redis on the standalone write path (unix ns),
-// 0 in the other modes, where only whole pipelines are seen. The pipeline's stall detector reads
-// it, so that Redis slowly answering a large pipeline is not taken for Redis answering nothing.
-func (s *Sink) LastProgress() int64 {
-	if s.resp == nil {
-		return 0
+// LastProgress is when bytes last moved to or from Redis on any connection (unix ns). The
+// pipeline's stall detector reads it, so that Redis slowly answering a large pipeline is not
+// taken for Redis answering nothing.
+func (s *Sink) LastProgress() int64 { return s.progress.Load() }
+
+// progressConn records when bytes move on a go-redis connection (Cluster and Sentinel modes, and
+// the standalone mode's commands other than the pipelined writes).
+type progressConn struct {
+	net.Conn
+	at *atomic.Int64
+}
+
+func (c progressConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.at.Store(time.Now().UnixNano())
 	}
-	return s.resp.progress.Load()
+	return n, err
+}
+
+func (c progressConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.at.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// dialer is go-redis's own dialer (timeout, TLS), its connections recording progress.
+func (o *clientOptions) dialer() func(context.Context, string, string) (net.Conn, error) {
+	base := redis.NewDialer(&redis.Options{DialTimeout: o.cfg.DialTimeout.Duration, TLSConfig: o.tls.config()})
+	if o.progress == nil {
+		return base
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := base(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return progressConn{Conn: c, at: o.progress}, nil
+	}
 }
 
 // common sets what every mode shares. go-redis copies ClusterOptions and FailoverOptions into
@@ -257,6 +296,7 @@ func (o *clientOptions) common() *redis.Options {
 		// One dial per attempt: the caller backs off; a retry loop inside go-redis only
 		// delays the error the caller needs to see.
 		DialerRetries: 1,
+		Dialer:        o.dialer(),
 		DialTimeout:   o.cfg.DialTimeout.Duration,
 		ReadTimeout:   o.cfg.ReadTimeout.Duration,
 		WriteTimeout:  o.cfg.WriteTimeout.Duration,
@@ -293,6 +333,7 @@ func (o *clientOptions) clusterOptions() *redis.ClusterOptions {
 		CredentialsProviderContext: c.CredentialsProviderContext,
 		MaxRetries:                 c.MaxRetries,
 		DialerRetries:              c.DialerRetries,
+		Dialer:                     c.Dialer,
 		DialTimeout:                c.DialTimeout,
 		ReadTimeout:                c.ReadTimeout,
 		WriteTimeout:               c.WriteTimeout,
@@ -318,6 +359,7 @@ func (o *clientOptions) failoverOptions() *redis.FailoverOptions {
 		DB:                         c.DB,
 		MaxRetries:                 c.MaxRetries,
 		DialerRetries:              c.DialerRetries,
+		Dialer:                     c.Dialer,
 		DialTimeout:                c.DialTimeout,
 		ReadTimeout:                c.ReadTimeout,
 		WriteTimeout:               c.WriteTimeout,

@@ -86,8 +86,12 @@ func TestClusterWritesLandOnEveryMasterAndSurviveAMovedSlotAndAKilledMaster(t *t
 			for i, sh := range shards {
 				keys[i] = keyIn(t, admin, sh, "spans:svc")
 			}
+			before := time.Now().UnixNano()
 			ss := spans(300, keys...)
 			mustWrite(t, ctx, s, ss)
+			if p := s.LastProgress(); p < before {
+				t.Fatalf("LastProgress %d after a write through go-redis's cluster routing, want at least %d: the stall detector would see no bytes moving", p, before)
+			}
 			for i, sh := range shards {
 				m := sh.Master.Client(t)
 				if n := xlen(t, ctx, m, keys[i]); n != 100 {
