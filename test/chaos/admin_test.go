@@ -101,7 +101,7 @@ func TestAdminPortFloodLeavesTheExporterServing(t *testing.T) {
 	wait.For(t, 30*time.Second, "/metrics during the flood", func() error {
 		code, body, err := curl(e.admin + "/metrics")
 		if err != nil || code != http.StatusOK {
-			return fmt.Errorf("HTTP %d: %v", code, err)
+			return fmt.Errorf("HTTP %d: %w", code, err)
 		}
 		open = sample(body, "tracestream_exporter_admin_connections")
 		return nil

@@ -202,7 +202,7 @@ func (d *decodedReader) Read(p []byte) (n int, err error) {
 		if v := recover(); v != nil { // a decoder's bug on hostile input is that input's 400
 			n, err = 0, fmt.Errorf("decoder panic: %v", v)
 		}
-		if err != nil && err != io.EOF {
+		if err != nil && !errors.Is(err, io.EOF) {
 			err = d.fail(err, 0)
 		}
 	}()

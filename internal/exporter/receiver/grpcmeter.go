@@ -262,7 +262,7 @@ func (c *meteredConn) held() int64 {
 // would otherwise wait for it for ever, and the bytes its streams hold with it).
 func (c *meteredConn) Write(p []byte) (int, error) {
 	if c.m.writeTimeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.m.writeTimeout))
+		_ = c.SetWriteDeadline(time.Now().Add(c.m.writeTimeout))
 	}
 	n, err := c.Conn.Write(p)
 	if n > 0 {
