@@ -205,7 +205,11 @@ func TestReceiversMakeRoomForANewClientAtTheBound(t *testing.T) {
 			for range testBound {
 				conns = append(conns, tc.idle(t, r))
 			}
-			// The last one took the last slot: the longest-waiting one made room for it.
+			// The last one took the last slot: the longest-waiting one made room for it, once
+			// the server has accepted it (the client's dial returns before that).
+			waitFor(t, 10*time.Second, func() bool { return r.ln.Evicted.Load() >= 1 }, func() string {
+				return "no connection was closed to make room once the bound was reached"
+			})
 			if n := r.ln.Evicted.Load(); n != 1 {
 				t.Errorf("%d connections closed to make room once the bound was reached, want 1", n)
 			}

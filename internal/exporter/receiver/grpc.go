@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -16,6 +17,7 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // registers gzip, whose reply compressor compression.go wraps
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -136,6 +138,7 @@ func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, 
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPingInterval, PermitWithoutStream: true}),
 		grpc.InTapHandle(g.admit),
+		grpc.StatsHandler(refusalStats{g}),
 	}
 	tlsCfg, err := serverTLS(cfg.TLS)
 	if err != nil {
@@ -175,7 +178,7 @@ func (g *GRPC) admit(ctx context.Context, info *tap.Info) (context.Context, erro
 	}
 	a := &admitted{claim: g.mem.Claim()}
 	if err := a.claim.Grow(g.streamCost); err != nil {
-		return nil, g.fail(err)
+		return nil, g.fail(ctx, err)
 	}
 	// The handler adopts the claim as the request's own (so that a request larger than the
 	// budget is still admitted alone); a stream that ends before its handler runs gives it back.
@@ -185,9 +188,33 @@ func (g *GRPC) admit(ctx context.Context, info *tap.Info) (context.Context, erro
 
 // admitted is a request's claim from when its headers were admitted until its handler adopts it.
 type admitted struct {
-	claim admission.Claim
-	stop  func() bool
+	claim   admission.Claim
+	stop    func() bool
+	counted atomic.Bool // the request's refusal is counted already (refusalStats skips it)
 }
+
+// refusalStats counts the requests grpc-go refuses itself after admit, before the handler runs
+// or while it reads the message (an unknown grpc-encoding, a message larger than the bound, a
+// cut-short message): their stats.End carries the error, and the handler did not count it.
+// (What the transport refuses before admit, such as a header list past the bound, has no RPC.)
+type refusalStats struct{ g *GRPC }
+
+func (refusalStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (h refusalStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	end, ok := s.(*stats.End)
+	if !ok || end.Error == nil {
+		return
+	}
+	if a, ok := ctx.Value(admittedKey{}).(*admitted); ok && a.counted.Load() {
+		return
+	}
+	refuse(h.g.Refusals, "grpc", classify(end.Error).reason)
+}
+
+func (refusalStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (refusalStats) HandleConn(context.Context, stats.ConnStats) {}
 
 type admittedKey struct{}
 
@@ -204,7 +231,7 @@ func exportHandler(srv any, ctx context.Context, dec func(any) error, _ grpc.Una
 	g := srv.(*GRPC)
 	var req rawRequest
 	if err := g.receive(dec, &req); err != nil {
-		return nil, g.fail(err)
+		return nil, g.fail(ctx, err)
 	}
 	defer req.free() // the pipeline has copied what it keeps into its entries by then
 	return g.export(ctx, &req)
@@ -255,7 +282,7 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 		res, err = g.exp.Export(ctx, body, "grpc", &claim)
 	}
 	if err != nil {
-		return nil, g.fail(err)
+		return nil, g.fail(ctx, err)
 	}
 	resp := &coltracepb.ExportTraceServiceResponse{}
 	if res.Rejected > 0 {
@@ -265,9 +292,12 @@ func (g *GRPC) export(ctx context.Context, req *rawRequest) (*coltracepb.ExportT
 }
 
 // fail answers err as classify maps it, counted.
-func (g *GRPC) fail(err error) error {
+func (g *GRPC) fail(ctx context.Context, err error) error {
 	o := classify(err)
 	refuse(g.Refusals, "grpc", o.reason)
+	if a, ok := ctx.Value(admittedKey{}).(*admitted); ok {
+		a.counted.Store(true)
+	}
 	return grpcStatus(o).Err()
 }
 

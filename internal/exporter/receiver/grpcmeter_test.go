@@ -135,10 +135,10 @@ func (r *rawGRPC) open(t *testing.T, id uint32, declared, sent int) {
 	}
 }
 
-func (r *rawGRPC) send(id uint32, declared, sent int) error {
+func (r *rawGRPC) send(id uint32, declared, sent int, extra ...[2]string) error {
 	r.hbuf.Reset()
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", exportMethod},
-		{":authority", "test"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+	for _, f := range append([][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", exportMethod},
+		{":authority", "test"}, {"content-type", "application/grpc"}, {"te", "trailers"}}, extra...) {
 		_ = r.henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	r.mu.Lock()
@@ -327,3 +327,39 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool, msg func() string) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// refusalRecorder counts refusals as telemetry would.
+type refusalRecorder struct {
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (r *refusalRecorder) Refused(protocol, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got[protocol+"/"+reason]++
+}
+
+func (r *refusalRecorder) count(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[key]
+}
+
+// A grpc-encoding the receiver does not decode is refused by grpc-go before the handler runs:
+// the refusal is counted all the same, once, as an encoding refusal.
+func TestRefusalsGRPCGoMakesItselfAreCounted(t *testing.T) {
+	g, addr := meteredReceiver(t, 4<<20, 4<<20, time.Minute)
+	rec := &refusalRecorder{got: map[string]int{}}
+	g.Refusals = rec
+	c := dialRawGRPC(t, addr)
+	if err := c.send(1, 10, 10, [2]string{"grpc-encoding", "br"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return rec.count("grpc/encoding") == 1 }, func() string {
+		return fmt.Sprintf("refusals %v, want one grpc/encoding", rec.got)
+	})
+	if len(rec.got) != 1 {
+		t.Fatalf("refusals %v, want only the encoding one", rec.got)
+	}
+}
