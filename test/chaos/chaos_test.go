@@ -95,12 +95,7 @@ func startExporter(t *testing.T, redisAddr string, extra ...string) *exporter {
 // (prlimit --nofile=N:N --).
 func startExporterUnder(t *testing.T, prefix []string, redisAddr string, extra ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), log: filepath.Join(t.TempDir(), "exporter.log"), alive: "/readyz", prefix: prefix}
-	e.args = append([]string{
-		"--receivers.grpc.endpoint=" + e.grpc, "--receivers.http.endpoint=" + e.http, "--admin.endpoint=" + e.admin,
-		"--redis.addresses=" + redisAddr,
-	}, extra...)
-	e.start()
+	e := &exporter{t: t, log: filepath.Join(t.TempDir(), "exporter.log"), alive: "/readyz", prefix: prefix}
 	t.Cleanup(func() {
 		if e.cmd != nil {
 			_ = e.cmd.Process.Kill()
@@ -111,35 +106,68 @@ func startExporterUnder(t *testing.T, prefix []string, redisAddr string, extra .
 			t.Logf("exporter log:\n%s", b)
 		}
 	})
-	return e
+	// freeAddr's ports are free when it returns, not when the exporter binds them: another
+	// process may take one in between. Only that is tried again, with other ports.
+	for attempt := 1; ; attempt++ {
+		e.grpc, e.http, e.admin = freeAddr(t), freeAddr(t), freeAddr(t)
+		e.args = append([]string{
+			"--receivers.grpc.endpoint=" + e.grpc, "--receivers.http.endpoint=" + e.http, "--admin.endpoint=" + e.admin,
+			"--redis.addresses=" + redisAddr,
+		}, extra...)
+		err := e.tryStart()
+		if err == nil {
+			return e
+		}
+		b, _ := os.ReadFile(e.log)
+		if attempt < 3 && e.exited() && strings.Contains(string(b), "address already in use") {
+			t.Logf("attempt %d: a port was taken before the exporter bound it; trying other ports", attempt)
+			continue
+		}
+		t.Fatal(err)
+	}
 }
 
 func (e *exporter) start() {
 	e.t.Helper()
+	if err := e.tryStart(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryStart starts the process and waits until e.alive answers 200; an exporter that exits
+// first is reported at once, with its exit status.
+func (e *exporter) tryStart() error {
 	f, err := os.OpenFile(e.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		e.t.Fatal(err)
+		return err
 	}
 	defer func() { _ = f.Close() }()
 	argv := slices.Concat(e.prefix, []string{exporterBin}, e.args)
 	e.cmd = exec.Command(argv[0], argv[1:]...)
 	e.cmd.Stdout, e.cmd.Stderr = f, f
 	if err := child.Start(e.cmd); err != nil {
-		e.t.Fatal(err)
+		return err
 	}
 	e.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { e.exitErr = c.Wait(); close(done) }(e.cmd, e.done)
-	wait.For(e.t, 20*time.Second, "the exporter up", func() error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if e.exited() {
+			return fmt.Errorf("the exporter exited before %s answered: %v", e.alive, e.exitErr)
+		}
 		resp, err := http.Get("http://" + e.admin + e.alive)
-		if err != nil {
-			return err
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %d", e.alive, resp.StatusCode)
 		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %d", e.alive, resp.StatusCode)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the exporter up: not done within 20s: %w", err)
 		}
-		return nil
-	})
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // exited reports whether the process has ended by itself.
