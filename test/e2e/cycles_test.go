@@ -95,6 +95,9 @@ func TestDeletedResourcesLeaveNoChildren(t *testing.T) {
 		})
 	}
 	lastWithPods := cycleName(cycles-1, names)
+	// At least its 2 pods: a resource updated while its pods could not be Ready yet may have a
+	// rollout under way, with a third pod (old and new ReplicaSets side by side), which is valid
+	// and only adds children for the delete to collect.
 	wait.For(t, 2*time.Minute, lastWithPods+"'s 2 pods running", func() error {
 		pods, err := exporterPods(ctx, c, ns, lastWithPods)
 		if err != nil {
@@ -106,7 +109,7 @@ func TestDeletedResourcesLeaveNoChildren(t *testing.T) {
 				running++
 			}
 		}
-		if running != 2 {
+		if running < 2 {
 			return fmt.Errorf("%d of %d pods running: %s", running, len(pods), podSummary(ctx, c, ns))
 		}
 		return nil
