@@ -6,6 +6,25 @@
 source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "tearing down the local cluster needs root"
+
+# The demo's redis-server (hack/demo.sh) listens on the cluster bridge's address and on
+# loopback: it is part of what the local cluster set up on this host, so it goes with it, even
+# when the cluster itself is already gone (a later make demo would find its port taken). Only a
+# process that still is redis-server is stopped: a pid may have been reused since.
+stop_demo_redis() {
+	local pidfile="$REPO_ROOT/.demo/redis.pid" pid i
+	[ -f "$pidfile" ] || return 0
+	pid="$(cat "$pidfile")"
+	if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
+		log "stopping the demo's redis-server (pid $pid)"
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$pidfile"
+}
+stop_demo_redis
+
 [ -d "$CLUSTER_DIR" ] || { log "no cluster at $CLUSTER_DIR"; exit 0; }
 set +e # keep going: one failed step must not leave the rest behind
 
