@@ -15,7 +15,6 @@ package encode
 import (
 	"bytes"
 	"fmt"
-	"time"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode/otlpjson"
@@ -71,7 +70,9 @@ func New(cfg config.Stream) (*Encoder, error) {
 		if max <= 0 { // an Encoder built from a Stream that did not come from config.Default
 			max = config.DefaultMaxKeys
 		}
-		e.keys = newKeyLimit(max, OverflowKey(cfg), keyWindow(cfg))
+		// A key stays live for the stream's TTL, after which Redis drops the stream too; without
+		// a TTL the stream is never dropped, so the key is never forgotten either (window 0).
+		e.keys = newKeyLimit(max, OverflowKey(cfg), cfg.TTL.Duration)
 	}
 	switch e.format {
 	case "":
@@ -97,11 +98,6 @@ func OverflowKey(cfg config.Stream) string {
 	}
 	return string(t.Append(nil, &otlpwire.Span{}, otlpwire.Resource{}, otlpwire.Scope{}, "overflow"))
 }
-
-// keyWindow is how long a stream key stays live without a write: the stream's TTL, after which
-// Redis drops the stream too. Without a TTL a stream is never dropped, so a key is never
-// forgotten either (0): stream.maxKeys then bounds the streams this exporter ever creates.
-func keyWindow(cfg config.Stream) time.Duration { return cfg.TTL.Duration }
 
 // KeyStats are the live stream keys and the spans written to the overflow key so far.
 func (e *Encoder) KeyStats() (live int, overflowed int64) {

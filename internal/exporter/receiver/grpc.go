@@ -74,8 +74,7 @@ type GRPC struct {
 	srv         *grpc.Server
 	exp         Exporter
 	mem         *admission.Budget
-	buffered    *admission.Budget // receivers.grpc.maxBufferedBytes, for the connection meter
-	meter       *meter
+	meter       *meter // counts message bytes as they arrive, against receivers.grpc.maxBufferedBytes
 	tok         *tokenFile
 	tls         bool
 	readTimeout time.Duration
@@ -110,10 +109,10 @@ const (
 // receivers.grpc.maxBufferedBytes (see the connection meter), and against mem once the message is
 // complete; a request's overhead is claimed from mem when its headers arrive.
 func NewGRPC(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, error) {
-	g := &GRPC{exp: exp, mem: mem, buffered: admission.New(cfg.GRPC.MaxBufferedBytes), readTimeout: cfg.GRPC.ReadTimeout.Duration,
+	g := &GRPC{exp: exp, mem: mem, readTimeout: cfg.GRPC.ReadTimeout.Duration,
+		meter:  newMeter(admission.New(cfg.GRPC.MaxBufferedBytes), cfg.GRPC.ReadTimeout.Duration),
 		maxMsg: cfg.MaxRequestBytes, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		streamCost: streamOverhead + int64(cfg.GRPC.MaxHeaderListBytes)}
-	g.meter = newMeter(g.buffered, g.readTimeout)
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
 		if err != nil {
@@ -335,7 +334,7 @@ func (g *GRPC) Serve(ln net.Listener) error {
 
 // BufferedBytes is how many bytes of incomplete messages gRPC clients have sent
 // (receivers.grpc.maxBufferedBytes).
-func (g *GRPC) BufferedBytes() int64 { return g.buffered.Used() }
+func (g *GRPC) BufferedBytes() int64 { return g.meter.budget.Used() }
 
 // BufferEvictions counts the connections closed because incomplete messages held
 // receivers.grpc.maxBufferedBytes for longer than evictAfter.

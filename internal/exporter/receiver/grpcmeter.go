@@ -96,7 +96,9 @@ func (m *meter) evictLargest() {
 	m.mu.Unlock()
 	if victim != nil {
 		m.evicted.Add(1)
-		_ = victim.Close()
+		// Not on this goroutine: closing a TLS connection may wait for its writer, and this is
+		// another connection's reader. Close gives the claims back before anything that waits.
+		go func() { _ = victim.Close() }()
 	}
 }
 

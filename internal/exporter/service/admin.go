@@ -3,7 +3,6 @@ package service
 import (
 	"net"
 	"net/http"
-	"sync/atomic"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/receiver"
@@ -13,25 +12,13 @@ import (
 // kubelet's probes, Prometheus, the operator) send a GET with a few short headers.
 const adminMaxHeaderBytes = 16 << 10
 
-// adminServer is the admin endpoint: an HTTP server with the admin.* timeouts, on a listener
-// bounded at admin.maxConnections, so that connections to the admin port cannot take the file
-// descriptors the receivers need.
-//
-// A bound alone would let anyone who opens maxConnections silent connections starve the
-// kubelet's probes, so at the bound the listener closes the connection that has waited longest
-// for a request to make room, as it does on the receivers (receiver/evict.go).
-type adminServer struct {
-	*http.Server
-	endpoint string
-	bound    int
-	ln       *receiver.Listener // set by listen
-	// evicted counts the connections closed to make room (ln's count); set by listen.
-	evicted *atomic.Int64
-}
-
-func newAdminServer(cfg config.Admin, h http.Handler) *adminServer {
-	a := &adminServer{endpoint: cfg.Endpoint, bound: cfg.MaxConnections}
-	a.Server = &http.Server{
+// newAdminServer is the admin endpoint's server, with the admin.* timeouts. It serves on a
+// listener bounded at admin.maxConnections (listenBounded), so that connections to the admin
+// port cannot take the file descriptors the receivers need; at the bound the listener closes the
+// connection that has waited longest for a request, as on the receivers (receiver/evict.go), so
+// that silent connections cannot starve the kubelet's probes.
+func newAdminServer(cfg config.Admin, h http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.Duration,
 		ReadTimeout:       cfg.ReadTimeout.Duration,
@@ -40,17 +27,13 @@ func newAdminServer(cfg config.Admin, h http.Handler) *adminServer {
 		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ConnState:         receiver.HTTPConnState,
 	}
-	return a
 }
 
-// listen binds admin.endpoint, bounded at admin.maxConnections; Open on the bounded listener
-// counts the connections.
-func (a *adminServer) listen() (net.Listener, *receiver.Listener, error) {
-	ln, err := net.Listen("tcp", a.endpoint)
+// listenBounded binds endpoint, bounded at n connections open at once.
+func listenBounded(endpoint string, n int) (*receiver.Listener, error) {
+	ln, err := net.Listen("tcp", endpoint)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	a.ln = receiver.LimitListener(ln, a.bound)
-	a.evicted = &a.ln.Evicted
-	return a.ln, a.ln, nil
+	return receiver.LimitListener(ln, n), nil
 }

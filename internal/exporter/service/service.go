@@ -36,7 +36,7 @@ type Service struct {
 	pipe *pipeline.Pipeline
 	grpc *receiver.GRPC
 	http *receiver.HTTP
-	adm  *adminServer
+	adm  *http.Server
 
 	grpcLn, httpLn, admLn net.Listener
 	errc                  chan error
@@ -143,12 +143,12 @@ func classify(err error) (string, bool) {
 // Start binds the endpoints, probes Redis once (a failure is logged, not fatal: the exporter
 // stays not-ready and keeps probing, as Redis may come up later) and starts serving.
 func (s *Service) Start(ctx context.Context) error {
-	admLn, bounded, err := s.adm.listen()
+	adm, err := listenBounded(s.cfg.Admin.Endpoint, s.cfg.Admin.MaxConnections)
 	if err != nil {
 		return fmt.Errorf("admin.endpoint %q: %w", s.cfg.Admin.Endpoint, err)
 	}
-	s.admLn = admLn
-	s.tel.WatchAdminConnections(bounded.Open, s.adm.evicted.Load)
+	s.admLn = adm
+	s.tel.WatchAdminConnections(adm.Open, adm.Evicted.Load)
 	if s.grpcLn, err = s.listenReceiver("grpc", s.cfg.Receivers.GRPC.Endpoint); err != nil {
 		_ = s.admLn.Close()
 		return fmt.Errorf("receivers.grpc.endpoint %q: %w", s.cfg.Receivers.GRPC.Endpoint, err)
@@ -187,11 +187,10 @@ func (s *Service) Start(ctx context.Context) error {
 
 // listenReceiver listens for a receiver, bounded at receivers.maxConnections.
 func (s *Service) listenReceiver(protocol, endpoint string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", endpoint)
+	lim, err := listenBounded(endpoint, s.cfg.Receivers.MaxConnections)
 	if err != nil {
 		return nil, err
 	}
-	lim := receiver.LimitListener(ln, s.cfg.Receivers.MaxConnections)
 	s.tel.WatchConnections(protocol, lim.Open)
 	s.tel.WatchEvictedConnections(protocol, lim.Evicted.Load)
 	return lim, nil
