@@ -153,7 +153,7 @@ func (e *exporter) tryStart() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if e.exited() {
-			return fmt.Errorf("the exporter exited before %s answered: %v", e.alive, e.exitErr)
+			return fmt.Errorf("the exporter exited before %s answered: %w", e.alive, e.exitErr)
 		}
 		resp, err := http.Get("http://" + e.admin + e.alive)
 		if err == nil {

@@ -354,25 +354,12 @@ func grpcReceiver(t *testing.T, exp Exporter, mem *admission.Budget) *grpc.Clien
 	t.Helper()
 	cfg := config.Default().Receivers
 	cfg.MaxRequestBytes = testMaxRequest
-	g, err := NewGRPC(cfg, exp, mem)
+	_, addr := serveGRPC(t, cfg, exp, mem)
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(ln) }()
-	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Stop(ctx)
-	})
+	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
 

@@ -175,21 +175,8 @@ func (r *rawGRPC) send(id uint32, declared, sent int, extra ...[2]string) error 
 // A message stalled short of its last byte holds what it sent, counted in the budget, until
 // readTimeout ends its stream; then the budget is whole again.
 func TestStalledGRPCMessageIsCountedAndEndsAtTheReadTimeout(t *testing.T) {
-	cfg := config.Default().Receivers
-	cfg.MaxRequestBytes = 4 << 20
-	cfg.GRPC.ReadTimeout = config.Duration{Duration: 500 * time.Millisecond}
-	g, err := NewGRPC(cfg, validatingExporter{}, admission.New(64<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(func() { g.srv.Stop() })
-
-	c := dialRawGRPC(t, ln.Addr().String())
+	g, addr := meteredReceiver(t, 4<<20, 64<<20, 500*time.Millisecond)
+	c := dialRawGRPC(t, addr)
 	const sent = 3 << 20
 	c.open(t, 1, 4<<20, sent)
 	c.open(t, 3, 4<<20, sent)
@@ -291,7 +278,13 @@ func meteredReceiver(t *testing.T, maxRequest, maxBuffered int64, readTimeout ti
 	cfg.MaxRequestBytes = maxRequest
 	cfg.GRPC.MaxBufferedBytes = maxBuffered
 	cfg.GRPC.ReadTimeout = config.Duration{Duration: readTimeout}
-	g, err := NewGRPC(cfg, validatingExporter{}, admission.New(256<<20))
+	return serveGRPC(t, cfg, validatingExporter{}, admission.New(256<<20))
+}
+
+// serveGRPC serves a gRPC receiver on loopback until the test ends.
+func serveGRPC(t *testing.T, cfg config.Receivers, exp Exporter, mem *admission.Budget) (*GRPC, string) {
+	t.Helper()
+	g, err := NewGRPC(cfg, exp, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +293,7 @@ func meteredReceiver(t *testing.T, maxRequest, maxBuffered int64, readTimeout ti
 		t.Fatal(err)
 	}
 	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(func() { g.srv.Stop() })
+	t.Cleanup(g.srv.Stop)
 	return g, ln.Addr().String()
 }
 

@@ -20,7 +20,7 @@ import (
 // adminUnderTest is the admin endpoint's server on a loopback port, with a handler that holds
 // GET /hold requests until release is closed.
 type adminUnderTest struct {
-	*adminServer
+	*http.Server
 	addr    string
 	bounded *receiver.Listener
 	holding atomic.Int64
@@ -44,12 +44,12 @@ func startAdminServer(t *testing.T, mutate func(*config.Admin)) *adminUnderTest 
 		}
 		_, _ = w.Write([]byte("released\n"))
 	})
-	u.adminServer = newAdminServer(cfg, mux)
-	ln, bounded, err := u.listen()
+	u.Server = newAdminServer(cfg, mux)
+	ln, err := listenBounded(cfg.Endpoint, cfg.MaxConnections)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.addr, u.bounded = ln.Addr().String(), bounded
+	u.addr, u.bounded = ln.Addr().String(), ln
 	done := make(chan error, 1)
 	go func() { done <- u.Serve(ln) }()
 	t.Cleanup(func() {
@@ -147,7 +147,7 @@ func TestAdminServerHoldsConnectionsAtTheBound(t *testing.T) {
 	if n := u.bounded.Open(); n != 2 {
 		t.Errorf("%d connections open with the third waiting, want 2", n)
 	}
-	if n := u.evicted.Load(); n != 0 {
+	if n := u.bounded.Evicted.Load(); n != 0 {
 		t.Errorf("%d connections closed to make room, want none: both have a request in progress", n)
 	}
 	_ = held[0].Close()
@@ -193,7 +193,7 @@ func TestAdminServerMakesRoomByClosingTheLongestIdle(t *testing.T) {
 	if got := closedByServer(t, second, second); got != "" {
 		t.Errorf("the next idle connection got %q before it was closed", got)
 	}
-	if n := u.evicted.Load(); n != 2 {
+	if n := u.bounded.Evicted.Load(); n != 2 {
 		t.Errorf("%d connections closed to make room, want 2", n)
 	}
 	if n := u.holding.Load(); n != 1 {

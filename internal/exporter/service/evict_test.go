@@ -1,15 +1,11 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
@@ -37,20 +33,7 @@ func TestReceiversCloseIdleConnectionsToMakeRoom(t *testing.T) {
 		}},
 		"http": {e.http, func(ctx context.Context) error {
 			req, _ := request("evictions", 2)
-			body, _ := proto.Marshal(req)
-			hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+e.http+"/v1/traces", bytes.NewReader(body))
-			hr.Header.Set("Content-Type", "application/x-protobuf")
-			tr := &http.Transport{}
-			defer tr.CloseIdleConnections()
-			resp, err := (&http.Client{Transport: tr}).Do(hr)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = resp.Body.Close() }()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("HTTP %d", resp.StatusCode)
-			}
-			return nil
+			return exportHTTP(ctx, e.http, req)
 		}},
 	}
 	for protocol, tc := range sends {

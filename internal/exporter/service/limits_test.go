@@ -217,17 +217,7 @@ func TestMaxConnectionsHoldsNewConnectionsUntilOneCloses(t *testing.T) {
 	e := start(t, cfg)
 	send := func() error {
 		req, _ := request("connections", 2)
-		body, _ := proto.Marshal(req)
-		hc := &http.Client{Transport: &http.Transport{}}
-		resp, err := hc.Post("http://"+e.http+"/v1/traces", "application/x-protobuf", strings.NewReader(string(body)))
-		if err != nil {
-			return err
-		}
-		defer func() { _ = resp.Body.Close() }()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		return nil
+		return exportHTTP(context.Background(), e.http, req)
 	}
 	series := `tracestream_exporter_receiver_connections{protocol="http"}`
 	var busy []net.Conn

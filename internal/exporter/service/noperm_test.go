@@ -20,7 +20,7 @@ import (
 // send to allowed keys. The denied spans are rejected for good (NOPERM, counted as noperm) and
 // never make Redis look unauthenticated: every span acknowledged to the other clients is in
 // Redis. With the persistent queue, the denied records are committed as rejected instead of
-// blocking the log, which drains to empty.
+// blocking the log, which drains to empty and stays so across a restart.
 func TestKeyPatternRefusalStaysWithItsEntries(t *testing.T) {
 	for name, queue := range map[string]bool{"without the queue": false, "with the persistent queue": true} {
 		t.Run(name, func(t *testing.T) {
@@ -100,6 +100,12 @@ func TestKeyPatternRefusalStaysWithItsEntries(t *testing.T) {
 					}
 					return nil
 				})
+				// Committed, not waiting: a restart on the same log finds nothing to write again.
+				e.shutdown(t)
+				again := start(t, cfg)
+				if q := queueStats(t, again); q.Records != 0 {
+					t.Fatalf("after a restart the log holds %d records: refused ones are written again", q.Records)
+				}
 			}
 			if n, _ := rdb.Exists(ctx, "traces:denied").Result(); n != 0 {
 				t.Fatal("traces:denied exists although the ACL denies it")

@@ -27,6 +27,13 @@ type TLS struct {
 	clientCert tls.Certificate
 }
 
+// NewTLS makes a CA and its certificates in a temporary directory, for a test that serves TLS
+// itself (an exporter's receivers) without a Redis.
+func NewTLS(t testing.TB) *TLS {
+	t.Helper()
+	return newTLS(t, t.TempDir(), false)
+}
+
 func newTLS(t testing.TB, dir string, mutual bool) *TLS {
 	t.Helper()
 	now := time.Now()
