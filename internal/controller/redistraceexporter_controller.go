@@ -102,6 +102,14 @@ type rateSample struct {
 // Reconcile brings one RedisTraceExporter's children to what its spec asks and writes its status
 // once, at the end of the pass, only when it changed.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	defer func() {
+		// A pass cut short by the manager's shutdown is not a failure: whatever call it was in
+		// returns "context canceled", and the next manager to start reconciles the resource again.
+		if retErr != nil && errors.Is(ctx.Err(), context.Canceled) {
+			log.FromContext(ctx).V(1).Info("reconcile interrupted by shutdown", "cause", retErr.Error())
+			res, retErr = ctrl.Result{}, nil
+		}
+	}()
 	obj := &v1.RedisTraceExporter{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
