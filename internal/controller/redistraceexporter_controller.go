@@ -38,6 +38,7 @@ import (
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/exporter/telemetry"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/redislag"
 	"github.com/tracestream/tracestream/internal/render"
 )
@@ -81,7 +82,7 @@ type lagSample struct {
 	generation int64
 	report     *redislag.Report
 	err        error
-	class      string
+	cause      redisconn.Cause
 }
 
 type rateSample struct {
@@ -348,7 +349,7 @@ func (r *Reconciler) observeRedis(ctx context.Context, obj *v1.RedisTraceExporte
 		last = r.collectLag(ctx, obj)
 		r.remember(obj, func(m *memo) { m.lag = last })
 	}
-	o.redisChecked, o.redisErr, o.redisClass = true, last.err, last.class
+	o.redisChecked, o.redisErr, o.redisCause = true, last.err, last.cause
 	if last.report != nil {
 		o.lag, o.lagTime = last.report, metav1.NewTime(last.at)
 		// Keep the old timestamp when nothing changed, so that an idle exporter's status is not
@@ -364,14 +365,14 @@ func (r *Reconciler) collectLag(ctx context.Context, obj *v1.RedisTraceExporter)
 	target, err := r.redisTarget(ctx, obj)
 	sample := &lagSample{at: time.Now(), generation: obj.Generation}
 	if err != nil {
-		sample.err, sample.class = err, "other"
+		sample.err, sample.cause = err, redisconn.CauseOther
 	} else {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		rep, err := r.Collect(cctx, target, lagQuery(obj))
 		cancel()
 		if err != nil {
-			sample.err, sample.class = err, string(redislag.Classify(err))
-			log.FromContext(ctx).Info("Redis not reachable", "class", sample.class)
+			sample.err, sample.cause = err, redisconn.Classify(err).Cause()
+			log.FromContext(ctx).Info("Redis not reachable", "cause", sample.cause.String())
 		} else {
 			sample.report = &rep
 		}

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/redislag"
 )
 
@@ -27,7 +28,7 @@ type observed struct {
 
 	redisChecked bool
 	redisErr     error
-	redisClass   string
+	redisCause   redisconn.Cause
 	lag          *redislag.Report
 	lagTime      metav1.Time
 
@@ -68,11 +69,8 @@ func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.R
 		if o.redisErr == nil {
 			set(v1.ConditionRedisReachable, metav1.ConditionTrue, v1.ReasonRedisReachable, "Redis answers with the configured credentials")
 		} else {
-			reason := map[string]string{"auth": v1.ReasonRedisAuthFailed, "tls": v1.ReasonRedisTLSFailed, "unreachable": v1.ReasonRedisUnreachable}[o.redisClass]
-			if reason == "" {
-				reason = v1.ReasonRedisError
-			}
-			set(v1.ConditionRedisReachable, metav1.ConditionFalse, reason, redisMessage(obj, o.redisClass))
+			reason, msg := redisUnreachable(obj, o.redisCause)
+			set(v1.ConditionRedisReachable, metav1.ConditionFalse, reason, msg)
 		}
 	}
 	if o.lag != nil {
@@ -156,18 +154,19 @@ func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.R
 	return st
 }
 
-// redisMessage says what failed without any credential: the addresses and the class only.
-func redisMessage(obj *v1.RedisTraceExporter, class string) string {
+// redisUnreachable is the reason and message of a RedisReachable condition that is False: what
+// failed, without any credential (the addresses and the cause only).
+func redisUnreachable(obj *v1.RedisTraceExporter, cause redisconn.Cause) (reason, msg string) {
 	addrs := strings.Join(obj.Spec.Redis.Addresses, ", ")
-	switch class {
-	case "auth":
-		return fmt.Sprintf("Redis at %s refused the credentials from Secret %q (check the username/password keys and the ACL user)", addrs, authSecretName(obj))
-	case "tls":
-		return fmt.Sprintf("TLS handshake with Redis at %s failed (check spec.redis.tls: CA, client certificate, server name)", addrs)
-	case "unreachable":
-		return fmt.Sprintf("cannot connect to Redis at %s (check spec.redis.addresses and network policies)", addrs)
+	switch cause {
+	case redisconn.CauseAuth:
+		return v1.ReasonRedisAuthFailed, fmt.Sprintf("Redis at %s refused the credentials from Secret %q (check the username/password keys and the ACL user)", addrs, authSecretName(obj))
+	case redisconn.CauseTLS:
+		return v1.ReasonRedisTLSFailed, fmt.Sprintf("TLS handshake with Redis at %s failed (check spec.redis.tls: CA, client certificate, server name)", addrs)
+	case redisconn.CauseUnreachable:
+		return v1.ReasonRedisUnreachable, fmt.Sprintf("cannot connect to Redis at %s (check spec.redis.addresses and network policies)", addrs)
 	default:
-		return fmt.Sprintf("Redis at %s answered with an error while reading stream status", addrs)
+		return v1.ReasonRedisError, fmt.Sprintf("Redis at %s answered with an error while reading stream status", addrs)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/redislag"
 )
 
@@ -47,15 +48,15 @@ func TestComputeStatus(t *testing.T) {
 			want{ready: "False", stalled: "True", readyReason: v1.ReasonSecretNotFound, observedGeneration: 5},
 		},
 		"pods unready because Redis is unreachable report Unreachable, not a rollout": {
-			observed{applied: true, deployment: readyDeployment(0), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisClass: "unreachable"},
+			observed{applied: true, deployment: readyDeployment(0), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
 		},
 		"Redis refusing credentials is not Ready, with the auth reason": {
-			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("WRONGPASS"), redisClass: "auth"},
+			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("WRONGPASS"), redisCause: redisconn.CauseAuth},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisAuthFailed, observedGeneration: 5},
 		},
 		"an unreachable Redis says Unreachable": {
-			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisClass: "unreachable"},
+			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
 		},
 		"a failed apply is Reconciling": {

@@ -5,17 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
-	"fmt"
 	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 )
 
@@ -35,7 +33,7 @@ func TestClassifyFailures(t *testing.T) {
 	cases := map[string]struct {
 		target func() Target
 		ctx    func(t *testing.T) context.Context
-		want   Class
+		want   redisconn.Cause
 	}{
 		"a wrong password is auth": {
 			target: func() Target {
@@ -43,7 +41,7 @@ func TestClassifyFailures(t *testing.T) {
 				tg.Password = "wrong-password"
 				return tg
 			},
-			want: ClassAuth,
+			want: redisconn.CauseAuth,
 		},
 		"no credentials where the default user is off is auth": {
 			target: func() Target {
@@ -51,7 +49,7 @@ func TestClassifyFailures(t *testing.T) {
 				tg.Username, tg.Password = "", ""
 				return tg
 			},
-			want: ClassAuth,
+			want: redisconn.CauseAuth,
 		},
 		"a user not allowed XINFO is auth": {
 			target: func() Target {
@@ -59,7 +57,7 @@ func TestClassifyFailures(t *testing.T) {
 				tg.Username, tg.Password = "no-xinfo", "no-xinfo-password"
 				return tg
 			},
-			want: ClassAuth,
+			want: redisconn.CauseAuth,
 		},
 		"a CA that did not sign the server certificate is tls": {
 			target: func() Target {
@@ -67,7 +65,7 @@ func TestClassifyFailures(t *testing.T) {
 				tg.TLS.RootCAs = otherCA(t)
 				return tg
 			},
-			want: ClassTLS,
+			want: redisconn.CauseTLS,
 		},
 		"a server name the certificate does not hold is tls": {
 			target: func() Target {
@@ -75,7 +73,7 @@ func TestClassifyFailures(t *testing.T) {
 				tg.TLS.ServerName = "redis.example.com"
 				return tg
 			},
-			want: ClassTLS,
+			want: redisconn.CauseTLS,
 		},
 		"no client certificate for a mutual TLS server is tls": {
 			target: func() Target {
@@ -83,7 +81,7 @@ func TestClassifyFailures(t *testing.T) {
 				tg.TLS.Certificates = nil
 				return tg
 			},
-			want: ClassTLS,
+			want: redisconn.CauseTLS,
 		},
 		// Redis takes the ClientHello for the start of an inline command and waits for
 		// its end: the handshake times out (after 5 s, or the caller's deadline).
@@ -94,12 +92,12 @@ func TestClassifyFailures(t *testing.T) {
 				return tg
 			},
 			ctx:  shortDeadline,
-			want: ClassTLS,
+			want: redisconn.CauseTLS,
 		},
 		"rediss:// to a plaintext port is tls": {
 			target: func() Target { return Target{Addresses: []string{"rediss://" + plain.Addr()}} },
 			ctx:    shortDeadline,
-			want:   ClassTLS,
+			want:   redisconn.CauseTLS,
 		},
 		// The server hangs up on a client that does not start a handshake: nothing on the
 		// client's side tells it from a server that went away.
@@ -109,30 +107,30 @@ func TestClassifyFailures(t *testing.T) {
 				tg.TLS = nil
 				return tg
 			},
-			want: ClassUnreachable,
+			want: redisconn.CauseUnreachable,
 		},
 		"a closed port is unreachable": {
 			target: func() Target { return Target{Addresses: []string{closedPortAddr(t)}} },
-			want:   ClassUnreachable,
+			want:   redisconn.CauseUnreachable,
 		},
 		"a closed port in cluster mode is unreachable": {
 			target: func() Target { return Target{Mode: ModeCluster, Addresses: []string{closedPortAddr(t)}} },
-			want:   ClassUnreachable,
+			want:   redisconn.CauseUnreachable,
 		},
 		"closed sentinel ports are unreachable": {
 			target: func() Target {
 				return Target{Mode: ModeSentinel, MasterName: "m", Addresses: []string{closedPortAddr(t), closedPortAddr(t)}}
 			},
-			want: ClassUnreachable,
+			want: redisconn.CauseUnreachable,
 		},
 		"a server that never answers is unreachable once the deadline passes": {
 			target: func() Target { return Target{Addresses: []string{silentServer(t)}} },
 			ctx:    shortDeadline,
-			want:   ClassUnreachable,
+			want:   redisconn.CauseUnreachable,
 		},
 		"an invalid target is other": {
 			target: func() Target { return Target{Mode: "replicated", Addresses: []string{plain.Addr()}} },
-			want:   ClassOther,
+			want:   redisconn.CauseOther,
 		},
 	}
 	for name, tc := range cases {
@@ -146,8 +144,8 @@ func TestClassifyFailures(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Collect succeeded with %+v, want an error", r)
 			}
-			if got := Classify(err); got != tc.want {
-				t.Errorf("Classify(%v) = %s, want %s", err, got, tc.want)
+			if got := redisconn.Classify(err).Cause(); got != tc.want {
+				t.Errorf("Classify(%v).Cause() = %s, want %s", err, got, tc.want)
 			}
 			if target.Password != "" && strings.Contains(err.Error(), target.Password) {
 				t.Errorf("the error contains the password: %v", err)
@@ -180,27 +178,6 @@ func TestCollectSecured(t *testing.T) {
 				t.Fatalf("Collect: %v", err)
 			}
 			assertReport(t, got, want)
-		})
-	}
-}
-
-func TestClassify(t *testing.T) {
-	cases := map[string]struct {
-		err  error
-		want Class
-	}{
-		"nil is none":                         {err: nil, want: ClassNone},
-		"a cancelled context is other":        {err: fmt.Errorf("scanning: %w", context.Canceled), want: ClassOther},
-		"a passed deadline is unreachable":    {err: fmt.Errorf("scanning: %w", context.DeadlineExceeded), want: ClassUnreachable},
-		"a refused connection is unreachable": {err: fmt.Errorf("scanning: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), want: ClassUnreachable},
-		"an unknown authority is tls":         {err: fmt.Errorf("dialing: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), want: ClassTLS},
-		"a plain error is other":              {err: errors.New("something else"), want: ClassOther},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := Classify(tc.err); got != tc.want {
-				t.Errorf("Classify(%v) = %s, want %s", tc.err, got, tc.want)
-			}
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 )
 
@@ -379,8 +380,8 @@ func TestCollectSentinel(t *testing.T) {
 	unknownMaster := target
 	unknownMaster.MasterName = "not-monitored"
 	_, err = Collect(ctxFor(t), unknownMaster, Query{Pattern: "traces:*"})
-	if Classify(err) != ClassOther || !strings.Contains(fmt.Sprint(err), `no master named "not-monitored"`) {
-		t.Errorf("an unknown master name: Classify(%v) = %s, want %s and the name in the message", err, Classify(err), ClassOther)
+	if redisconn.Classify(err).Cause() != redisconn.CauseOther || !strings.Contains(fmt.Sprint(err), `no master named "not-monitored"`) {
+		t.Errorf("an unknown master name: Classify(%v) = %s, want %s and the name in the message", err, redisconn.Classify(err).Cause(), redisconn.CauseOther)
 	}
 	assertFailures(t, target)
 }
@@ -391,10 +392,10 @@ func assertFailures(t *testing.T, target Target) {
 	t.Helper()
 	cases := map[string]struct {
 		change func(*Target)
-		want   Class
+		want   redisconn.Cause
 	}{
-		"a wrong password is auth": {change: func(tg *Target) { tg.Password = "wrong-password" }, want: ClassAuth},
-		"a wrong CA is tls":        {change: func(tg *Target) { tg.TLS.RootCAs = otherCA(t) }, want: ClassTLS},
+		"a wrong password is auth": {change: func(tg *Target) { tg.Password = "wrong-password" }, want: redisconn.CauseAuth},
+		"a wrong CA is tls":        {change: func(tg *Target) { tg.TLS.RootCAs = otherCA(t) }, want: redisconn.CauseTLS},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -402,7 +403,7 @@ func assertFailures(t *testing.T, target Target) {
 			tg.TLS = target.TLS.Clone()
 			tc.change(&tg)
 			_, err := Collect(ctxFor(t), tg, Query{Pattern: "traces:*"})
-			if got := Classify(err); got != tc.want {
+			if got := redisconn.Classify(err).Cause(); got != tc.want {
 				t.Errorf("Classify(%v) = %s, want %s", err, got, tc.want)
 			}
 		})

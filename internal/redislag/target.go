@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // The modes of a Target, the values of the RedisTraceExporter's spec.redis.mode.
@@ -136,7 +138,7 @@ func newClient(t Target) (*client, error) {
 		Username: t.Username,
 		Password: t.Password,
 		DB:       t.DB,
-		// TLS is up to dial, not go-redis: see errTLSHandshake. go-redis uses TLSConfig
+		// TLS is up to dial, not go-redis: see redisconn.ErrTLSHandshake. go-redis uses TLSConfig
 		// only in its own dialer.
 		Dialer: c.dial(tlsConfig),
 		// One attempt and one dial: the operator reconciles again later, and an error
@@ -191,13 +193,8 @@ func newClient(t Target) (*client, error) {
 	return c, nil
 }
 
-// errTLSHandshake marks a connection that TCP accepted and TLS did not. Without it, a TLS
-// client on a plaintext port would be reported as a timeout: Redis reads the ClientHello
-// as the start of an inline command and waits for the rest of it.
-var errTLSHandshake = errors.New("TLS handshake")
-
 // dial connects to addr and, with a TLS configuration, completes the handshake, so that
-// its failures, a timeout included, carry errTLSHandshake.
+// its failures, a timeout included, carry redisconn.ErrTLSHandshake.
 func (c *client) dial(tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
@@ -218,7 +215,7 @@ func (c *client) dial(tlsConfig *tls.Config) func(ctx context.Context, network, 
 		c.handshakes.begin(addr)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
-			err = fmt.Errorf("%w with %s: %w", errTLSHandshake, addr, err)
+			err = fmt.Errorf("%w with %s: %w", redisconn.ErrTLSHandshake, addr, err)
 			c.handshakes.end(addr, err)
 			return nil, err
 		}
@@ -234,7 +231,7 @@ func (c *client) close() error { return c.universal.Close() }
 // handshake that hangs is what a TLS client on a plaintext port sees. When sentinels
 // answered nil, go-redis calls them unreachable; they monitor no master by that name.
 func (c *client) explain(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errTLSHandshake) {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, redisconn.ErrTLSHandshake) {
 		if hs := c.handshakes.unfinished(); hs != nil {
 			err = fmt.Errorf("%w, during %w", err, hs)
 		}
@@ -283,7 +280,7 @@ func (h *handshakes) unfinished() error {
 	if err := h.pending[addr]; err != nil {
 		return err
 	}
-	return fmt.Errorf("%w with %s: not finished", errTLSHandshake, addr)
+	return fmt.Errorf("%w with %s: not finished", redisconn.ErrTLSHandshake, addr)
 }
 
 // parseAddresses accepts what spec.redis.addresses accepts and reports whether an address

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 func TestCollectRejectsInvalidInput(t *testing.T) {
@@ -38,8 +40,8 @@ func TestCollectRejectsInvalidInput(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Collect = %v, want an error about %q", err, tc.wantErr)
 			}
-			if Classify(err) != ClassOther {
-				t.Errorf("Classify(%v) = %s, want %s", err, Classify(err), ClassOther)
+			if redisconn.Classify(err).Cause() != redisconn.CauseOther {
+				t.Errorf("Classify(%v) = %s, want %s", err, redisconn.Classify(err).Cause(), redisconn.CauseOther)
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/sink"
 	"github.com/tracestream/tracestream/internal/exporter/telemetry"
 	"github.com/tracestream/tracestream/internal/exporter/wal"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // probeInterval is how often Redis is pinged for readiness while no writes prove it reachable.
@@ -136,7 +137,7 @@ func (s *Service) closeStores() {
 }
 
 func classify(err error) (string, bool) {
-	c := sink.Classify(err)
+	c := redisconn.Classify(err)
 	return c.String(), c.Retryable()
 }
 
@@ -159,9 +160,9 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("receivers.http.endpoint %q: %w", s.cfg.Receivers.HTTP.Endpoint, err)
 	}
 	if info, err := s.sink.Probe(ctx); err != nil {
-		s.log.Warn("Redis not reachable at start-up; will keep trying", "class", sink.Classify(err).String(), "err", err)
+		s.log.Warn("Redis not reachable at start-up; will keep trying", "class", redisconn.Classify(err).Label(), "err", err)
 		s.tel.SetRedisReachable(false)
-		s.tel.RedisError(sink.Classify(err).String(), 1)
+		s.tel.RedisError(redisconn.Classify(err).Label(), 1)
 	} else {
 		s.log.Info("Connected to Redis", "mode", info.Mode, "masters", len(info.Masters), "idempotentXADD", info.Idempotent)
 		s.tel.SetRedisReachable(true)
@@ -216,7 +217,7 @@ func (s *Service) probe(ctx context.Context) {
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, probeInterval)
 			if err := s.pipe.Probe(pctx); err != nil && ctx.Err() == nil {
-				s.tel.RedisError(sink.Classify(err).String(), 1)
+				s.tel.RedisError(redisconn.Classify(err).Label(), 1)
 			}
 			cancel()
 		}

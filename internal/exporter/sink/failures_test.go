@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 
 	"github.com/tracestream/tracestream/internal/testing/wait"
@@ -36,8 +37,8 @@ func TestWrongTypeFailsOnlyItsEntries(t *testing.T) {
 			}
 			good = append(good, ss[i])
 		case "spans:bad":
-			if Classify(err) != ClassWrongType || Classify(err).Retryable() {
-				t.Fatalf("entry %d for spans:bad: %v (class %s), want wrongtype, not retryable", i, err, Classify(err))
+			if redisconn.Classify(err) != redisconn.ClassWrongType || redisconn.Classify(err).Retryable() {
+				t.Fatalf("entry %d for spans:bad: %v (class %s), want wrongtype, not retryable", i, err, redisconn.Classify(err))
 			}
 			if !strings.Contains(err.Error(), `"spans:bad"`) {
 				t.Fatalf("entry %d: %q does not name the stream", i, err)
@@ -66,10 +67,10 @@ func TestOOMFailsEntriesAsRetryable(t *testing.T) {
 			ss[i].fields[1][1] = value
 		}
 		for i, err := range write(t, ctx, s, ss) {
-			switch c := Classify(err); c {
-			case ClassNone:
+			switch c := redisconn.Classify(err); c {
+			case redisconn.ClassNone:
 				landed++
-			case ClassOOM:
+			case redisconn.ClassOOM:
 				ooms++
 				if !c.Retryable() {
 					t.Fatalf("oom is not retryable")
@@ -97,13 +98,13 @@ func TestAStoppedServerIsConnectionAndWritesResumeAfterStart(t *testing.T) {
 	srv.Stop()
 	for attempt := range 3 { // the pooled connection, then fresh dials
 		for i, err := range write(t, ctx, s, spansFrom(10, 10, "spans")) {
-			if c := Classify(err); c != ClassConnection {
+			if c := redisconn.Classify(err); c != redisconn.ClassConnection {
 				t.Fatalf("attempt %d, entry %d with the server stopped: %v (class %s), want connection", attempt, i, err, c)
 			}
 		}
 	}
-	if err := s.Ping(ctx); Classify(err) != ClassConnection {
-		t.Fatalf("Ping with the server stopped: %v (class %s), want connection", err, Classify(err))
+	if err := s.Ping(ctx); redisconn.Classify(err) != redisconn.ClassConnection {
+		t.Fatalf("Ping with the server stopped: %v (class %s), want connection", err, redisconn.Classify(err))
 	}
 
 	srv.Start()
@@ -201,7 +202,7 @@ func TestCutRepliesFailOnlyTheEntriesWhoseRepliesWereLost(t *testing.T) {
 			landed = append(landed, ss[i])
 			continue
 		}
-		if c := Classify(err); c != ClassConnection {
+		if c := redisconn.Classify(err); c != redisconn.ClassConnection {
 			t.Fatalf("entry %d: %v (class %s), want connection", i, err, c)
 		}
 	}
@@ -234,7 +235,7 @@ func TestIDMPOnRedis7IsRejectedOnceThenTurnedOff(t *testing.T) {
 	s.idmp.Store(true)
 	ss := spans(10, "spans")
 	for i, err := range write(t, ctx, s, ss) {
-		if c := Classify(err); c != ClassTryAgain || !errors.Is(err, errIDMPRejected) {
+		if c := redisconn.Classify(err); c != redisconn.ClassTryAgain || !errors.Is(err, redisconn.ErrIDMPRejected) {
 			t.Fatalf("entry %d: %v (class %s), want the IDMP rejection as tryagain", i, err, c)
 		}
 	}

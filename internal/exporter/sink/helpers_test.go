@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/entry"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 
 	"github.com/tracestream/tracestream/internal/testing/wait"
@@ -86,7 +87,7 @@ func mustWrite(t testing.TB, ctx context.Context, s *Sink, ss []span) {
 	t.Helper()
 	for i, err := range write(t, ctx, s, ss) {
 		if err != nil {
-			t.Fatalf("entry %d (%s): %v (class %s)", i, ss[i].key, err, Classify(err))
+			t.Fatalf("entry %d (%s): %v (class %s)", i, ss[i].key, err, redisconn.Classify(err))
 		}
 	}
 }
@@ -97,7 +98,7 @@ func tryWrite(ctx context.Context, s *Sink, ss []span) error {
 	s.Write(ctx, batchOf(ss), errs)
 	for i, err := range errs {
 		if err != nil {
-			return fmt.Errorf("entry %d of %d (%s): %w (class %s)", i, len(errs), ss[i].key, err, Classify(err))
+			return fmt.Errorf("entry %d of %d (%s): %w (class %s)", i, len(errs), ss[i].key, err, redisconn.Classify(err))
 		}
 	}
 	return nil
@@ -252,7 +253,7 @@ func writeUntilLanded(t testing.TB, ctx context.Context, s *Sink, timeout time.D
 			if err == nil {
 				continue
 			}
-			c := Classify(err)
+			c := redisconn.Classify(err)
 			seen[c.String()]++
 			if !c.Retryable() {
 				t.Fatalf("%s: %v (class %s) is not retryable", what, err, c)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 )
 
@@ -93,7 +94,7 @@ func TestACanceledWriteStopsWaitingForReplies(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	for i, err := range write(t, ctx, s, spans(3, "spans")) {
-		if c := Classify(err); c != ClassCanceled {
+		if c := redisconn.Classify(err); c != redisconn.ClassCanceled {
 			t.Fatalf("entry %d: %v (class %s), want canceled rather than waiting for the read timeout", i, err, c)
 		}
 	}
@@ -111,8 +112,8 @@ func TestWritesAfterCloseFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, err := range write(t, ctx, s, spansFrom(2, 2, "spans")) {
-		if !errors.Is(err, errClosed) || Classify(err).Retryable() {
-			t.Fatalf("entry %d after Close: %v (class %s), want a permanent closed-client error", i, err, Classify(err))
+		if !errors.Is(err, errClosed) || redisconn.Classify(err).Retryable() {
+			t.Fatalf("entry %d after Close: %v (class %s), want a permanent closed-client error", i, err, redisconn.Classify(err))
 		}
 	}
 }

@@ -12,11 +12,8 @@ import (
 	"strings"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
-
-// errCredentials marks a failure to read the credential files, which Classify reports as
-// ClassAuth: like a wrong password, it will not heal by retrying at once.
-var errCredentials = errors.New("reading Redis credentials")
 
 // newFileCredentials returns the provider go-redis calls whenever it dials, so that a rotated
 // Secret (kubelet swaps the files) needs no restart, or nil when no file is configured. It
@@ -45,7 +42,7 @@ func newFileCredentials(usernameFile, passwordFile string) (func(context.Context
 	provider := func(context.Context) (string, string, error) {
 		username, password, err := read()
 		if err != nil {
-			return "", "", fmt.Errorf("%w: %w", errCredentials, err)
+			return "", "", fmt.Errorf("%w: %w", redisconn.ErrCredentials, err)
 		}
 		return username, password, nil
 	}

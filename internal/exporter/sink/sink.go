@@ -328,7 +328,7 @@ func (o *clientOptions) clusterOptions() *redis.ClusterOptions {
 		Addrs: o.addrs,
 		// -1: no redirects either. ClusterClient retries a node's whole sub-pipeline after
 		// a network error or a timeout, bounded by MaxRedirects, not MaxRetries; MOVED and
-		// ASK then surface as ClassMoved, and the caller's retry finds the new owner.
+		// ASK then surface as redisconn.ClassMoved, and the caller's retry finds the new owner.
 		MaxRedirects:               -1,
 		CredentialsProviderContext: c.CredentialsProviderContext,
 		MaxRetries:                 c.MaxRetries,

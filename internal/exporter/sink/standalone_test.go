@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 
 	"github.com/tracestream/tracestream/internal/testing/wait"
@@ -86,8 +87,8 @@ func TestTLSWithAnUntrustedCAFailsAsConnection(t *testing.T) {
 	s := newSink(t, cfg, config.Stream{})
 	errs := write(t, ctxFor(t), s, spans(3, "spans"))
 	for i, err := range errs {
-		if Classify(err) != ClassConnection || !strings.Contains(err.Error(), "certificate") {
-			t.Fatalf("entry %d: %v (class %s), want a certificate error of class connection", i, err, Classify(err))
+		if redisconn.Classify(err) != redisconn.ClassTLS || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("entry %d: %v (class %s), want a certificate error of class tls", i, err, redisconn.Classify(err))
 		}
 	}
 }
@@ -135,8 +136,8 @@ func TestAWrongPasswordIsAuthAndNotRetried(t *testing.T) {
 	statsBefore := authAttempts(t, ctx, admin)
 
 	_, err := s.Probe(ctx)
-	if Classify(err) != ClassAuth || !strings.Contains(err.Error(), "WRONGPASS") {
-		t.Fatalf("Probe: %v (class %s), want WRONGPASS of class auth", err, Classify(err))
+	if redisconn.Classify(err) != redisconn.ClassAuth || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("Probe: %v (class %s), want WRONGPASS of class auth", err, redisconn.Classify(err))
 	}
 	if strings.Contains(err.Error(), "not-the-password") {
 		t.Fatalf("Probe: %v shows the password", err)
@@ -144,8 +145,8 @@ func TestAWrongPasswordIsAuthAndNotRetried(t *testing.T) {
 	const writes = 5
 	for range writes {
 		for i, err := range write(t, ctx, s, spans(100, "spans")) {
-			if Classify(err) != ClassAuth || Classify(err).Retryable() {
-				t.Fatalf("entry %d: %v (class %s), want auth, not retryable", i, err, Classify(err))
+			if redisconn.Classify(err) != redisconn.ClassAuth || redisconn.Classify(err).Retryable() {
+				t.Fatalf("entry %d: %v (class %s), want auth, not retryable", i, err, redisconn.Classify(err))
 			}
 		}
 	}

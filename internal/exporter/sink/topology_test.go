@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
 )
 
@@ -109,7 +110,7 @@ func TestClusterWritesLandOnEveryMasterAndSurviveAMovedSlotAndAKilledMaster(t *t
 			moveSlot(t, admin, movedKey, shards[0].Master, shards[1].Master)
 			moved := spansFrom(500, 20, movedKey)
 			for i, err := range write(t, ctx, s, moved) {
-				if c := Classify(err); c != ClassMoved {
+				if c := redisconn.Classify(err); c != redisconn.ClassMoved {
 					t.Fatalf("entry %d to the moved slot: %v (class %s), want moved", i, err, c)
 				}
 			}

@@ -3,7 +3,6 @@ package sink
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/exporter/entry"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // maxCachedKeys bounds the stream names a writeState remembers between Writes; past it the
@@ -231,11 +231,11 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 		}
 		err := r.err
 		if err == nil {
-			err = errNoReply
+			err = redisconn.ErrNoReply
 		}
 		if idmp && isIDMPRejection(err) {
 			rejected = true
-			err = fmt.Errorf("%w: %w", errIDMPRejected, err)
+			err = fmt.Errorf("%w: %w", redisconn.ErrIDMPRejected, err)
 		}
 		errs[i] = fmt.Errorf("adding a span to stream %q: %w", st.entryKey[i].name, err)
 	}
@@ -253,7 +253,7 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 		}
 		err := r.err
 		if err == nil {
-			err = errNoReply
+			err = redisconn.ErrNoReply
 		}
 		errs[k.last] = fmt.Errorf("setting the TTL of stream %q: %w", k.name, err)
 	}
@@ -321,14 +321,11 @@ func (s *Sink) doGoRedis(ctx context.Context, st *writeState) {
 	}
 }
 
-// errNoReply is the error of a command that got no reply and no error from go-redis.
-var errNoReply = errors.New("redis: no reply")
-
 func noReply(execErr error) error {
 	if execErr != nil {
 		return execErr
 	}
-	return errNoReply
+	return redisconn.ErrNoReply
 }
 
 // isIDMPRejection recognises a server without IDMP: Redis before 8.6 reads the IDMP keyword

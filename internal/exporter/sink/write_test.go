@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // fakeRedis is a go-redis hook that answers pipelines itself, so that tests can see the
@@ -211,17 +212,17 @@ func TestWriteOutcomes(t *testing.T) {
 		idmp      bool
 		reply     func(cmds []redis.Cmder)
 		execErr   error
-		want      []Class
+		want      []redisconn.Class
 		wantIDMP  bool
 		wantInErr string
 	}{
 		"all replies read: every entry landed": {
 			reply: replyOK,
-			want:  []Class{ClassNone, ClassNone, ClassNone, ClassNone},
+			want:  []redisconn.Class{redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassNone},
 		},
 		"a connection lost after two replies fails the other entries": {
 			reply: func(cmds []redis.Cmder) { eof(cmds, 2) },
-			want:  []Class{ClassNone, ClassNone, ClassConnection, ClassConnection},
+			want:  []redisconn.Class{redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassConnection, redisconn.ClassConnection},
 		},
 		"an error reply fails only its entry": {
 			reply: func(cmds []redis.Cmder) {
@@ -229,7 +230,7 @@ func TestWriteOutcomes(t *testing.T) {
 				cmds[1].SetErr(replyError("WRONGTYPE Operation against a key holding the wrong kind of value"))
 				cmds[1].(*redis.StringCmd).SetVal("")
 			},
-			want:      []Class{ClassNone, ClassWrongType, ClassNone, ClassNone},
+			want:      []redisconn.Class{redisconn.ClassNone, redisconn.ClassWrongType, redisconn.ClassNone, redisconn.ClassNone},
 			wantInErr: `stream "b"`,
 		},
 		"a failed EXPIRE fails the last entry of its key": {
@@ -239,18 +240,18 @@ func TestWriteOutcomes(t *testing.T) {
 				// second EXPIRE's reply.
 				eof(cmds, 5)
 			},
-			want:      []Class{ClassNone, ClassNone, ClassNone, ClassConnection},
+			want:      []redisconn.Class{redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassConnection},
 			wantInErr: `setting the TTL of stream "b"`,
 		},
 		"a handshake that failed before sending fails every entry with Exec's error": {
 			// go-redis v9.23 returns WRONGPASS from Exec and sets no command's error.
 			reply:   func([]redis.Cmder) {},
 			execErr: replyError("WRONGPASS invalid username-password pair or user is disabled."),
-			want:    []Class{ClassAuth, ClassAuth, ClassAuth, ClassAuth},
+			want:    []redisconn.Class{redisconn.ClassAuth, redisconn.ClassAuth, redisconn.ClassAuth, redisconn.ClassAuth},
 		},
 		"no reply and no error is a connection failure": {
 			reply: func([]redis.Cmder) {},
-			want:  []Class{ClassConnection, ClassConnection, ClassConnection, ClassConnection},
+			want:  []redisconn.Class{redisconn.ClassConnection, redisconn.ClassConnection, redisconn.ClassConnection, redisconn.ClassConnection},
 		},
 		"a server without IDMP turns it off and asks for a retry": {
 			idmp: true,
@@ -259,13 +260,13 @@ func TestWriteOutcomes(t *testing.T) {
 					c.SetErr(replyError("ERR Invalid stream ID specified as stream command argument"))
 				}
 			},
-			want:     []Class{ClassTryAgain, ClassTryAgain, ClassTryAgain, ClassTryAgain},
+			want:     []redisconn.Class{redisconn.ClassTryAgain, redisconn.ClassTryAgain, redisconn.ClassTryAgain, redisconn.ClassTryAgain},
 			wantIDMP: false,
 		},
 		"IDMP stays on when the server accepts it": {
 			idmp:     true,
 			reply:    replyOK,
-			want:     []Class{ClassNone, ClassNone, ClassNone, ClassNone},
+			want:     []redisconn.Class{redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassNone, redisconn.ClassNone},
 			wantIDMP: true,
 		},
 	}
@@ -276,7 +277,7 @@ func TestWriteOutcomes(t *testing.T) {
 			f.reply, f.err = tc.reply, tc.execErr
 			errs := write(t, t.Context(), s, spans(4, "a", "b"))
 			for i, err := range errs {
-				if got := Classify(err); got != tc.want[i] {
+				if got := redisconn.Classify(err); got != tc.want[i] {
 					t.Errorf("entry %d: %v (class %s), want class %s", i, err, got, tc.want[i])
 				}
 				if err != nil && tc.wantInErr != "" && !strings.Contains(err.Error(), tc.wantInErr) {

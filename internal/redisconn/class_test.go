@@ -1,4 +1,4 @@
-package sink
+package redisconn
 
 import (
 	"context"
@@ -46,22 +46,26 @@ func TestClassify(t *testing.T) {
 		"max clients is connection":                  {replyError("ERR max number of clients reached"), ClassConnection},
 		"a syntax error is other":                    {replyError("ERR syntax error"), ClassOther},
 		"a wrapped reply keeps its class":            {fmt.Errorf("adding a span to stream %q: %w", "s", replyError("OOM command not allowed")), ClassOOM},
-		"unreadable credentials are auth":            {fmt.Errorf("%w: redis.passwordFile: %w", errCredentials, os.ErrNotExist), ClassAuth},
-		"an IDMP rejection is tryagain":              {fmt.Errorf("%w: %w", errIDMPRejected, replyError("ERR Invalid stream ID specified as stream command argument")), ClassTryAgain},
+		"unreadable credentials are auth":            {fmt.Errorf("%w: redis.passwordFile: %w", ErrCredentials, os.ErrNotExist), ClassAuth},
+		"an IDMP rejection is tryagain":              {fmt.Errorf("%w: %w", ErrIDMPRejected, replyError("ERR Invalid stream ID specified as stream command argument")), ClassTryAgain},
 		"EOF is connection":                          {io.EOF, ClassConnection},
 		"an unexpected EOF is connection":            {fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), ClassConnection},
 		"a refused dial is connection":               {&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ClassConnection},
 		"a reset is connection":                      {&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, ClassConnection},
 		"a closed socket is connection":              {net.ErrClosed, ClassConnection},
-		"an untrusted certificate is connection":     {x509.UnknownAuthorityError{}, ClassConnection},
-		"a failed verification is connection":        {fmt.Errorf("tls: %w", &tls.CertificateVerificationError{Err: x509.HostnameError{}}), ClassConnection},
+		"an untrusted certificate is tls":            {x509.UnknownAuthorityError{}, ClassTLS},
+		"a failed verification is tls":               {fmt.Errorf("tls: %w", &tls.CertificateVerificationError{Err: x509.HostnameError{}}), ClassTLS},
 		"no sentinel reachable is connection":        {fmt.Errorf("redis: all sentinels specified in configuration are unreachable: %w", errors.New("x")), ClassConnection},
 		"a socket timeout is timeout":                {&net.OpError{Op: "read", Net: "tcp", Err: timeoutErr{}}, ClassTimeout},
 		"a context deadline is timeout":              {context.DeadlineExceeded, ClassTimeout},
 		"a pool timeout is timeout":                  {redis.ErrPoolTimeout, ClassTimeout},
 		"a canceled context is canceled":             {fmt.Errorf("x: %w", context.Canceled), ClassCanceled},
-		"no reply at all is connection":              {fmt.Errorf("x: %w", errNoReply), ClassConnection},
+		"no reply at all is connection":              {fmt.Errorf("x: %w", ErrNoReply), ClassConnection},
 		"a closed client is other":                   {redis.ErrClosed, ClassOther},
+		"a handshake that timed out is tls":          {fmt.Errorf("%w: %w", ErrTLSHandshake, os.ErrDeadlineExceeded), ClassTLS},
+		"an alert with the first reply is tls":       {&net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, ClassTLS},
+		"an unreachable host is connection":          {&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, ClassConnection},
+		"an unknown sentinel master is other":        {redis.Nil, ClassOther},
 		"anything else is other":                     {errors.New("something odd"), ClassOther},
 	}
 	for name, tc := range cases {
@@ -93,9 +97,10 @@ func TestClassNamesAndRetryability(t *testing.T) {
 		ClassWrongType:   {"wrongtype", false},
 		ClassOther:       {"other", false},
 		ClassNoPerm:      {"noperm", false},
+		ClassTLS:         {"tls", true},
 	}
-	if len(want) != len(classNames) {
-		t.Fatalf("the test covers %d classes, the package has %d", len(want), len(classNames))
+	if len(want) != len(classLabels) {
+		t.Fatalf("the test covers %d classes, the package has %d", len(want), len(classLabels))
 	}
 	for c, w := range want {
 		if c.String() != w.name || c.Retryable() != w.retryable {
@@ -106,3 +111,33 @@ func TestClassNamesAndRetryability(t *testing.T) {
 		t.Errorf("an unknown class is %q, want other", got)
 	}
 }
+
+func TestCauses(t *testing.T) {
+	want := map[Cause][]Class{
+		CauseNone:        {ClassNone},
+		CauseAuth:        {ClassAuth, ClassNoPerm},
+		CauseTLS:         {ClassTLS},
+		CauseUnreachable: {ClassConnection, ClassTimeout},
+		CauseOther: {ClassOOM, ClassReadOnly, ClassLoading, ClassMoved, ClassTryAgain, ClassClusterDown,
+			ClassMasterDown, ClassCanceled, ClassWrongType, ClassOther},
+	}
+	seen := 0
+	for cause, classes := range want {
+		for _, c := range classes {
+			seen++
+			if got := c.Cause(); got != cause {
+				t.Errorf("%s.Cause() = %d, want %d", c, got, cause)
+			}
+		}
+	}
+	if seen != int(numClasses) {
+		t.Errorf("the test places %d classes, the package has %d", seen, numClasses)
+	}
+}
+
+// replyError is an error reply: go-redis's own and the exporter's RESP reader's both
+// implement redis.Error.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}
