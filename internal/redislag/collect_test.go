@@ -324,7 +324,7 @@ func TestCollectCluster(t *testing.T) {
 	run(t, admin, cmds([]any{"SET", "traces:string", "x"}))
 	slices.SortFunc(want, func(a, b Stream) int { return strings.Compare(a.Name, b.Name) })
 	target := Target{
-		Mode: ModeCluster, Addresses: cl.Addrs()[:1],
+		Mode: "cluster", Addresses: cl.Addrs()[:1],
 		Username: cl.ACL().Username(), Password: cl.ACL().Password(),
 		TLS: cl.TLS().ClientConfig(),
 	}
@@ -362,7 +362,7 @@ func TestCollectSentinel(t *testing.T) {
 	st := redistest.Sentinel(t, redistest.WithTLS(), redistest.WithACL(""))
 	run(t, st.Client(t), concat(entries("traces:a", 10), readBy("traces:a", "g", 3)))
 	target := Target{
-		Mode: ModeSentinel, Addresses: st.SentinelAddrs(), MasterName: st.MasterName(),
+		Mode: "sentinel", Addresses: st.SentinelAddrs(), MasterName: st.MasterName(),
 		Username: st.ACL().Username(), Password: st.ACL().Password(),
 		TLS: st.TLS().ClientConfig(),
 	}

@@ -64,7 +64,7 @@ func newRESPConns(o *clientOptions) *respConns {
 	if c.progress = o.progress; c.progress == nil {
 		c.progress = new(atomic.Int64)
 	}
-	if t := o.tls.config(); t != nil {
+	if t := o.tls; t != nil {
 		c.tls = t.Clone()
 		if c.tls.ServerName == "" {
 			c.tls.ServerName, _, _ = net.SplitHostPort(c.addr)
