@@ -29,7 +29,7 @@ func ParseAddress(addr string) (hostPort string, asksTLS bool, err error) {
 		return "", false, errors.New("must not hold credentials (an address is logged); give them separately")
 	}
 	host, port, err := net.SplitHostPort(hostPort)
-	if err != nil || host == "" || strings.ContainsAny(host, "/ \t") {
+	if err != nil || host == "" || strings.ContainsAny(host, "/ \t") || strings.Contains(hostPort, "://") {
 		return "", false, fmt.Errorf("%q is not host:port, redis://host:port or rediss://host:port", addr)
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {

@@ -190,15 +190,20 @@ const redisKey = "redis."
 
 // checkNotNegative refuses negative sizes and timeouts; zero means go-redis's default.
 func checkNotNegative(cfg config.Redis) error {
-	switch {
-	case cfg.PoolSize < 0:
+	if cfg.PoolSize < 0 {
 		return fmt.Errorf("redis.poolSize: %d must not be negative", cfg.PoolSize)
-	case cfg.DialTimeout.Duration < 0:
-		return fmt.Errorf("redis.dialTimeout: %s must not be negative", cfg.DialTimeout.Duration)
-	case cfg.ReadTimeout.Duration < 0:
-		return fmt.Errorf("redis.readTimeout: %s must not be negative", cfg.ReadTimeout.Duration)
-	case cfg.WriteTimeout.Duration < 0:
-		return fmt.Errorf("redis.writeTimeout: %s must not be negative", cfg.WriteTimeout.Duration)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"redis.dialTimeout", cfg.DialTimeout.Duration},
+		{"redis.readTimeout", cfg.ReadTimeout.Duration},
+		{"redis.writeTimeout", cfg.WriteTimeout.Duration},
+	} {
+		if t.d < 0 {
+			return fmt.Errorf("%s: %s must not be negative", t.key, t.d)
+		}
 	}
 	return nil
 }
