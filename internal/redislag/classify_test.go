@@ -114,12 +114,12 @@ func TestClassifyFailures(t *testing.T) {
 			want:   redisconn.CauseUnreachable,
 		},
 		"a closed port in cluster mode is unreachable": {
-			target: func() Target { return Target{Mode: ModeCluster, Addresses: []string{closedPortAddr(t)}} },
+			target: func() Target { return Target{Mode: "cluster", Addresses: []string{closedPortAddr(t)}} },
 			want:   redisconn.CauseUnreachable,
 		},
 		"closed sentinel ports are unreachable": {
 			target: func() Target {
-				return Target{Mode: ModeSentinel, MasterName: "m", Addresses: []string{closedPortAddr(t), closedPortAddr(t)}}
+				return Target{Mode: "sentinel", MasterName: "m", Addresses: []string{closedPortAddr(t), closedPortAddr(t)}}
 			},
 			want: redisconn.CauseUnreachable,
 		},

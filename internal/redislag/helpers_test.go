@@ -61,7 +61,7 @@ func run(t testing.TB, c redis.UniversalClient, commands [][]any) {
 }
 
 func standaloneTarget(srv *redistest.Server) Target {
-	t := Target{Mode: ModeStandalone, Addresses: []string{srv.Addr()}}
+	t := Target{Mode: "standalone", Addresses: []string{srv.Addr()}}
 	if acl := srv.ACL(); acl != nil {
 		t.Username, t.Password = acl.Username(), acl.Password()
 	}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,17 +16,6 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/tracestream/tracestream/internal/redisconn"
-)
-
-// The modes of a Target, the values of the RedisTraceExporter's spec.redis.mode.
-const (
-	// ModeStandalone is one server, read with a Client.
-	ModeStandalone = "standalone"
-	// ModeCluster is a Redis Cluster: every master is scanned, and each stream is read
-	// from the master that holds it.
-	ModeCluster = "cluster"
-	// ModeSentinel is the master that the sentinels name, read with a FailoverClient.
-	ModeSentinel = "sentinel"
 )
 
 // dialTimeout bounds the TCP connect and the TLS handshake of one connection, as go-redis's
@@ -42,7 +30,8 @@ const poolSize = 2
 // credentials already read from their Secret. Its String and MarshalLog leave the
 // credentials out, but do not log it needlessly: it is the operator's copy of a Secret.
 type Target struct {
-	// Mode is ModeStandalone (the default when empty), ModeCluster or ModeSentinel.
+	// Mode is a redisconn.Mode as the spec holds it: standalone (the default when empty),
+	// cluster or sentinel.
 	Mode string
 	// Addresses are host:port, redis://host:port or rediss://host:port: the server, the
 	// cluster's seed nodes, or the sentinels. rediss:// turns TLS on.
@@ -65,7 +54,7 @@ func (t Target) String() string {
 	var b strings.Builder
 	mode := t.Mode
 	if mode == "" {
-		mode = ModeStandalone
+		mode = string(redisconn.ModeStandalone)
 	}
 	fmt.Fprintf(&b, "%s %v", mode, t.Addresses)
 	if t.MasterName != "" {
@@ -91,7 +80,7 @@ func (t Target) MarshalLog() any { return t.String() }
 
 // client is a go-redis client for one Collect.
 type client struct {
-	mode       string
+	mode       redisconn.Mode
 	masterName string
 	// handshakes are the TLS handshakes that failed or have not finished, which go-redis
 	// hides behind the context's error when the caller's deadline passes first.
@@ -103,46 +92,38 @@ type client struct {
 	single  *redis.Client
 }
 
+// newClient checks t with redisconn's rules and builds the client for its mode.
 func newClient(t Target) (*client, error) {
-	mode := t.Mode
-	if mode == "" {
-		mode = ModeStandalone
-	}
-	addrs, secure, err := parseAddresses(t.Addresses)
+	ep, err := redisconn.Endpoint{
+		Mode: redisconn.Mode(t.Mode), Addresses: t.Addresses, MasterName: t.MasterName, DB: t.DB,
+	}.Resolve("")
 	if err != nil {
-		return nil, err
-	}
-	switch {
-	case mode != ModeStandalone && mode != ModeCluster && mode != ModeSentinel:
-		return nil, fmt.Errorf("target: mode %q is not one of %s, %s, %s", t.Mode, ModeStandalone, ModeCluster, ModeSentinel)
-	case mode == ModeStandalone && len(addrs) != 1:
-		return nil, fmt.Errorf("target: standalone mode takes exactly one address, got %d", len(addrs))
-	case mode == ModeSentinel && t.MasterName == "":
-		return nil, errors.New("target: sentinel mode needs a master name")
-	case mode != ModeSentinel && t.MasterName != "":
-		return nil, fmt.Errorf("target: a master name is only for sentinel mode, not %s", mode)
-	case t.DB < 0:
-		return nil, fmt.Errorf("target: db %d must not be negative", t.DB)
-	case mode == ModeCluster && t.DB != 0:
-		return nil, fmt.Errorf("target: db %d, but Redis Cluster has only database 0", t.DB)
+		return nil, fmt.Errorf("target: %w", err)
 	}
 	var tlsConfig *tls.Config
 	switch {
 	case t.TLS != nil:
 		tlsConfig = t.TLS.Clone()
-	case secure:
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case ep.AsksTLS:
+		// rediss:// without a configuration: what an empty spec.redis.tls builds.
+		if tlsConfig, err = redisconn.NewTLSConfig(redisconn.TLSPEM{}); err != nil {
+			return nil, err
+		}
 	}
-	c := &client{mode: mode, masterName: t.MasterName}
-	opt := &redis.Options{
-		Username: t.Username,
-		Password: t.Password,
-		DB:       t.DB,
-		// TLS is up to dial, not go-redis: see redisconn.ErrTLSHandshake. go-redis uses TLSConfig
-		// only in its own dialer.
+	c := &client{mode: ep.Mode, masterName: t.MasterName}
+	opts := &redisconn.Options{Mode: ep.Mode, UniversalOptions: redis.UniversalOptions{
+		Addrs:      ep.Addrs,
+		MasterName: t.MasterName,
+		Username:   t.Username,
+		Password:   t.Password,
+		DB:         t.DB,
+		// TLS is up to dial, not go-redis: see redisconn.ErrTLSHandshake. go-redis uses
+		// TLSConfig only in its own dialer.
 		Dialer: c.dial(tlsConfig),
 		// One attempt and one dial: the operator reconciles again later, and an error
 		// now is what the RedisReachable condition needs, not a retry loop's delay.
+		// MaxRedirects (cluster) stays at its default: XINFO is read-only, so following
+		// a MOVED during a resharding is safe.
 		MaxRetries:    -1,
 		DialerRetries: 1,
 		// The caller's deadline bounds Collect, not only the socket timeouts.
@@ -152,43 +133,13 @@ func newClient(t Target) (*client, error) {
 		// Enterprise: two commands per connection that open-source Redis refuses.
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}
-	switch mode {
-	case ModeCluster:
-		c.cluster = redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                    addrs,
-			Username:                 opt.Username,
-			Password:                 opt.Password,
-			Dialer:                   opt.Dialer,
-			MaxRetries:               opt.MaxRetries,
-			DialerRetries:            opt.DialerRetries,
-			ContextTimeoutEnabled:    opt.ContextTimeoutEnabled,
-			PoolSize:                 opt.PoolSize,
-			DisableIdentity:          opt.DisableIdentity,
-			MaintNotificationsConfig: opt.MaintNotificationsConfig,
-			// MaxRedirects stays at its default: XINFO is read-only, so following a
-			// MOVED during a resharding is safe.
-		})
-		c.universal = c.cluster
-	case ModeSentinel:
-		c.single = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:            t.MasterName,
-			SentinelAddrs:         addrs,
-			Username:              opt.Username,
-			Password:              opt.Password,
-			DB:                    opt.DB,
-			Dialer:                opt.Dialer,
-			MaxRetries:            opt.MaxRetries,
-			DialerRetries:         opt.DialerRetries,
-			ContextTimeoutEnabled: opt.ContextTimeoutEnabled,
-			PoolSize:              opt.PoolSize,
-			DisableIdentity:       opt.DisableIdentity,
-		})
-		c.universal = c.single
-	default:
-		opt.Addr = addrs[0]
-		c.single = redis.NewClient(opt)
-		c.universal = c.single
+	}}
+	c.universal = opts.NewClient()
+	switch u := c.universal.(type) {
+	case *redis.ClusterClient:
+		c.cluster = u
+	case *redis.Client:
+		c.single = u
 	}
 	return c, nil
 }
@@ -236,7 +187,7 @@ func (c *client) explain(err error) error {
 			err = fmt.Errorf("%w, during %w", err, hs)
 		}
 	}
-	if c.mode == ModeSentinel && errors.Is(err, redis.Nil) {
+	if c.mode == redisconn.ModeSentinel && errors.Is(err, redis.Nil) {
 		err = fmt.Errorf("the sentinels that answered monitor no master named %q: %w", c.masterName, err)
 	}
 	return err
@@ -281,37 +232,6 @@ func (h *handshakes) unfinished() error {
 		return err
 	}
 	return fmt.Errorf("%w with %s: not finished", redisconn.ErrTLSHandshake, addr)
-}
-
-// parseAddresses accepts what spec.redis.addresses accepts and reports whether an address
-// asks for TLS. go-redis has one TLS configuration for every node, so mixing redis:// and
-// rediss:// is an error.
-func parseAddresses(in []string) (addrs []string, secure bool, err error) {
-	if len(in) == 0 {
-		return nil, false, errors.New("target: at least one address is required")
-	}
-	plain := false
-	for i, a := range in {
-		hostPort := a
-		switch {
-		case strings.HasPrefix(a, "rediss://"):
-			hostPort, secure = strings.TrimPrefix(a, "rediss://"), true
-		case strings.HasPrefix(a, "redis://"):
-			hostPort, plain = strings.TrimPrefix(a, "redis://"), true
-		}
-		host, port, err := net.SplitHostPort(hostPort)
-		if err != nil || host == "" || strings.Contains(host, "@") {
-			return nil, false, fmt.Errorf("target: addresses[%d] %q is not host:port, redis://host:port or rediss://host:port", i, a)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, false, fmt.Errorf("target: addresses[%d] %q: port is not a number from 1 to 65535", i, a)
-		}
-		addrs = append(addrs, hostPort)
-	}
-	if plain && secure {
-		return nil, false, errors.New("target: addresses mix redis:// and rediss://; TLS is all or nothing")
-	}
-	return addrs, secure, nil
 }
 
 // scanStreams adds the names of the streams matching pattern to found: from every master

@@ -6,16 +6,18 @@ package config
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
-// Redis modes.
+// Redis modes: redisconn's, as the strings Redis.Mode holds.
 const (
-	ModeStandalone = "standalone"
-	ModeCluster    = "cluster"
-	ModeSentinel   = "sentinel"
+	ModeStandalone = string(redisconn.ModeStandalone)
+	ModeCluster    = string(redisconn.ModeCluster)
+	ModeSentinel   = string(redisconn.ModeSentinel)
 )
 
 // Stream entry encodings.
@@ -159,7 +161,8 @@ func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
 
 // Redis says where and how to write.
 type Redis struct {
-	// Mode is ModeStandalone, ModeCluster or ModeSentinel.
+	// Mode is ModeStandalone, ModeCluster or ModeSentinel (a redisconn.Mode; empty is
+	// standalone).
 	Mode string `json:"mode,omitempty"`
 	// Addresses are host:port, redis://host:port or rediss://host:port: the server
 	// (standalone), seed nodes (cluster) or the sentinels (sentinel). rediss:// turns TLS on, as
@@ -186,37 +189,20 @@ type Redis struct {
 // TLSEnabled reports whether connections to Redis use TLS: TLS.Enabled is set or the addresses
 // use the rediss:// scheme (Validate rejects a mix of rediss:// and plain addresses).
 func (r Redis) TLSEnabled() bool {
-	if r.TLS.Enabled {
-		return true
-	}
-	for _, a := range r.Addresses {
-		if strings.HasPrefix(a, rediss) {
-			return true
-		}
-	}
-	return false
+	return r.TLS.Files().On(slices.ContainsFunc(r.Addresses, redisconn.AsksTLS))
 }
 
-// HostPorts returns Addresses without their redis:// or rediss:// scheme, as go-redis wants them.
+// HostPorts returns Addresses without their redis:// or rediss:// scheme, as go-redis wants
+// them; an address that redisconn.ParseAddress refuses is left as it is (Validate reports it).
 func (r Redis) HostPorts() []string {
 	out := make([]string, len(r.Addresses))
 	for i, a := range r.Addresses {
-		out[i] = trimScheme(a)
+		out[i] = a
+		if hostPort, _, err := redisconn.ParseAddress(a); err == nil {
+			out[i] = hostPort
+		}
 	}
 	return out
-}
-
-// The address schemes: rediss marks an address as TLS, redis as plaintext (the default).
-const (
-	rediss     = "rediss://"
-	redisPlain = "redis://"
-)
-
-func trimScheme(addr string) string {
-	if s, ok := strings.CutPrefix(addr, rediss); ok {
-		return s
-	}
-	return strings.TrimPrefix(addr, redisPlain)
 }
 
 // Sentinel configures sentinel mode; Redis.Addresses are then the sentinels.

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/tracestream/tracestream/internal/exporter/encode/streamkey"
 	"io/fs"
 	"net"
 	"os"
@@ -11,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tracestream/tracestream/internal/exporter/encode/streamkey"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // Validate reports every problem of c, each prefixed by its key path, joined with errors.Join. It
@@ -82,83 +84,54 @@ func (c Config) validateReceivers(v *validator) {
 	v.file("receivers.bearerTokenFile", r.BearerTokenFile)
 }
 
+// validateRedis checks the redis section: the connection rules are redisconn's, the file and
+// limit checks this package's.
 func (c Config) validateRedis(v *validator) {
 	r := c.Redis
-	modes := []string{ModeStandalone, ModeCluster, ModeSentinel}
-	if !slices.Contains(modes, r.Mode) {
-		v.addf("redis.mode", "%q is not one of %s", r.Mode, strings.Join(modes, ", "))
-	}
+	ep, err := r.Endpoint().Resolve(redisKey)
+	v.add(err)
+	v.add(redisconn.CheckCredentialFiles(r.UsernameFile, r.PasswordFile, redisKey))
+	tlsFiles := r.TLS.Files()
+	v.add(tlsFiles.Check(tlsFiles.On(ep.AsksTLS), redisKey))
 
-	switch {
-	case len(r.Addresses) == 0:
-		v.addf("redis.addresses", "at least one address")
-	case r.Mode == ModeStandalone && len(r.Addresses) > 1:
-		v.addf("redis.addresses", "standalone mode takes exactly one address, got %d", len(r.Addresses))
-	}
-	var tlsAddrs, plainAddrs int
-	for i, a := range r.Addresses {
-		if strings.HasPrefix(a, rediss) {
-			tlsAddrs++
-		} else {
-			plainAddrs++
-		}
-		v.redisAddress(fmt.Sprintf("redis.addresses[%d]", i), a)
-	}
-	if tlsAddrs > 0 && plainAddrs > 0 {
-		v.addf("redis.addresses", "mixes rediss:// and plaintext addresses; TLS applies to every node, so use one form")
-	}
-
-	switch {
-	case r.Mode == ModeSentinel && r.Sentinel.MasterName == "":
-		v.addf("redis.sentinel.masterName", "required when redis.mode is sentinel")
-	case r.Mode != ModeSentinel && r.Sentinel.MasterName != "":
-		v.addf("redis.sentinel.masterName", "only used when redis.mode is sentinel")
-	}
-	if r.Mode != ModeSentinel && r.Sentinel.PasswordFile != "" {
-		v.addf("redis.sentinel.passwordFile", "only used when redis.mode is sentinel")
-	}
-	switch {
-	case r.DB < 0:
-		v.addf("redis.db", "must not be negative, got %d", r.DB)
-	case r.DB != 0 && r.Mode == ModeCluster:
-		v.addf("redis.db", "must be 0 in cluster mode, got %d", r.DB)
-	}
-
-	if r.UsernameFile != "" && r.PasswordFile == "" {
-		v.addf("redis.usernameFile", "requires redis.passwordFile (AUTH takes a username and a password)")
-	}
 	v.file("redis.usernameFile", r.UsernameFile)
 	v.file("redis.passwordFile", r.PasswordFile)
 	v.file("redis.sentinel.passwordFile", r.Sentinel.PasswordFile)
-
-	t := r.TLS
-	if !r.TLSEnabled() {
-		// Settings that would be silently ignored are a mistake in the configuration.
-		for _, s := range []struct {
-			key string
-			set bool
-		}{
-			{"redis.tls.caFile", t.CAFile != ""},
-			{"redis.tls.certFile", t.CertFile != ""},
-			{"redis.tls.keyFile", t.KeyFile != ""},
-			{"redis.tls.serverName", t.ServerName != ""},
-			{"redis.tls.insecureSkipVerify", t.InsecureSkipVerify},
-		} {
-			if s.set {
-				v.addf(s.key, "set but TLS is off: set redis.tls.enabled or use rediss:// addresses")
-			}
-		}
-	}
-	v.pair("redis.tls.certFile", t.CertFile, "redis.tls.keyFile", t.KeyFile)
-	v.file("redis.tls.caFile", t.CAFile)
-	v.file("redis.tls.certFile", t.CertFile)
-	v.file("redis.tls.keyFile", t.KeyFile)
+	v.file("redis.tls.caFile", r.TLS.CAFile)
+	v.file("redis.tls.certFile", r.TLS.CertFile)
+	v.file("redis.tls.keyFile", r.TLS.KeyFile)
 
 	v.positive("redis.dialTimeout", r.DialTimeout)
 	v.positive("redis.readTimeout", r.ReadTimeout)
 	v.positive("redis.writeTimeout", r.WriteTimeout)
 	if r.PoolSize < 1 {
 		v.addf("redis.poolSize", "must be at least 1, got %d", r.PoolSize)
+	}
+}
+
+// redisKey starts the keys of the redis section in redisconn's errors.
+const redisKey = "redis."
+
+// Endpoint is where r says to connect, for redisconn's rules and client.
+func (r Redis) Endpoint() redisconn.Endpoint {
+	return redisconn.Endpoint{
+		Mode:                 redisconn.Mode(r.Mode),
+		Addresses:            r.Addresses,
+		MasterName:           r.Sentinel.MasterName,
+		DB:                   r.DB,
+		SentinelPasswordFile: r.Sentinel.PasswordFile,
+	}
+}
+
+// Files is t as redisconn reads it.
+func (t ClientTLS) Files() redisconn.TLSFiles {
+	return redisconn.TLSFiles{
+		Enabled:            t.Enabled,
+		CAFile:             t.CAFile,
+		CertFile:           t.CertFile,
+		KeyFile:            t.KeyFile,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify,
 	}
 }
 
@@ -266,6 +239,13 @@ type validator struct {
 	errs  []error
 }
 
+// add records err, which names its own key; a nil err is no problem.
+func (v *validator) add(err error) {
+	if err != nil {
+		v.errs = append(v.errs, err)
+	}
+}
+
 func (v *validator) addf(key, format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 }
@@ -333,25 +313,6 @@ func (v *validator) listenEndpoint(key, addr string) {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		v.addf(key, "%q: port %q is not a number between 0 and 65535", addr, port)
-	}
-}
-
-// redisAddress checks host:port, redis://host:port or rediss://host:port, with a host and a port
-// from 1 to 65535.
-func (v *validator) redisAddress(key, addr string) {
-	hostPort := trimScheme(addr)
-	if strings.Contains(hostPort, "@") {
-		// Do not echo the address: it probably holds a password.
-		v.addf(key, "must not hold credentials; use redis.usernameFile and redis.passwordFile")
-		return
-	}
-	host, port, err := net.SplitHostPort(hostPort)
-	if err != nil || host == "" || strings.ContainsAny(host, "/ \t") {
-		v.addf(key, "%q is not host:port, redis://host:port or rediss://host:port", addr)
-		return
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		v.addf(key, "%q: port %q is not a number between 1 and 65535", addr, port)
 	}
 }
 

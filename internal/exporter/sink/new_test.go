@@ -69,8 +69,8 @@ func TestNewRejectsInvalidConfiguration(t *testing.T) {
 		"an empty password file names redis.passwordFile": {
 			cfg: config.Redis{Addresses: one, PasswordFile: empty}, wantField: "redis.passwordFile",
 		},
-		"a username without a password names redis.passwordFile": {
-			cfg: config.Redis{Addresses: one, UsernameFile: password}, wantField: "redis.passwordFile",
+		"a username without a password names redis.usernameFile": {
+			cfg: config.Redis{Addresses: one, UsernameFile: password}, wantField: "redis.usernameFile",
 		},
 		"a missing username file names redis.usernameFile": {
 			cfg: config.Redis{Addresses: one, UsernameFile: missing, PasswordFile: password}, wantField: "redis.usernameFile",
@@ -136,7 +136,7 @@ func TestNewAcceptsAddressForms(t *testing.T) {
 			cfg: config.Redis{Addresses: []string{"redis://10.0.0.1:6379"}}, wantAddrs: []string{"10.0.0.1:6379"},
 		},
 		"rediss:// turns TLS on": {
-			cfg: config.Redis{Addresses: []string{"rediss://[::1]:6380/"}}, wantAddrs: []string{"[::1]:6380"}, wantTLS: true,
+			cfg: config.Redis{Addresses: []string{"rediss://[::1]:6380"}}, wantAddrs: []string{"[::1]:6380"}, wantTLS: true,
 		},
 		"tls.enabled turns TLS on for host:port": {
 			cfg:       config.Redis{Mode: config.ModeCluster, Addresses: []string{"a:1", "b:2"}, TLS: config.ClientTLS{Enabled: true, ServerName: "redis.example"}},
@@ -152,7 +152,7 @@ func TestNewAcceptsAddressForms(t *testing.T) {
 			if strings.Join(o.addrs, ",") != strings.Join(tc.wantAddrs, ",") {
 				t.Fatalf("addresses %v, want %v", o.addrs, tc.wantAddrs)
 			}
-			tlsCfg := o.common().TLSConfig
+			tlsCfg := o.redisOptions().TLSConfig
 			if (tlsCfg != nil) != tc.wantTLS {
 				t.Fatalf("TLS config %v, want TLS %v", tlsCfg, tc.wantTLS)
 			}
@@ -166,17 +166,18 @@ func TestNewAcceptsAddressForms(t *testing.T) {
 // TestWritePathNeverResends pins the go-redis options that decide whether a pipeline can be
 // sent twice: if one of them changes, a cut connection duplicates a whole batch.
 func TestWritePathNeverResends(t *testing.T) {
-	o, err := newClientOptions(config.Redis{Addresses: []string{"a:1"}, Sentinel: config.Sentinel{MasterName: "m"}})
+	o, err := newClientOptions(config.Redis{Mode: config.ModeSentinel, Addresses: []string{"a:1"}, Sentinel: config.Sentinel{MasterName: "m"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := o.standaloneOptions().MaxRetries; got != -1 {
+	opts := o.redisOptions()
+	if got := opts.StandaloneOptions().MaxRetries; got != -1 {
 		t.Errorf("standalone MaxRetries = %d, want -1", got)
 	}
-	if got := o.failoverOptions().MaxRetries; got != -1 {
+	if got := opts.FailoverOptions().MaxRetries; got != -1 {
 		t.Errorf("sentinel MaxRetries = %d, want -1", got)
 	}
-	c := o.clusterOptions()
+	c := opts.ClusterOptions()
 	if c.MaxRetries != -1 || c.MaxRedirects != -1 {
 		t.Errorf("cluster MaxRetries = %d, MaxRedirects = %d; want -1, -1", c.MaxRetries, c.MaxRedirects)
 	}

@@ -64,7 +64,7 @@ func newRESPConns(o *clientOptions) *respConns {
 	if c.progress = o.progress; c.progress == nil {
 		c.progress = new(atomic.Int64)
 	}
-	if t := o.tls.config(); t != nil {
+	if t := o.tls; t != nil {
 		c.tls = t.Clone()
 		if c.tls.ServerName == "" {
 			c.tls.ServerName, _, _ = net.SplitHostPort(c.addr)
@@ -150,11 +150,23 @@ func (p *respConns) dial(ctx context.Context) (*respConn, error) {
 		nc = tc
 	}
 	c := &respConn{nc: nc, r: bufio.NewReaderSize(nc, connBufferSize), buf: make([]byte, 0, connBufferSize)}
+	hello, err := p.hello(ctx)
+	if err == nil && len(hello) > 0 {
+		err = p.sendHello(ctx, c, hello)
+	}
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// hello are the commands a new connection sends before any write: AUTH, SELECT.
+func (p *respConns) hello(ctx context.Context) ([][]string, error) {
 	var hello [][]string
 	if p.credentials != nil {
 		user, pass, err := p.credentials(ctx)
 		if err != nil {
-			_ = nc.Close()
 			return nil, err
 		}
 		switch {
@@ -167,9 +179,11 @@ func (p *respConns) dial(ctx context.Context) (*respConn, error) {
 	if p.db != 0 {
 		hello = append(hello, []string{"SELECT", strconv.Itoa(p.db)})
 	}
-	if len(hello) == 0 {
-		return c, nil
-	}
+	return hello, nil
+}
+
+// sendHello sends hello as one pipeline and reads its replies, within the dial timeout.
+func (p *respConns) sendHello(ctx context.Context, c *respConn, hello [][]string) error {
 	for _, cmd := range hello {
 		c.buf = appendArrayLen(c.buf, len(cmd))
 		for _, a := range cmd {
@@ -180,8 +194,8 @@ func (p *respConns) dial(ctx context.Context) (*respConn, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	_ = nc.SetDeadline(deadline)
-	_, err = nc.Write(c.buf)
+	_ = c.nc.SetDeadline(deadline)
+	_, err := c.nc.Write(c.buf)
 	c.buf = c.buf[:0]
 	for range hello {
 		if err != nil {
@@ -193,11 +207,10 @@ func (p *respConns) dial(ctx context.Context) (*respConn, error) {
 		}
 	}
 	if err != nil {
-		_ = nc.Close()
-		return nil, err
+		return err
 	}
-	_ = nc.SetDeadline(time.Time{})
-	return c, nil
+	_ = c.nc.SetDeadline(time.Time{})
+	return nil
 }
 
 // reply is what one command got back.

@@ -12,7 +12,7 @@ package sink
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"slices"
@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 const (
@@ -40,7 +41,7 @@ const (
 // Sink writes entries to Redis. It is safe for concurrent use: several Writes may run at once,
 // each on its own connection.
 type Sink struct {
-	mode   string
+	mode   redisconn.Mode
 	client redis.UniversalClient
 	// cluster is client when mode is cluster, for the per-master operations.
 	cluster *redis.ClusterClient
@@ -111,15 +112,14 @@ func New(cfg config.Redis, stream config.Stream, producerID string) (*Sink, erro
 	if producerID != "" {
 		s.producerArg = producerID
 	}
-	switch opts.mode {
-	case config.ModeCluster:
-		s.cluster = redis.NewClusterClient(opts.clusterOptions())
-		s.client = s.cluster
-	case config.ModeSentinel:
-		s.client = redis.NewFailoverClient(opts.failoverOptions())
-	default:
-		s.client = redis.NewClient(opts.standaloneOptions())
-		s.resp = newRESPConns(opts)
+	s.client = opts.redisOptions().NewClient()
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		s.cluster = c
+	case *redis.Client:
+		if opts.mode == redisconn.ModeStandalone {
+			s.resp = newRESPConns(opts)
+		}
 	}
 	return s, nil
 }
@@ -147,99 +147,65 @@ func ttlSeconds(d time.Duration) int64 {
 
 // clientOptions is the validated configuration, before it becomes go-redis options.
 type clientOptions struct {
-	mode             string
-	addrs            []string
-	cfg              config.Redis
-	tls              *tlsSettings
-	credentials      func(context.Context) (string, string, error)
+	mode        redisconn.Mode
+	addrs       []string
+	cfg         config.Redis
+	tls         *tls.Config
+	credentials redisconn.CredentialsProvider
+	// sentinelPassword is read once: go-redis reads the sentinel password only at start-up,
+	// so rotating it needs a restart.
 	sentinelPassword string
 	// progress is when bytes last moved on any connection to Redis (unix ns), when set.
 	progress *atomic.Int64
 }
 
+// newClientOptions checks cfg with redisconn's rules, then reads the files it names, so that
+// a missing file fails at start-up under its key.
 func newClientOptions(cfg config.Redis) (*clientOptions, error) {
-	o := &clientOptions{mode: cfg.Mode, cfg: cfg}
-	if o.mode == "" {
-		o.mode = config.ModeStandalone
-	}
-	switch o.mode {
-	case config.ModeStandalone, config.ModeCluster, config.ModeSentinel:
-	default:
-		return nil, fmt.Errorf("redis.mode: %q is not one of %s, %s, %s", cfg.Mode,
-			config.ModeStandalone, config.ModeCluster, config.ModeSentinel)
-	}
-	addrs, secure, err := parseAddresses(cfg.Addresses)
+	ep, err := cfg.Endpoint().Resolve(redisKey)
 	if err != nil {
 		return nil, err
 	}
-	o.addrs = addrs
-	switch {
-	case o.mode == config.ModeStandalone && len(addrs) != 1:
-		return nil, fmt.Errorf("redis.addresses: standalone mode takes exactly one address, got %d", len(addrs))
-	case o.mode == config.ModeSentinel && cfg.Sentinel.MasterName == "":
-		return nil, errors.New("redis.sentinel.masterName: required in sentinel mode")
-	case o.mode == config.ModeCluster && cfg.DB != 0:
-		return nil, fmt.Errorf("redis.db: %d, but Redis Cluster has only database 0", cfg.DB)
-	case cfg.DB < 0:
-		return nil, fmt.Errorf("redis.db: %d must not be negative", cfg.DB)
-	case cfg.PoolSize < 0:
-		return nil, fmt.Errorf("redis.poolSize: %d must not be negative", cfg.PoolSize)
-	case cfg.DialTimeout.Duration < 0:
-		return nil, fmt.Errorf("redis.dialTimeout: %s must not be negative", cfg.DialTimeout.Duration)
-	case cfg.ReadTimeout.Duration < 0:
-		return nil, fmt.Errorf("redis.readTimeout: %s must not be negative", cfg.ReadTimeout.Duration)
-	case cfg.WriteTimeout.Duration < 0:
-		return nil, fmt.Errorf("redis.writeTimeout: %s must not be negative", cfg.WriteTimeout.Duration)
-	}
-	if o.tls, err = newTLSSettings(cfg.TLS, secure); err != nil {
+	if err := checkNotNegative(cfg); err != nil {
 		return nil, err
 	}
-	if o.credentials, err = newFileCredentials(cfg.UsernameFile, cfg.PasswordFile); err != nil {
+	o := &clientOptions{mode: ep.Mode, addrs: ep.Addrs, cfg: cfg}
+	tlsFiles := cfg.TLS.Files()
+	if o.tls, err = tlsFiles.Load(tlsFiles.On(ep.AsksTLS), redisKey); err != nil {
+		return nil, err
+	}
+	if o.credentials, err = redisconn.FileCredentials(cfg.UsernameFile, cfg.PasswordFile, redisKey); err != nil {
 		return nil, err
 	}
 	if cfg.Sentinel.PasswordFile != "" {
-		if o.mode != config.ModeSentinel {
-			return nil, fmt.Errorf("redis.sentinel.passwordFile: set, but mode is %s", o.mode)
-		}
-		if o.sentinelPassword, err = readSecretFile(cfg.Sentinel.PasswordFile); err != nil {
+		if o.sentinelPassword, err = redisconn.ReadSecretFile(cfg.Sentinel.PasswordFile); err != nil {
 			return nil, fmt.Errorf("redis.sentinel.passwordFile: %w", err)
 		}
 	}
 	return o, nil
 }
 
-// parseAddresses accepts host:port, redis://host:port and rediss://host:port, and reports
-// whether the addresses ask for TLS. Mixing both schemes is an error: go-redis uses one TLS
-// configuration for every node.
-func parseAddresses(in []string) (addrs []string, secure bool, err error) {
-	if len(in) == 0 {
-		return nil, false, errors.New("redis.addresses: at least one address is required")
+// redisKey starts the keys the errors name: the sink is configured by the redis section.
+const redisKey = "redis."
+
+// checkNotNegative refuses negative sizes and timeouts; zero means go-redis's default.
+func checkNotNegative(cfg config.Redis) error {
+	if cfg.PoolSize < 0 {
+		return fmt.Errorf("redis.poolSize: %d must not be negative", cfg.PoolSize)
 	}
-	plain := false
-	for i, a := range in {
-		field := fmt.Sprintf("redis.addresses[%d]", i)
-		hostPort := a
-		switch {
-		case strings.HasPrefix(a, "rediss://"):
-			hostPort, secure = strings.TrimPrefix(a, "rediss://"), true
-		case strings.HasPrefix(a, "redis://"):
-			hostPort, plain = strings.TrimPrefix(a, "redis://"), true
-		case strings.Contains(a, "://"):
-			return nil, false, fmt.Errorf("%s: %q: only redis:// and rediss:// are supported", field, a)
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"redis.dialTimeout", cfg.DialTimeout.Duration},
+		{"redis.readTimeout", cfg.ReadTimeout.Duration},
+		{"redis.writeTimeout", cfg.WriteTimeout.Duration},
+	} {
+		if t.d < 0 {
+			return fmt.Errorf("%s: %s must not be negative", t.key, t.d)
 		}
-		if strings.Contains(hostPort, "@") {
-			return nil, false, fmt.Errorf("%s: credentials in addresses are not supported, use redis.usernameFile and redis.passwordFile", field)
-		}
-		hostPort = strings.TrimSuffix(hostPort, "/")
-		if err := checkHostPort(hostPort); err != nil {
-			return nil, false, fmt.Errorf("%s: %q: %w", field, a, err)
-		}
-		addrs = append(addrs, hostPort)
 	}
-	if plain && secure {
-		return nil, false, errors.New("redis.addresses: mixes redis:// and rediss:// addresses; TLS is all or nothing")
-	}
-	return addrs, secure, nil
+	return nil
 }
 
 // LastProgress is when bytes last moved to or from Redis on any connection (unix ns). The
@@ -272,7 +238,7 @@ func (c progressConn) Write(p []byte) (int, error) {
 
 // dialer is go-redis's own dialer (timeout, TLS), its connections recording progress.
 func (o *clientOptions) dialer() func(context.Context, string, string) (net.Conn, error) {
-	base := redis.NewDialer(&redis.Options{DialTimeout: o.cfg.DialTimeout.Duration, TLSConfig: o.tls.config()})
+	base := redis.NewDialer(&redis.Options{DialTimeout: o.cfg.DialTimeout.Duration, TLSConfig: o.tls})
 	if o.progress == nil {
 		return base
 	}
@@ -285,90 +251,48 @@ func (o *clientOptions) dialer() func(context.Context, string, string) (net.Conn
 	}
 }
 
-// common sets what every mode shares. go-redis copies ClusterOptions and FailoverOptions into
-// per-node Options, so the modes' builders start from this one.
-func (o *clientOptions) common() *redis.Options {
-	return &redis.Options{
-		CredentialsProviderContext: o.credentials,
-		DB:                         o.cfg.DB,
-		// -1: one attempt. Retrying a pipeline resends all of it.
-		MaxRetries: -1,
-		// One dial per attempt: the caller backs off; a retry loop inside go-redis only
-		// delays the error the caller needs to see.
-		DialerRetries: 1,
-		Dialer:        o.dialer(),
-		DialTimeout:   o.cfg.DialTimeout.Duration,
-		ReadTimeout:   o.cfg.ReadTimeout.Duration,
-		WriteTimeout:  o.cfg.WriteTimeout.Duration,
-		// The caller's deadline (delivery.requestTimeout) bounds a write, not only the
-		// socket timeouts.
-		ContextTimeoutEnabled: true,
-		PoolSize:              o.cfg.PoolSize,
-		// The sink only pipelines: one pool, sized by redis.poolSize, rather than
-		// go-redis's separate pipeline pool of 10 that spills into the main one.
-		PipelinePoolSize: -1,
-		ReadBufferSize:   connBufferSize,
-		WriteBufferSize:  connBufferSize,
-		TLSConfig:        o.tls.config(),
-		// Maintenance notifications are for Redis Enterprise endpoint moves; on open-source
-		// Redis the handshake is one more rejected command per connection.
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}
-}
-
-func (o *clientOptions) standaloneOptions() *redis.Options {
-	opt := o.common()
-	opt.Addr = o.addrs[0]
-	return opt
-}
-
-func (o *clientOptions) clusterOptions() *redis.ClusterOptions {
-	c := o.common()
-	return &redis.ClusterOptions{
-		Addrs: o.addrs,
-		// -1: no redirects either. ClusterClient retries a node's whole sub-pipeline after
-		// a network error or a timeout, bounded by MaxRedirects, not MaxRetries; MOVED and
-		// ASK then surface as redisconn.ClassMoved, and the caller's retry finds the new owner.
-		MaxRedirects:               -1,
-		CredentialsProviderContext: c.CredentialsProviderContext,
-		MaxRetries:                 c.MaxRetries,
-		DialerRetries:              c.DialerRetries,
-		Dialer:                     c.Dialer,
-		DialTimeout:                c.DialTimeout,
-		ReadTimeout:                c.ReadTimeout,
-		WriteTimeout:               c.WriteTimeout,
-		ContextTimeoutEnabled:      c.ContextTimeoutEnabled,
-		PoolSize:                   c.PoolSize,
-		PipelinePoolSize:           c.PipelinePoolSize,
-		ReadBufferSize:             c.ReadBufferSize,
-		WriteBufferSize:            c.WriteBufferSize,
-		TLSConfig:                  c.TLSConfig,
-		MaintNotificationsConfig:   c.MaintNotificationsConfig,
+// redisOptions are the go-redis options for every mode; redisconn builds each mode's client
+// from them.
+func (o *clientOptions) redisOptions() *redisconn.Options {
+	return &redisconn.Options{
+		Mode: o.mode,
+		UniversalOptions: redis.UniversalOptions{
+			Addrs:      o.addrs,
+			MasterName: o.cfg.Sentinel.MasterName,
+			// go-redis reads the sentinel password once; rotating it needs a restart.
+			SentinelPassword:           o.sentinelPassword,
+			CredentialsProviderContext: o.credentials,
+			DB:                         o.cfg.DB,
+			// -1: one attempt. Retrying a pipeline resends all of it.
+			MaxRetries: -1,
+			// -1: no redirects either (cluster). ClusterClient retries a node's whole
+			// sub-pipeline after a network error or a timeout, bounded by MaxRedirects, not
+			// MaxRetries; MOVED and ASK then surface as redisconn.ClassMoved, and the caller's
+			// retry finds the new owner.
+			MaxRedirects: -1,
+			// One dial per attempt: the caller backs off; a retry loop inside go-redis only
+			// delays the error the caller needs to see.
+			DialerRetries: 1,
+			Dialer:        o.dialer(),
+			DialTimeout:   o.cfg.DialTimeout.Duration,
+			ReadTimeout:   o.cfg.ReadTimeout.Duration,
+			WriteTimeout:  o.cfg.WriteTimeout.Duration,
+			// The caller's deadline (delivery.requestTimeout) bounds a write, not only the
+			// socket timeouts.
+			ContextTimeoutEnabled: true,
+			PoolSize:              o.cfg.PoolSize,
+			// The sink only pipelines: one pool, sized by redis.poolSize, rather than
+			// go-redis's separate pipeline pool of 10 that spills into the main one.
+			PipelinePoolSize: -1,
+			ReadBufferSize:   connBufferSize,
+			WriteBufferSize:  connBufferSize,
+			TLSConfig:        o.tls,
+			// Maintenance notifications are for Redis Enterprise endpoint moves; on open-source
+			// Redis the handshake is one more rejected command per connection. go-redis has no
+			// such setting for a failover client.
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		},
 		ClusterStateReloadInterval: clusterStateReloadInterval,
-	}
-}
-
-func (o *clientOptions) failoverOptions() *redis.FailoverOptions {
-	c := o.common()
-	return &redis.FailoverOptions{
-		MasterName:    o.cfg.Sentinel.MasterName,
-		SentinelAddrs: o.addrs,
-		// go-redis reads the sentinel password once; rotating it needs a restart.
-		SentinelPassword:           o.sentinelPassword,
-		CredentialsProviderContext: c.CredentialsProviderContext,
-		DB:                         c.DB,
-		MaxRetries:                 c.MaxRetries,
-		DialerRetries:              c.DialerRetries,
-		Dialer:                     c.Dialer,
-		DialTimeout:                c.DialTimeout,
-		ReadTimeout:                c.ReadTimeout,
-		WriteTimeout:               c.WriteTimeout,
-		ContextTimeoutEnabled:      c.ContextTimeoutEnabled,
-		PoolSize:                   c.PoolSize,
-		PipelinePoolSize:           c.PipelinePoolSize,
-		ReadBufferSize:             c.ReadBufferSize,
-		WriteBufferSize:            c.WriteBufferSize,
-		TLSConfig:                  c.TLSConfig,
 	}
 }
 
@@ -376,7 +300,7 @@ func (o *clientOptions) failoverOptions() *redis.FailoverOptions {
 // turns idempotent XADD on when all of them support it (and off otherwise). Call it at
 // start-up and again after a failover or an upgrade.
 func (s *Sink) Probe(ctx context.Context) (Info, error) {
-	info := Info{Mode: s.mode}
+	info := Info{Mode: string(s.mode)}
 	var mu sync.Mutex
 	probe := func(ctx context.Context, c *redis.Client) error {
 		if err := c.Ping(ctx).Err(); err != nil {
@@ -411,7 +335,7 @@ func (s *Sink) Probe(ctx context.Context) (Info, error) {
 // addrOf names a node for Info. A failover client's Options().Addr is a placeholder: it
 // dials whichever server the sentinels name.
 func (s *Sink) addrOf(c *redis.Client) string {
-	if s.mode == config.ModeSentinel {
+	if s.mode == redisconn.ModeSentinel {
 		return "master " + s.masterName + " (via sentinels)"
 	}
 	return c.Options().Addr

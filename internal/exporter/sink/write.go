@@ -132,14 +132,42 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 	if len(st.keys) > maxCachedKeys {
 		clear(st.keys) // between Writes only: this Write's keys must stay unique
 	}
+	w := writeOptions{
+		idmp:   s.producerArg != nil && s.idmp.Load(),
+		minID:  s.stream.MinIDAge.Duration > 0,
+		maxLen: s.maxLenArg != nil,
+		ttl:    s.ttlArg != nil,
+	}
+	st.size(b, w)
+	s.appendCommands(st, b, w)
+	st.replies = grow(st.replies, len(st.ends))[:len(st.ends)]
+	if s.resp != nil {
+		s.resp.do(ctx, st.args, st.ends, st.replies)
+	} else {
+		s.doGoRedis(ctx, st)
+	}
+	if s.entryOutcomes(st, w.idmp, errs) {
+		s.idmp.Store(false)
+	}
+	st.expireOutcomes(errs)
+}
 
-	idmp := s.producerArg != nil && s.idmp.Load()
-	minID := s.stream.MinIDAge.Duration > 0
-	maxLen := s.maxLenArg != nil
-	xtrim := maxLen && minID
+// writeOptions are the parts of a command that the configuration and Probe decide, fixed for
+// one Write.
+type writeOptions struct {
+	idmp   bool // XADD IDMP producer id
+	minID  bool // stream.minIdAge: XADD MINID ~, or XTRIM MINID ~ along with maxLen
+	maxLen bool // stream.maxLen: XADD MAXLEN ~
+	ttl    bool // stream.ttl: one EXPIRE per key
+}
 
-	// First pass: intern the keys and size the buffers, which must not move once
-	// commands point into them.
+// xtrim: with both limits, XADD takes MAXLEN and one XTRIM per key applies MINID.
+func (w writeOptions) xtrim() bool { return w.maxLen && w.minID }
+
+// size interns the keys of b and sizes the buffers, which must not move once commands point
+// into them.
+func (st *writeState) size(b *entry.Batch, w writeOptions) {
+	n := b.Len()
 	nargs, nraws := 0, 0
 	for i := range n {
 		k := st.key(b.Key(i))
@@ -148,42 +176,44 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 		nf := b.NumFields(i)
 		nargs += 3 + 2*nf // XADD key * field value...
 		nraws += 2 * nf
-		if idmp {
+		if w.idmp {
 			nargs += 3
 			nraws++
 		}
-		if maxLen || minID {
+		if w.maxLen || w.minID {
 			nargs += 3
 		}
 	}
-	if xtrim {
+	if w.xtrim() {
 		nargs += 5 * len(st.used)
 	}
-	if s.ttlArg != nil {
+	if w.ttl {
 		nargs += 3 * len(st.used)
 	}
-	if minID {
+	if w.minID {
 		nraws++
 	}
 	st.args = grow(st.args, nargs)
 	st.raws = grow(st.raws, nraws)
-	if idmp {
+	if w.idmp {
 		st.hex = grow(st.hex, n*2*(16+8))
 	}
 	ncmds := n + 2*len(st.used)
 	st.ends, st.kinds = grow(st.ends, ncmds), grow(st.kinds, ncmds)
+}
 
+// appendCommands appends one XADD per entry, then the XTRIM and EXPIRE of each key.
+func (s *Sink) appendCommands(st *writeState, b *entry.Batch, w writeOptions) {
 	var minIDArg any
-	if minID {
+	if w.minID {
 		ms := time.Now().Add(-s.stream.MinIDAge.Duration).UnixMilli()
 		st.minID = strconv.AppendInt(st.minID[:0], ms, 10)
 		minIDArg = st.raw(st.minID)
 	}
-
-	for i := range n {
+	for i := range b.Len() {
 		k := st.entryKey[i]
 		st.args = append(st.args, "xadd", &k.name)
-		if idmp {
+		if w.idmp {
 			e := &b.Entries[i]
 			h := len(st.hex)
 			st.hex = hex.AppendEncode(st.hex, e.TraceID[:])
@@ -191,9 +221,9 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 			st.args = append(st.args, "idmp", s.producerArg, st.raw(st.hex[h:]))
 		}
 		switch {
-		case maxLen:
+		case w.maxLen:
 			st.args = append(st.args, "maxlen", "~", s.maxLenArg)
-		case minID:
+		case w.minID:
 			st.args = append(st.args, "minid", "~", minIDArg)
 		}
 		st.args = append(st.args, "*")
@@ -204,26 +234,21 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 		st.end(cmdXAdd)
 	}
 	for _, k := range st.used {
-		if xtrim {
+		if w.xtrim() {
 			st.args = append(st.args, "xtrim", &k.name, "minid", "~", minIDArg)
 			st.end(cmdXTrim)
 		}
-		if s.ttlArg != nil {
+		if w.ttl {
 			st.args = append(st.args, "expire", &k.name, s.ttlArg)
 			k.expire = st.end(cmdExpire)
 		}
 	}
+}
 
-	st.replies = grow(st.replies, len(st.ends))[:len(st.ends)]
-	if s.resp != nil {
-		s.resp.do(ctx, st.args, st.ends, st.replies)
-	} else {
-		s.doGoRedis(ctx, st)
-	}
-
-	// An entry landed if and only if Redis returned its ID.
-	rejected := false
-	for i := range n {
+// entryOutcomes sets errs[i] from the XADD replies: an entry landed if and only if Redis
+// returned its ID. It reports whether a server rejected IDMP.
+func (s *Sink) entryOutcomes(st *writeState, idmp bool, errs []error) (idmpRejected bool) {
+	for i := range errs {
 		r := st.replies[i]
 		if r.err == nil && !r.null {
 			errs[i] = nil
@@ -234,14 +259,17 @@ func (s *Sink) Write(ctx context.Context, b *entry.Batch, errs []error) {
 			err = redisconn.ErrNoReply
 		}
 		if idmp && isIDMPRejection(err) {
-			rejected = true
+			idmpRejected = true
 			err = fmt.Errorf("%w: %w", redisconn.ErrIDMPRejected, err)
 		}
 		errs[i] = fmt.Errorf("adding a span to stream %q: %w", st.entryKey[i].name, err)
 	}
-	if rejected {
-		s.idmp.Store(false)
-	}
+	return idmpRejected
+}
+
+// expireOutcomes fails the last entry of each key whose EXPIRE failed, so that its retry
+// sets the TTL.
+func (st *writeState) expireOutcomes(errs []error) {
 	for _, k := range st.used {
 		// EXPIRE on a stream that exists answers 1.
 		if k.expire < 0 || errs[k.last] != nil {
