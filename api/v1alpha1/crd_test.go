@@ -47,13 +47,13 @@ func at(t *testing.T, s apiextensionsv1.JSONSchemaProps, path string) apiextensi
 func TestCRDDefaultsAreTheGoDefaults(t *testing.T) {
 	root := crdSchema(t)
 	for path, want := range map[string]string{
-		"spec.replicas":                                    fmt.Sprint(v1.DefaultReplicas),
-		"spec.stream.keyTemplate":                          fmt.Sprintf("%q", v1.DefaultKeyTemplate),
-		"spec.receivers.grpcPort":                          fmt.Sprint(v1.DefaultGRPCPort),
-		"spec.receivers.httpPort":                          fmt.Sprint(v1.DefaultHTTPPort),
-		"spec.lag.refreshInterval":                         fmt.Sprintf("%q", v1.DefaultLagRefresh.String()),
-		"spec.lag.maxStreams":                              fmt.Sprint(v1.DefaultLagMaxStreams),
-		"spec.autoscaling.minReplicas":                     fmt.Sprint(v1.DefaultMinReplicas),
+		"spec.replicas":                                   fmt.Sprint(v1.DefaultReplicas),
+		"spec.stream.keyTemplate":                         fmt.Sprintf("%q", v1.DefaultKeyTemplate),
+		"spec.receivers.grpcPort":                         fmt.Sprint(v1.DefaultGRPCPort),
+		"spec.receivers.httpPort":                         fmt.Sprint(v1.DefaultHTTPPort),
+		"spec.lag.refreshInterval":                        fmt.Sprintf("%q", v1.DefaultLagRefresh.String()),
+		"spec.lag.maxStreams":                             fmt.Sprint(v1.DefaultLagMaxStreams),
+		"spec.autoscaling.minReplicas":                    fmt.Sprint(v1.DefaultMinReplicas),
 		"spec.autoscaling.targetCPUUtilizationPercentage": fmt.Sprint(v1.DefaultTargetCPUUtilization),
 	} {
 		s := at(t, root, path)
