@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Generates docs/reference/api.md, the tracestream.io/v1alpha1 API reference, from the Go types
-# in api/v1alpha1 with elastic/crd-ref-docs (settings: hack/crd-ref-docs.yaml). The tool is built
-# once per version into the cache; afterwards a run only renders. The file is rewritten only when
-# its content changes, so a second run leaves no diff and keeps the timestamp.
+# in api/v1alpha1 with elastic/crd-ref-docs (settings: hack/crd-ref-docs.yaml; templates:
+# hack/crd-ref-docs-templates, the tool's markdown templates plus the CEL rules it leaves out).
+# The tool is built once per version into the cache; afterwards a run only renders. The file is
+# rewritten only when its content changes, so a second run leaves no diff and keeps the timestamp.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CRD_REF_DOCS_VERSION="${CRD_REF_DOCS_VERSION:-v0.3.0}"
@@ -27,6 +28,7 @@ go build ./api/v1alpha1 || die "api/v1alpha1 does not compile; not generating $O
 	--source-path=./api/v1alpha1 \
 	--config=hack/crd-ref-docs.yaml \
 	--renderer=markdown \
+	--templates-dir=hack/crd-ref-docs-templates \
 	--max-depth="$MAX_DEPTH" \
 	--output-path="$tmp/raw.md" \
 	--log-level=ERROR >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; die "crd-ref-docs failed"; }

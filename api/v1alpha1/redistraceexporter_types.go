@@ -411,8 +411,9 @@ type LagSpec struct {
 	// +optional
 	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
 
-	// maxStreams bounds the streams reported in status.
-	// +kubebuilder:validation:Minimum=0
+	// maxStreams bounds the streams reported in status (at least 1: a bound of 0 would report
+	// nothing, so it is refused rather than read as some other number).
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=500
 	// +kubebuilder:default=50
 	// +optional
@@ -511,7 +512,9 @@ type RedisTraceExporterStatus struct {
 	// +optional
 	UnknownLagGroups int32 `json:"unknownLagGroups,omitempty"`
 
-	// lagUpdateTime is when streams and lag were last read from Redis.
+	// lagUpdateTime is when the reported streams or lag last changed. Reads that find nothing new
+	// keep it, so that an idle exporter's status is not rewritten every refresh interval; it is
+	// not the time of the last check (RedisReachable says whether the last check succeeded).
 	// +optional
 	LagUpdateTime *metav1.Time `json:"lagUpdateTime,omitempty"`
 

@@ -112,6 +112,9 @@ func TestCRDValidation(t *testing.T) {
 		"an empty persistent queue (emptyDir of 1Gi) is valid": {func(s *v1.RedisTraceExporterSpec) {
 			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{}
 		}, ""},
+		"a lag bound of 0 streams is rejected (it used to read as redislag's 100)": {func(s *v1.RedisTraceExporterSpec) {
+			s.Lag.MaxStreams = ptr.To[int32](0)
+		}, "spec.lag.maxStreams"},
 		"a full TLS and auth spec is valid": {func(s *v1.RedisTraceExporterSpec) {
 			s.Redis.Auth = &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth"}}
 			s.Redis.TLS = &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "redis-ca", Key: "ca.crt"},

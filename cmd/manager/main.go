@@ -8,6 +8,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
@@ -32,73 +33,93 @@ func init() {
 	utilruntime.Must(tracestreamv1alpha1.AddToScheme(scheme))
 }
 
-func main() {
-	var metricsAddr, probeAddr string
-	var leaderElect bool
-	var leaderElectionNamespace, watchNamespaces string
-	exporterImage := os.Getenv("TRACESTREAM_EXPORTER_IMAGE")
-	if exporterImage == "" {
-		exporterImage = "ghcr.io/tracestream/tracestream:" + version.Version
-	}
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probe endpoint binds to")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so that only one manager reconciles at a time")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own namespace, which only exists in a cluster)")
-	flag.StringVar(&exporterImage, "exporter-image", exporterImage, "exporter image for RedisTraceExporters without spec.image (default: this operator's own image)")
-	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces whose RedisTraceExporters (and their Secrets) are reconciled; empty means all namespaces")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	log := ctrl.Log.WithName("setup")
+// options are the manager's command-line settings.
+type options struct {
+	metricsAddr, probeAddr  string
+	leaderElect             bool
+	leaderElectionNamespace string
+	watchNamespaces         string
+	exporterImage           string
+	zap                     zap.Options
+}
 
-	// With namespaces given, every watch (Secrets included) is namespaced, so the manager needs
-	// only Roles in those namespaces instead of a ClusterRole that reads Secrets everywhere.
-	var cacheOpts cache.Options
+func parseFlags() options {
+	o := options{exporterImage: os.Getenv("TRACESTREAM_EXPORTER_IMAGE")}
+	if o.exporterImage == "" {
+		o.exporterImage = "ghcr.io/tracestream/tracestream:" + version.Version
+	}
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the health probe endpoint binds to")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so that only one manager reconciles at a time")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own namespace, which only exists in a cluster)")
+	flag.StringVar(&o.exporterImage, "exporter-image", o.exporterImage, "exporter image for RedisTraceExporters without spec.image (default: this operator's own image)")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "comma-separated namespaces whose RedisTraceExporters (and their Secrets) are reconciled; empty means all namespaces")
+	o.zap.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return o
+}
+
+// cacheOptions limits every watch (Secrets included) to the given namespaces, so that the
+// manager needs only Roles in those namespaces instead of a ClusterRole that reads Secrets
+// everywhere.
+func cacheOptions(watchNamespaces string) cache.Options {
+	var opts cache.Options
 	for ns := range strings.SplitSeq(watchNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
-			if cacheOpts.DefaultNamespaces == nil {
-				cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+			if opts.DefaultNamespaces == nil {
+				opts.DefaultNamespaces = map[string]cache.Config{}
 			}
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			opts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
+	return opts
+}
+
+func main() {
+	o := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	log := ctrl.Log.WithName("setup")
+	if err := run(o); err != nil {
+		log.Error(err, "Manager failed")
+		os.Exit(1)
+	}
+}
+
+// run builds the manager with the RedisTraceExporter controller and its probes, and runs it
+// until a signal stops it.
+func run(o options) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
+		Cache:                   cacheOptions(o.watchNamespaces),
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "manager.tracestream.io",
-		LeaderElectionNamespace: leaderElectionNamespace,
+		LeaderElectionNamespace: o.leaderElectionNamespace,
 		// A manager that stops (SIGTERM, a rollout) hands the lease over at once instead of
 		// leaving the others to wait for it to expire.
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
-		log.Error(err, "Unable to create manager")
-		os.Exit(1)
+		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := (&controller.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("tracestream-operator"),
-		Image:     exporterImage,
+		Image:     o.exporterImage,
 	}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "Unable to set up the RedisTraceExporter controller")
-		os.Exit(1)
+		return fmt.Errorf("setting up the RedisTraceExporter controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to add health check")
-		os.Exit(1)
+		return fmt.Errorf("adding the health check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to add ready check")
-		os.Exit(1)
+		return fmt.Errorf("adding the ready check: %w", err)
 	}
-	log.Info("Starting manager", "version", version.Version, "exporterImage", exporterImage, "watchNamespaces", watchNamespaces)
+	ctrl.Log.WithName("setup").Info("Starting manager", "version", version.Version, "exporterImage", o.exporterImage, "watchNamespaces", o.watchNamespaces)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "Manager exited with an error")
-		os.Exit(1)
+		return fmt.Errorf("running the manager: %w", err)
 	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -128,8 +129,8 @@ func TestReconcilerLifecycle(t *testing.T) {
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, o); err != nil {
 				return err
 			}
-			if !metav1.IsControlledBy(o, rte) && o.GetOwnerReferences() == nil {
-				return fmt.Errorf("%T %s has no owner", o, name)
+			if err := controlledBy(o, rte); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -293,6 +294,59 @@ func TestReconcilerLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// controlledBy checks that o's controller reference is exactly owner: kind, name, UID and
+// controller=true (metav1.IsControlledBy compares the UID only).
+func controlledBy(o client.Object, owner *v1.RedisTraceExporter) error {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil {
+		return fmt.Errorf("%T %s has no controller reference (owners %+v)", o, o.GetName(), o.GetOwnerReferences())
+	}
+	want := metav1.OwnerReference{APIVersion: v1.GroupVersion.String(), Kind: "RedisTraceExporter", Name: owner.Name, UID: owner.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
+	if !equality.Semantic.DeepEqual(*ref, want) {
+		return fmt.Errorf("%T %s is controlled by %+v, want %+v", o, o.GetName(), *ref, want)
+	}
+	return nil
+}
+
+// TestInvalidSpecStallsWithoutRollingOut: a spec the CRD accepts but the exporter would refuse
+// at start-up (a stream TTL below EXPIRE's resolution of 1s) ends Stalled with InvalidSpec naming
+// the field, and no Deployment is created, instead of pods crash-looping.
+func TestInvalidSpecStallsWithoutRollingOut(t *testing.T) {
+	env := controlplane.Start(t)
+	startManager(t, env)
+	ctx := context.Background()
+	c := env.Client
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "invalid"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	rte := &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns.Name},
+		Spec: v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"127.0.0.1:1"}},
+			Stream: v1.StreamSpec{TTL: &metav1.Duration{Duration: 500 * time.Millisecond}}},
+	}
+	if err := c.Create(ctx, rte); err != nil {
+		t.Fatalf("the CRD refused the spec, so the test would not reach the operator's check: %v", err)
+	}
+	key := client.ObjectKeyFromObject(rte)
+	wait.For(t, 20*time.Second, "Stalled with InvalidSpec naming stream.ttl", func() error {
+		res, obj := kstatusOf(t, c, key)
+		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionStalled)
+		if res.Status != status.FailedStatus || cond == nil || cond.Reason != v1.ReasonInvalidSpec || !strings.Contains(cond.Message, "stream.ttl") {
+			return fmt.Errorf("kstatus %s, Stalled %+v", res.Status, cond)
+		}
+		return nil
+	})
+	var deps appsv1.DeploymentList
+	if err := c.List(ctx, &deps, client.InNamespace(ns.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.Items) != 0 {
+		t.Errorf("%d Deployments rolled out for a spec the exporter refuses", len(deps.Items))
+	}
 }
 
 // gauge reads the first gauge series of the manager's metrics registry whose labels include labels.

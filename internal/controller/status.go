@@ -35,123 +35,168 @@ type observed struct {
 	exporter *v1.ExporterStatus
 }
 
-// computeStatus derives the whole status from what was observed: pure, table-tested.
+// computeStatus derives the whole status from what was observed: pure, table-tested. Each
+// condition has one setter; the summary (Ready, Reconciling, Stalled) reads what they set.
 func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.RedisTraceExporterStatus {
 	st := *obj.Status.DeepCopy()
-	gen := obj.Generation
-	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen, LastTransitionTime: now})
-	}
-
-	// Workload.
-	st.Replicas, st.ReadyReplicas = 0, 0
-	workloadReady := false
-	if d := o.deployment; d != nil {
-		st.Replicas = d.Status.Replicas
-		st.ReadyReplicas = d.Status.ReadyReplicas
-		upToDate := d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= o.desired
-		workloadReady = upToDate && d.Status.ReadyReplicas >= o.desired && d.Status.AvailableReplicas >= o.desired
-		if workloadReady {
-			set(v1.ConditionWorkloadAvailable, metav1.ConditionTrue, v1.ReasonDeploymentReady, fmt.Sprintf("%d/%d exporter pods ready", d.Status.ReadyReplicas, o.desired))
-		} else {
-			set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, fmt.Sprintf("%d/%d exporter pods ready and up to date", d.Status.ReadyReplicas, o.desired))
-		}
-	} else {
-		set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, "the exporter Deployment does not exist yet")
-	}
-	st.ReplicasSummary = fmt.Sprintf("%d/%d", st.ReadyReplicas, o.desired)
-	if o.selector != "" {
-		st.Selector = o.selector
-	}
-
-	// Redis.
-	if o.redisChecked {
-		if o.redisErr == nil {
-			set(v1.ConditionRedisReachable, metav1.ConditionTrue, v1.ReasonRedisReachable, "Redis answers with the configured credentials")
-		} else {
-			reason, msg := redisUnreachable(obj, o.redisCause)
-			set(v1.ConditionRedisReachable, metav1.ConditionFalse, reason, msg)
-		}
-	}
-	if o.lag != nil {
-		st.Streams = streamsStatus(o.lag)
-		st.StreamsTruncated = o.lag.Truncated
-		total, maxLag := o.lag.TotalLag, o.lag.MaxLag
-		st.TotalLag, st.MaxLag = &total, &maxLag
-		st.UnknownLagGroups = int32(o.lag.UnknownLagGroups)
-		st.LagUpdateTime = &o.lagTime
-	}
-	if o.exporter != nil {
-		st.Exporter = o.exporter
-		if len(o.exporter.Pods) == 0 {
-			st.Exporter = nil
-		}
-		healthy, failing := 0, []string{}
-		for _, p := range o.exporter.Pods {
-			if p.Ready {
-				healthy++
-			} else {
-				failing = append(failing, p.Name)
-			}
-		}
-		switch {
-		case len(o.exporter.Pods) == 0:
-			set(v1.ConditionExporterHealthy, metav1.ConditionUnknown, v1.ReasonExportersUnknown, "no exporter pod reported its status yet")
-		case len(failing) == 0:
-			set(v1.ConditionExporterHealthy, metav1.ConditionTrue, v1.ReasonExportersHealthy, fmt.Sprintf("%d exporter pods accept spans and reach Redis", healthy))
-		default:
-			msg := fmt.Sprintf("exporter pods not ready: %s", strings.Join(failing, ", "))
-			if o.exporter.LastErrorClass != "" {
-				msg += fmt.Sprintf(" (last Redis error class: %s)", o.exporter.LastErrorClass)
-			}
-			set(v1.ConditionExporterHealthy, metav1.ConditionFalse, v1.ReasonExportersFailing, msg)
-		}
-	}
-
-	// Summary: kstatus Ready / Reconciling / Stalled.
-	redisOK := apimeta.IsStatusConditionTrue(st.Conditions, v1.ConditionRedisReachable)
-	switch {
-	case o.specErr != nil:
-		set(v1.ConditionStalled, metav1.ConditionTrue, o.specReason, o.specErr.Error())
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
-		set(v1.ConditionReady, metav1.ConditionFalse, o.specReason, o.specErr.Error())
-	case o.applyErr != nil:
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonApplyFailed, o.applyErr.Error())
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonApplyFailed, o.applyErr.Error())
-	case o.redisChecked && !redisOK:
-		// Redis refuses or cannot be reached: that is the reason to report, before unready pods
-		// (whose readiness includes Redis). Not Reconciling: nothing progresses until Redis or
-		// the spec is fixed, and GitOps tools should show it as unhealthy, not as still rolling.
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
-		c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionRedisReachable)
-		set(v1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
-	case !workloadReady:
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-		c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionWorkloadAvailable)
-		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, c.Message)
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, c.Message)
-	case !redisOK:
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
-		c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionRedisReachable)
-		reason, msg := v1.ReasonRedisUnreachable, "Redis has not been checked yet"
-		if c != nil {
-			reason, msg = c.Reason, c.Message
-		}
-		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
-	default:
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-		apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
-		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonReady, fmt.Sprintf("%d/%d exporter pods ready, Redis reachable", st.ReadyReplicas, o.desired))
-	}
+	c := conditions{st: &st, gen: obj.Generation, now: now}
+	workloadReady := setWorkloadAvailable(c, o)
+	setRedisReachable(c, obj, o)
+	setLag(&st, o)
+	setExporterHealthy(c, o)
+	setSummary(c, o, workloadReady)
 	// The generation is observed once the pass reached a verdict on it: applied, or stalled on
 	// something only the user can fix (so kstatus reports Failed rather than InProgress).
 	if o.applied || o.specErr != nil {
-		st.ObservedGeneration = gen
+		st.ObservedGeneration = obj.Generation
 	}
 	return st
+}
+
+// conditions sets and removes the conditions of one status at one generation and time.
+type conditions struct {
+	st  *v1.RedisTraceExporterStatus
+	gen int64
+	now metav1.Time
+}
+
+func (c conditions) set(typ string, s metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(&c.st.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: c.gen, LastTransitionTime: c.now})
+}
+
+func (c conditions) remove(types ...string) {
+	for _, t := range types {
+		apimeta.RemoveStatusCondition(&c.st.Conditions, t)
+	}
+}
+
+func (c conditions) get(typ string) *metav1.Condition {
+	return apimeta.FindStatusCondition(c.st.Conditions, typ)
+}
+
+// setWorkloadAvailable reports the Deployment's rollout and the replica counts; it returns
+// whether every desired pod is up to date, ready and available.
+func setWorkloadAvailable(c conditions, o observed) bool {
+	st := c.st
+	st.Replicas, st.ReadyReplicas = 0, 0
+	if o.selector != "" {
+		st.Selector = o.selector
+	}
+	d := o.deployment
+	if d != nil {
+		st.Replicas, st.ReadyReplicas = d.Status.Replicas, d.Status.ReadyReplicas
+	}
+	st.ReplicasSummary = fmt.Sprintf("%d/%d", st.ReadyReplicas, o.desired)
+	switch {
+	case d == nil && o.applyErr != nil:
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonApplyFailed, "applying the exporter's objects failed: "+o.applyErr.Error())
+		return false
+	case d == nil && o.specErr != nil:
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, o.specReason, "the exporter Deployment is not applied until the spec is fixed: "+o.specErr.Error())
+		return false
+	case d == nil:
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, "the exporter Deployment does not exist yet")
+		return false
+	}
+	upToDate := d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= o.desired
+	if upToDate && d.Status.ReadyReplicas >= o.desired && d.Status.AvailableReplicas >= o.desired {
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionTrue, v1.ReasonDeploymentReady, fmt.Sprintf("%d/%d exporter pods ready", d.Status.ReadyReplicas, o.desired))
+		return true
+	}
+	// During a rollout the old pods are ready but not up to date: count the updated ones.
+	c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonDeploymentNotReady,
+		fmt.Sprintf("%d/%d exporter pods up to date, %d/%d ready", d.Status.UpdatedReplicas, o.desired, d.Status.ReadyReplicas, o.desired))
+	return false
+}
+
+// setRedisReachable reports the lag reader's last connection to Redis, once it tried one.
+func setRedisReachable(c conditions, obj *v1.RedisTraceExporter, o observed) {
+	switch {
+	case !o.redisChecked:
+	case o.redisErr == nil:
+		c.set(v1.ConditionRedisReachable, metav1.ConditionTrue, v1.ReasonRedisReachable, "Redis answers with the configured credentials")
+	default:
+		reason, msg := redisUnreachable(obj, o.redisCause)
+		c.set(v1.ConditionRedisReachable, metav1.ConditionFalse, reason, msg)
+	}
+}
+
+// setLag copies a new lag report into status; without one, the last report stays.
+func setLag(st *v1.RedisTraceExporterStatus, o observed) {
+	if o.lag == nil {
+		return
+	}
+	st.Streams = streamsStatus(o.lag)
+	st.StreamsTruncated = o.lag.Truncated
+	total, maxLag := o.lag.TotalLag, o.lag.MaxLag
+	st.TotalLag, st.MaxLag = &total, &maxLag
+	st.UnknownLagGroups = int32(o.lag.UnknownLagGroups)
+	st.LagUpdateTime = &o.lagTime
+}
+
+// setExporterHealthy reports the pods' own readiness from their /status, once they were listed.
+func setExporterHealthy(c conditions, o observed) {
+	if o.exporter == nil {
+		return
+	}
+	c.st.Exporter = o.exporter
+	var failing []string
+	for _, p := range o.exporter.Pods {
+		if !p.Ready {
+			failing = append(failing, p.Name)
+		}
+	}
+	switch {
+	case len(o.exporter.Pods) == 0:
+		c.st.Exporter = nil
+		c.set(v1.ConditionExporterHealthy, metav1.ConditionUnknown, v1.ReasonExportersUnknown, "no exporter pod reported its status yet")
+	case len(failing) == 0:
+		c.set(v1.ConditionExporterHealthy, metav1.ConditionTrue, v1.ReasonExportersHealthy, fmt.Sprintf("%d exporter pods accept spans and reach Redis", len(o.exporter.Pods)))
+	default:
+		msg := fmt.Sprintf("exporter pods not ready: %s", strings.Join(failing, ", "))
+		if o.exporter.LastErrorClass != "" {
+			msg += fmt.Sprintf(" (last Redis error class: %s)", o.exporter.LastErrorClass)
+		}
+		c.set(v1.ConditionExporterHealthy, metav1.ConditionFalse, v1.ReasonExportersFailing, msg)
+	}
+}
+
+// setSummary sets the kstatus conditions. The first verdict that holds wins, in this order:
+// a spec only the user can fix (Stalled), a failed apply (Reconciling, retried), Redis refusing
+// or unreachable (before unready pods, whose readiness includes Redis; not Reconciling, since
+// nothing progresses until Redis or the spec is fixed), pods rolling out (Reconciling), Redis
+// not checked yet, then Ready.
+func setSummary(c conditions, o observed, workloadReady bool) {
+	redis := c.get(v1.ConditionRedisReachable)
+	redisOK := redis != nil && redis.Status == metav1.ConditionTrue
+	switch {
+	case o.specErr != nil:
+		c.remove(v1.ConditionReconciling)
+		c.set(v1.ConditionStalled, metav1.ConditionTrue, o.specReason, o.specErr.Error())
+		c.set(v1.ConditionReady, metav1.ConditionFalse, o.specReason, o.specErr.Error())
+	case o.applyErr != nil:
+		c.remove(v1.ConditionStalled)
+		c.set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonApplyFailed, o.applyErr.Error())
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonApplyFailed, o.applyErr.Error())
+	case o.redisChecked && !redisOK:
+		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, redis.Reason, redis.Message)
+	case !workloadReady:
+		c.remove(v1.ConditionStalled)
+		msg := c.get(v1.ConditionWorkloadAvailable).Message
+		c.set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, msg)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, msg)
+	case !redisOK:
+		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
+		reason, msg := v1.ReasonRedisUnreachable, "Redis has not been checked yet"
+		if redis != nil {
+			reason, msg = redis.Reason, redis.Message
+		}
+		c.set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	default:
+		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
+		c.set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonReady, fmt.Sprintf("%d/%d exporter pods ready, Redis reachable", c.st.ReadyReplicas, o.desired))
+	}
 }
 
 // redisUnreachable is the reason and message of a RedisReachable condition that is False: what

@@ -59,6 +59,14 @@ func TestComputeStatus(t *testing.T) {
 			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
 		},
+		"an invalid spec is Stalled with InvalidSpec": {
+			observed{specErr: errors.New("stream.ttl: too short"), specReason: v1.ReasonInvalidSpec},
+			want{ready: "False", stalled: "True", readyReason: v1.ReasonInvalidSpec, observedGeneration: 5},
+		},
+		"Redis not checked yet is not Ready": {
+			observed{applied: true, deployment: readyDeployment(2), desired: 2},
+			want{ready: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
+		},
 		"a failed apply is Reconciling": {
 			observed{applyErr: errors.New("applying Deployment: conflict")},
 			want{ready: "False", reconciling: "True", readyReason: v1.ReasonApplyFailed, observedGeneration: 4},
@@ -111,21 +119,6 @@ func TestComputeStatusReportsUnknownLagAsUnset(t *testing.T) {
 	}
 }
 
-// TestKeyPattern turns key templates into SCAN globs.
-func TestKeyPattern(t *testing.T) {
-	for tmpl, want := range map[string]string{
-		"traces:{service.name}":     "traces:*",
-		"traces:{{{service.name}}}": "traces:{*}",
-		"t:{a}:{b}":                 "t:*:*",
-		"literal*[x]":               `literal\*\[x\]`,
-		"{{literal}}":               "{literal}",
-	} {
-		if got := KeyPattern(tmpl); got != want {
-			t.Errorf("KeyPattern(%q) = %q, want %q", tmpl, got, want)
-		}
-	}
-}
-
 // TestMemoryIsPerResourceAndForgotten checks that what the controller remembers between passes
 // (lag samples, rates, the last event) is dropped when the resource is deleted and not inherited
 // by a new resource of the same name: the manager must not grow with every CR ever created.
@@ -148,5 +141,97 @@ func TestMemoryIsPerResourceAndForgotten(t *testing.T) {
 	r.forget(client.ObjectKeyFromObject(obj))
 	if len(r.memory) != 0 {
 		t.Errorf("memory after forget: %v", r.memory)
+	}
+}
+
+// TestSetWorkloadAvailable table-tests the WorkloadAvailable condition and its message.
+func TestSetWorkloadAvailable(t *testing.T) {
+	rolling := readyDeployment(2)
+	rolling.Status.UpdatedReplicas = 1 // old pods still ready, one new pod so far
+	tests := map[string]struct {
+		o          observed
+		status     metav1.ConditionStatus
+		reason     string
+		msg        string
+		wantsReady bool
+	}{
+		"every pod ready is available": {observed{deployment: readyDeployment(2), desired: 2},
+			"True", v1.ReasonDeploymentReady, "2/2 exporter pods ready", true},
+		"a rollout counts the updated pods, not the ready old ones": {observed{deployment: rolling, desired: 2},
+			"False", v1.ReasonDeploymentNotReady, "1/2 exporter pods up to date, 2/2 ready", false},
+		"a failed apply says the apply failed, not that the Deployment is yet to come": {observed{applyErr: errors.New("applying Deployment ns/a: conflict"), desired: 1},
+			"False", v1.ReasonApplyFailed, "applying the exporter's objects failed: applying Deployment ns/a: conflict", false},
+		"an invalid spec says nothing is applied until it is fixed": {observed{specErr: errors.New("stream.ttl: too short"), specReason: v1.ReasonInvalidSpec, desired: 1},
+			"False", v1.ReasonInvalidSpec, "the exporter Deployment is not applied until the spec is fixed: stream.ttl: too short", false},
+		"no Deployment yet": {observed{desired: 1},
+			"False", v1.ReasonDeploymentNotReady, "the exporter Deployment does not exist yet", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := v1.RedisTraceExporterStatus{}
+			ready := setWorkloadAvailable(conditions{st: &st}, tc.o)
+			c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionWorkloadAvailable)
+			if c == nil || c.Status != tc.status || c.Reason != tc.reason || c.Message != tc.msg {
+				t.Errorf("WorkloadAvailable = %+v, want %s %s %q", c, tc.status, tc.reason, tc.msg)
+			}
+			if ready != tc.wantsReady {
+				t.Errorf("workload ready = %v, want %v", ready, tc.wantsReady)
+			}
+		})
+	}
+}
+
+// TestSetRedisReachable table-tests RedisReachable: absent until checked, then the cause's reason.
+func TestSetRedisReachable(t *testing.T) {
+	tests := map[string]struct {
+		o      observed
+		status metav1.ConditionStatus // "" = absent
+		reason string
+	}{
+		"not checked yet leaves it absent": {observed{}, "", ""},
+		"an answer is reachable":           {observed{redisChecked: true}, "True", v1.ReasonRedisReachable},
+		"refused credentials":              {observed{redisChecked: true, redisErr: errors.New("WRONGPASS"), redisCause: redisconn.CauseAuth}, "False", v1.ReasonRedisAuthFailed},
+		"a failed handshake":               {observed{redisChecked: true, redisErr: errors.New("x509"), redisCause: redisconn.CauseTLS}, "False", v1.ReasonRedisTLSFailed},
+		"no connection":                    {observed{redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable}, "False", v1.ReasonRedisUnreachable},
+		"another error":                    {observed{redisChecked: true, redisErr: errors.New("ERR"), redisCause: redisconn.CauseOther}, "False", v1.ReasonRedisError},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := v1.RedisTraceExporterStatus{}
+			setRedisReachable(conditions{st: &st}, &v1.RedisTraceExporter{}, tc.o)
+			c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionRedisReachable)
+			switch {
+			case tc.status == "" && c != nil:
+				t.Errorf("RedisReachable = %+v, want absent", c)
+			case tc.status != "" && (c == nil || c.Status != tc.status || c.Reason != tc.reason):
+				t.Errorf("RedisReachable = %+v, want %s %s", c, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+// TestSetExporterHealthy table-tests ExporterHealthy from the pods' /status.
+func TestSetExporterHealthy(t *testing.T) {
+	tests := map[string]struct {
+		pods   []v1.PodHealth
+		status metav1.ConditionStatus
+		reason string
+	}{
+		"no pod reported":   {nil, "Unknown", v1.ReasonExportersUnknown},
+		"every pod ready":   {[]v1.PodHealth{{Name: "a", Ready: true}, {Name: "b", Ready: true}}, "True", v1.ReasonExportersHealthy},
+		"one pod not ready": {[]v1.PodHealth{{Name: "a", Ready: true}, {Name: "b"}}, "False", v1.ReasonExportersFailing},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := v1.RedisTraceExporterStatus{}
+			setExporterHealthy(conditions{st: &st}, observed{exporter: &v1.ExporterStatus{Pods: tc.pods}})
+			c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionExporterHealthy)
+			if c == nil || c.Status != tc.status || c.Reason != tc.reason {
+				t.Errorf("ExporterHealthy = %+v, want %s %s", c, tc.status, tc.reason)
+			}
+			if (st.Exporter == nil) != (len(tc.pods) == 0) {
+				t.Errorf("status.exporter = %+v with %d pods", st.Exporter, len(tc.pods))
+			}
+		})
 	}
 }

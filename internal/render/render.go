@@ -6,36 +6,26 @@ package render
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
-	"github.com/tracestream/tracestream/internal/exporter/config"
 )
 
 // Fixed layout of the exporter pod.
 const (
 	AdminPort = 8888
 
-	ConfigFile        = "exporter.yaml"
-	configDir         = "/etc/tracestream/config"
-	redisAuthDir      = "/etc/tracestream/redis-auth"
-	redisCADir        = "/etc/tracestream/redis-ca"
-	redisClientDir    = "/etc/tracestream/redis-client"
-	receiverTLSDir    = "/etc/tracestream/receiver-tls"
-	receiverTokenDir  = "/etc/tracestream/receiver-token"
-	queueDir          = "/var/lib/tracestream/queue"
-	ConfigHashKey     = "tracestream.io/config-hash"
-	drainTimeout      = 20 * time.Second
-	preStopSleep      = 5
-	terminationGrace  = 35
-	defaultRefresh    = 30 * time.Second
-	defaultMaxStreams = 50
+	ConfigFile       = "exporter.yaml"
+	configDir        = "/etc/tracestream/config"
+	queueDir         = "/var/lib/tracestream/queue"
+	ConfigHashKey    = "tracestream.io/config-hash"
+	drainTimeout     = 20 * time.Second
+	preStopSleep     = 5
+	terminationGrace = 35
 )
 
 // Inputs are what the controller observed and the builders cannot know from the spec alone.
@@ -90,88 +80,6 @@ func ownerRef(rte *v1.RedisTraceExporter) *metav1ac.OwnerReferenceApplyConfigura
 		WithController(true).WithBlockOwnerDeletion(true)
 }
 
-// ExporterConfig is the exporter configuration the CR asks for, with Secrets as mounted files.
-func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
-	s := rte.Spec
-	c := config.Default()
-	grpcPort, httpPort := ports(rte)
-	c.Receivers.GRPC.Endpoint = fmt.Sprintf(":%d", grpcPort)
-	c.Receivers.HTTP.Endpoint = fmt.Sprintf(":%d", httpPort)
-	c.Admin.Endpoint = fmt.Sprintf(":%d", AdminPort)
-	c.Delivery.DrainTimeout = config.Duration{Duration: drainTimeout}
-
-	c.Redis.Mode = s.Redis.Mode
-	if c.Redis.Mode == "" {
-		c.Redis.Mode = config.ModeStandalone
-	}
-	c.Redis.Addresses = append([]string(nil), s.Redis.Addresses...)
-	if s.Redis.Sentinel != nil {
-		c.Redis.Sentinel.MasterName = s.Redis.Sentinel.MasterName
-	}
-	c.Redis.DB = int(s.Redis.DB)
-	if s.Redis.Auth != nil {
-		if in.HasUsername {
-			c.Redis.UsernameFile = redisAuthDir + "/username"
-		}
-		c.Redis.PasswordFile = redisAuthDir + "/password"
-	}
-	if t := s.Redis.TLS; t != nil && t.Enabled {
-		c.Redis.TLS.Enabled = true
-		c.Redis.TLS.ServerName = t.ServerName
-		c.Redis.TLS.InsecureSkipVerify = t.InsecureSkipVerify
-		if t.CASecretRef != nil {
-			c.Redis.TLS.CAFile = redisCADir + "/ca.crt"
-		}
-		if t.ClientCertSecretRef != nil {
-			c.Redis.TLS.CertFile = redisClientDir + "/tls.crt"
-			c.Redis.TLS.KeyFile = redisClientDir + "/tls.key"
-		}
-	}
-
-	if s.Stream.KeyTemplate != "" {
-		c.Stream.KeyTemplate = s.Stream.KeyTemplate
-	}
-	if s.Stream.Format != "" {
-		c.Stream.Format = s.Stream.Format
-	}
-	c.Stream.MaxLen = s.Stream.MaxLen
-	if s.Stream.MinIDAge != nil {
-		c.Stream.MinIDAge = config.Duration{Duration: s.Stream.MinIDAge.Duration}
-	}
-	if s.Stream.TTL != nil {
-		c.Stream.TTL = config.Duration{Duration: s.Stream.TTL.Duration}
-	}
-	if s.Stream.PipelineSize > 0 {
-		c.Stream.PipelineSize = int(s.Stream.PipelineSize)
-	}
-	if s.Stream.MaxKeys > 0 {
-		c.Stream.MaxKeys = int(s.Stream.MaxKeys)
-	}
-	c.Stream.OverflowKey = s.Stream.OverflowKey
-	c.Filter.IncludeServices = append([]string(nil), s.Filter.IncludeServices...)
-	c.Filter.ExcludeServices = append([]string(nil), s.Filter.ExcludeServices...)
-	if s.Receivers.TLSSecretRef != nil {
-		c.Receivers.TLS.CertFile = receiverTLSDir + "/tls.crt"
-		c.Receivers.TLS.KeyFile = receiverTLSDir + "/tls.key"
-		if in.ReceiverClientCA {
-			c.Receivers.TLS.ClientCAFile = receiverTLSDir + "/ca.crt"
-		}
-	}
-	if s.Receivers.BearerTokenSecretRef != nil {
-		c.Receivers.BearerTokenFile = receiverTokenDir + "/token"
-	}
-	if lim := memoryLimit(rte); lim > 0 {
-		// Half the container's memory for requests in flight; the rest is the Go runtime,
-		// connections and garbage not yet collected (docs/reliability.md has measured peaks).
-		c.Delivery.MaxInFlightBytes = max(lim/2, c.Receivers.MaxRequestBytes)
-	}
-	if q := s.Delivery.PersistentQueue; q != nil {
-		size := queueSize(q)
-		c.Delivery.PersistentQueue = config.PersistentQueue{Directory: queueDir, MaxBytes: size.Value() / 16 * 15}
-	}
-	return c
-}
-
 // memoryLimit is the exporter container's memory limit in bytes, 0 when it has none.
 func memoryLimit(rte *v1.RedisTraceExporter) int64 {
 	lim, ok := rte.Spec.Resources.Limits[corev1.ResourceMemory]
@@ -195,21 +103,12 @@ func queueSize(q *v1.PersistentQueueSpec) resource.Quantity {
 func ports(rte *v1.RedisTraceExporter) (grpcPort, httpPort int32) {
 	grpcPort, httpPort = rte.Spec.Receivers.GRPCPort, rte.Spec.Receivers.HTTPPort
 	if grpcPort == 0 {
-		grpcPort = 4317
+		grpcPort = v1.DefaultGRPCPort
 	}
 	if httpPort == 0 {
-		httpPort = 4318
+		httpPort = v1.DefaultHTTPPort
 	}
 	return grpcPort, httpPort
-}
-
-// ConfigYAML renders the exporter configuration file and its hash.
-func ConfigYAML(rte *v1.RedisTraceExporter, in Inputs) (string, error) {
-	b, err := yaml.Marshal(ExporterConfig(rte, in))
-	if err != nil {
-		return "", fmt.Errorf("rendering exporter config: %w", err)
-	}
-	return string(b), nil
 }
 
 // Hash is a short stable hash of its inputs, for pod-template annotations.
@@ -238,13 +137,14 @@ func LagRefresh(rte *v1.RedisTraceExporter) time.Duration {
 	if r := rte.Spec.Lag.RefreshInterval; r != nil && r.Duration > 0 {
 		return r.Duration
 	}
-	return defaultRefresh
+	return v1.DefaultLagRefresh
 }
 
-// LagMaxStreams bounds the streams reported.
+// LagMaxStreams bounds the streams reported. The CRD refuses 0; an object that never went
+// through the API server may still hold it, and gets the default rather than "no bound".
 func LagMaxStreams(rte *v1.RedisTraceExporter) int {
-	if m := rte.Spec.Lag.MaxStreams; m != nil {
+	if m := rte.Spec.Lag.MaxStreams; m != nil && *m > 0 {
 		return int(*m)
 	}
-	return defaultMaxStreams
+	return int(v1.DefaultLagMaxStreams)
 }

@@ -1,9 +1,11 @@
 package render_test
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -91,20 +95,15 @@ var cases = map[string]struct {
 func TestBuildersMatchGoldenFiles(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			cm, err := render.ConfigMap(tc.rte, tc.in)
+			children, err := render.Children(tc.rte, tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			y, _ := render.ConfigYAML(tc.rte, tc.in)
-			objs := []any{cm, render.Deployment(tc.rte, tc.in, y), render.Service(tc.rte)}
-			if sa := render.ServiceAccount(tc.rte); sa != nil {
-				objs = append(objs, sa)
-			}
-			if pdb := render.PodDisruptionBudget(tc.rte); pdb != nil {
-				objs = append(objs, pdb)
-			}
-			if hpa := render.HorizontalPodAutoscaler(tc.rte); hpa != nil {
-				objs = append(objs, hpa)
+			var objs []any
+			for _, c := range children {
+				if c.Object != nil {
+					objs = append(objs, c.Object)
+				}
 			}
 			var docs []string
 			for _, o := range objs {
@@ -137,10 +136,7 @@ func TestBuildersMatchGoldenFiles(t *testing.T) {
 func TestRenderedConfigIsAValidExporterConfig(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			y, err := render.ConfigYAML(tc.rte, tc.in)
-			if err != nil {
-				t.Fatal(err)
-			}
+			y := configMapData(t, tc.rte, tc.in)
 			var c config.Config
 			if err := yaml.UnmarshalStrict([]byte(y), &c); err != nil {
 				t.Fatalf("rendered config does not parse: %v\n%s", err, y)
@@ -160,9 +156,7 @@ func TestRenderedConfigIsAValidExporterConfig(t *testing.T) {
 func TestConfigOrSecretChangeRollsThePods(t *testing.T) {
 	base := cases["tls-auth-receivers"]
 	hash := func(r *v1.RedisTraceExporter, in render.Inputs) string {
-		y, _ := render.ConfigYAML(r, in)
-		d := render.Deployment(r, in, y)
-		return d.Spec.Template.Annotations[render.ConfigHashKey]
+		return child[*appsv1ac.DeploymentApplyConfiguration](t, r, in, "Deployment").Spec.Template.Annotations[render.ConfigHashKey]
 	}
 	h0 := hash(base.rte, base.in)
 	in := base.in
@@ -207,5 +201,55 @@ func TestMemoryLimitSizesTheRequestBudget(t *testing.T) {
 				t.Errorf("rendered config invalid: %v", err)
 			}
 		})
+	}
+}
+
+// child is the child of the given kind, which must be there.
+func child[T any](t *testing.T, r *v1.RedisTraceExporter, in render.Inputs, kind string) T {
+	t.Helper()
+	children, err := render.Children(r, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range children {
+		if c.Kind == kind && c.Object != nil {
+			return c.Object.(T)
+		}
+	}
+	t.Fatalf("no %s among the children", kind)
+	panic("unreachable")
+}
+
+// configMapData is the exporter configuration file the ConfigMap holds.
+func configMapData(t *testing.T, r *v1.RedisTraceExporter, in render.Inputs) string {
+	t.Helper()
+	return child[*corev1ac.ConfigMapApplyConfiguration](t, r, in, "ConfigMap").Data[render.ConfigFile]
+}
+
+// TestChildrenRefuseAConfigTheExporterWouldRefuse: a spec the CRD accepts but the exporter's own
+// validation refuses renders no children, and the error names the field, so the operator can
+// report it instead of rolling out pods that crash at start-up.
+func TestChildrenRefuseAConfigTheExporterWouldRefuse(t *testing.T) {
+	r := rte("bad", v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis:6379"}},
+		Stream: v1.StreamSpec{TTL: &metav1.Duration{Duration: 500 * time.Millisecond}}})
+	children, err := render.Children(r, render.Inputs{})
+	var invalid *render.InvalidConfigError
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "stream.ttl") {
+		t.Fatalf("Children = %d children, error %v; want an InvalidConfigError naming stream.ttl", len(children), err)
+	}
+}
+
+// TestSecretRefsListEveryReference: the one list of referenced Secrets holds each reference of
+// the spec once, with the field that names it (the watch index, the hash and the mounts use it).
+func TestSecretRefsListEveryReference(t *testing.T) {
+	var got []string
+	for _, ref := range render.SecretRefs(cases["tls-auth-receivers"].rte) {
+		got = append(got, ref.Field+"="+ref.Name)
+	}
+	want := []string{"spec.redis.auth.secretRef=redis-auth", "spec.redis.tls.caSecretRef=redis-ca",
+		"spec.redis.tls.clientCertSecretRef=redis-client", "spec.receivers.tlsSecretRef=otlp-tls",
+		"spec.receivers.bearerTokenSecretRef=otlp-token"}
+	if !slices.Equal(got, want) {
+		t.Errorf("SecretRefs = %q, want %q", got, want)
 	}
 }

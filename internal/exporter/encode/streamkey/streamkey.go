@@ -121,6 +121,26 @@ func (t *Template) String() string {
 	return b.String()
 }
 
+// Pattern is a Redis SCAN MATCH glob of every key the template can render: each placeholder
+// becomes *, and glob metacharacters in literal text are escaped, so that the operator's lag
+// reader finds the streams the exporter writes with the grammar the exporter parses.
+func (t *Template) Pattern() string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.isAttr {
+			b.WriteByte('*')
+			continue
+		}
+		for i := 0; i < len(p.text); i++ {
+			if c := p.text[i]; strings.IndexByte(`*?[]\`, c) >= 0 {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(p.text[i])
+		}
+	}
+	return b.String()
+}
+
 // Attributes lists the attribute keys of the placeholders, in order.
 func (t *Template) Attributes() []string {
 	var keys []string

@@ -1,0 +1,45 @@
+package render
+
+import (
+	"k8s.io/apimachinery/pkg/runtime"
+
+	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+)
+
+// Child is one object of the exporter's workload. Object is nil when the spec does not ask for
+// it: the controller then deletes the object of that Kind and Name if this resource owns it.
+type Child struct {
+	Kind   string
+	Name   string
+	Object runtime.ApplyConfiguration
+}
+
+// Children are every object of the resource's workload, in the order they are applied: the
+// ServiceAccount before the Deployment whose pods need it. The exporter configuration is
+// rendered and validated once, for both the ConfigMap and the pod-template hash; a
+// configuration the exporter would refuse is an *InvalidConfigError.
+func Children(rte *v1.RedisTraceExporter, in Inputs) ([]Child, error) {
+	y, err := configYAML(ExporterConfig(rte, in))
+	if err != nil {
+		return nil, err
+	}
+	return []Child{
+		{"ConfigMap", ConfigMapName(rte), configMap(rte, y)},
+		{"ServiceAccount", OwnServiceAccountName(rte), orNil(ServiceAccount(rte))},
+		{"Deployment", rte.Name, deployment(rte, in, y)},
+		{"Service", rte.Name, Service(rte)},
+		{"PodDisruptionBudget", rte.Name, orNil(PodDisruptionBudget(rte))},
+		{"HorizontalPodAutoscaler", rte.Name, orNil(HorizontalPodAutoscaler(rte))},
+	}, nil
+}
+
+// orNil keeps a builder's nil ("not asked for") nil once in an interface.
+func orNil[T any, P interface {
+	*T
+	runtime.ApplyConfiguration
+}](p P) runtime.ApplyConfiguration {
+	if p == nil {
+		return nil
+	}
+	return p
+}
