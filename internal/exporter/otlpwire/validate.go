@@ -17,8 +17,8 @@ import (
 const MaxValueDepth = 32
 
 // The kinds of problems that Validate reports. An *Error wraps exactly one of them, so callers can
-// tell them apart with errors.Is: all of them are the client's fault (OTLP: INVALID_ARGUMENT /
-// HTTP 400, not retryable).
+// tell them apart with errors.Is: all of them are the client's fault, and sending the same bytes
+// again cannot succeed (the receivers' one error mapping says what a client is answered).
 var (
 	// ErrMalformed is a violation of the protobuf wire format: a truncated or over-long varint, a
 	// length that runs past the end of its message, an invalid wire type or field number, an
