@@ -16,16 +16,10 @@ import (
 // times and counts JSON numbers.
 func appendJSONData(dst []byte, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, traceID, spanID []byte, c *scopeCache) []byte {
 	res, st := rs.Resource(), sp.Status()
-	dst = append(dst, `{"trace_id":"`...)
-	dst = otlpjson.AppendHex(dst, traceID)
-	dst = append(dst, `","span_id":"`...)
-	dst = otlpjson.AppendHex(dst, spanID)
+	dst = appendJSONIDs(dst, traceID, spanID)
 	dst = append(dst, `","parent_span_id":"`...)
 	dst = otlpjson.AppendHex(dst, sp.ParentSpanID())
-	dst = append(dst, `","trace_state":`...)
-	dst = otlpjson.AppendString(dst, sp.TraceState())
-	dst = append(dst, `,"flags":`...)
-	dst = strconv.AppendUint(dst, uint64(sp.Flags()), 10)
+	dst = appendJSONState(dst, sp.TraceState(), sp.Flags())
 	dst = append(dst, `,"name":`...)
 	dst = otlpjson.AppendString(dst, sp.Name())
 	dst = append(dst, `,"kind":`...)
@@ -51,6 +45,39 @@ func appendJSONData(dst []byte, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSp
 			c.start, c.end = start, len(dst)
 		}
 	}
+	dst = appendJSONEvents(dst, sp)
+	dst = appendJSONLinks(dst, sp)
+	dst = append(dst, `,"dropped_attributes_count":`...)
+	dst = strconv.AppendUint(dst, uint64(sp.DroppedAttributesCount()), 10)
+	dst = append(dst, `,"dropped_events_count":`...)
+	dst = strconv.AppendUint(dst, uint64(sp.DroppedEventsCount()), 10)
+	dst = append(dst, `,"dropped_links_count":`...)
+	dst = strconv.AppendUint(dst, uint64(sp.DroppedLinksCount()), 10)
+	dst = append(dst, `,"service_name":`...)
+	dst = otlpjson.AppendString(dst, res.ServiceName())
+	return append(dst, '}')
+}
+
+// appendJSONIDs opens a span's or a link's object with its trace_id and span_id, leaving the
+// span_id's string open.
+func appendJSONIDs(dst, traceID, spanID []byte) []byte {
+	dst = append(dst, `{"trace_id":"`...)
+	dst = otlpjson.AppendHex(dst, traceID)
+	dst = append(dst, `","span_id":"`...)
+	return otlpjson.AppendHex(dst, spanID)
+}
+
+// appendJSONState closes the last id's string and appends a span's or a link's trace_state and
+// flags.
+func appendJSONState(dst, traceState []byte, flags uint32) []byte {
+	dst = append(dst, `","trace_state":`...)
+	dst = otlpjson.AppendString(dst, traceState)
+	dst = append(dst, `,"flags":`...)
+	return strconv.AppendUint(dst, uint64(flags), 10)
+}
+
+// appendJSONEvents appends the json format's events member.
+func appendJSONEvents(dst []byte, sp *otlpwire.Span) []byte {
 	dst = append(dst, `,"events":[`...)
 	first := true
 	for ev := range sp.Events() {
@@ -68,36 +95,27 @@ func appendJSONData(dst []byte, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSp
 		dst = strconv.AppendUint(dst, uint64(ev.DroppedAttributesCount()), 10)
 		dst = append(dst, '}')
 	}
-	dst = append(dst, `],"links":[`...)
-	first = true
+	return append(dst, ']')
+}
+
+// appendJSONLinks appends the json format's links member.
+func appendJSONLinks(dst []byte, sp *otlpwire.Span) []byte {
+	dst = append(dst, `,"links":[`...)
+	first := true
 	for l := range sp.Links() {
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = append(dst, `{"trace_id":"`...)
-		dst = otlpjson.AppendHex(dst, l.TraceID())
-		dst = append(dst, `","span_id":"`...)
-		dst = otlpjson.AppendHex(dst, l.SpanID())
-		dst = append(dst, `","trace_state":`...)
-		dst = otlpjson.AppendString(dst, l.TraceState())
-		dst = append(dst, `,"flags":`...)
-		dst = strconv.AppendUint(dst, uint64(l.Flags()), 10)
+		dst = appendJSONIDs(dst, l.TraceID(), l.SpanID())
+		dst = appendJSONState(dst, l.TraceState(), l.Flags())
 		dst = append(dst, `,"attributes":`...)
 		dst = otlpjson.AppendObject(dst, l.Attributes())
 		dst = append(dst, `,"dropped_attributes_count":`...)
 		dst = strconv.AppendUint(dst, uint64(l.DroppedAttributesCount()), 10)
 		dst = append(dst, '}')
 	}
-	dst = append(dst, `],"dropped_attributes_count":`...)
-	dst = strconv.AppendUint(dst, uint64(sp.DroppedAttributesCount()), 10)
-	dst = append(dst, `,"dropped_events_count":`...)
-	dst = strconv.AppendUint(dst, uint64(sp.DroppedEventsCount()), 10)
-	dst = append(dst, `,"dropped_links_count":`...)
-	dst = strconv.AppendUint(dst, uint64(sp.DroppedLinksCount()), 10)
-	dst = append(dst, `,"service_name":`...)
-	dst = otlpjson.AppendString(dst, res.ServiceName())
-	return append(dst, '}')
+	return append(dst, ']')
 }
 
 // appendResourceAndScope appends the json format's resource and scope members, which are the
@@ -169,6 +187,12 @@ func encodeFlat(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSp
 	addAttrs(b, "attr.", -1, sp.Attributes())
 	addAttrs(b, "resource.", -1, res.Attributes())
 	addAttrs(b, "scope.attr.", -1, scope.Attributes())
+	addFlatEvents(b, sp)
+	addFlatLinks(b, sp)
+}
+
+// addFlatEvents adds the flat format's fields of each event, "event.<i>.<field>".
+func addFlatEvents(b *entry.Batch, sp *otlpwire.Span) {
 	i := 0
 	for ev := range sp.Events() {
 		prefix := func(field string) (int, int) { return beginIndexed(b, "event.", i, field) }
@@ -186,7 +210,11 @@ func encodeFlat(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSp
 		addAttrs(b, "event.", i, ev.Attributes())
 		i++
 	}
-	i = 0
+}
+
+// addFlatLinks adds the flat format's fields of each link, "link.<i>.<field>".
+func addFlatLinks(b *entry.Batch, sp *otlpwire.Span) {
+	i := 0
 	for l := range sp.Links() {
 		prefix := func(field string) (int, int) { return beginIndexed(b, "link.", i, field) }
 		n, v := prefix("trace_id")

@@ -115,27 +115,14 @@ func (d *jsonDecoder) message(desc *msgDesc) *Error {
 	if c := d.peek(); c != '{' {
 		return d.fail("want an object for %s, found %s", desc.name, describe(c))
 	}
-	if err := d.enter(); err != nil {
+	if empty, err := d.open('}'); empty || err != nil {
 		return err
 	}
-	d.pos++
-	if d.peek() == '}' {
-		d.pos++
-		d.depth--
-		return nil
-	}
 	for {
-		if c := d.peek(); c != '"' {
-			return d.fail("want a field name, found %s", describe(c))
-		}
-		key, err := d.readString()
+		key, err := d.key()
 		if err != nil {
 			return err
 		}
-		if c := d.peek(); c != ':' {
-			return d.fail("want ':' after a field name, found %s", describe(c))
-		}
-		d.pos++
 		num, f := desc.byJSONName(key)
 		if f == nil {
 			// Receivers must ignore unknown fields (OTLP specification).
@@ -146,17 +133,65 @@ func (d *jsonDecoder) message(desc *msgDesc) *Error {
 		if err != nil {
 			return err
 		}
-		switch c := d.peek(); c {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			d.depth--
-			return nil
-		default:
-			return d.fail("want ',' or '}' in %s, found %s", desc.name, describe(c))
+		if more, err := d.next('}', desc.name); !more {
+			return err
 		}
 	}
+}
+
+// open steps into the object or array at pos (the caller checked its opening byte) and reports
+// whether it is empty, in which case it has read its closer too.
+func (d *jsonDecoder) open(closer byte) (empty bool, err *Error) {
+	if err := d.enter(); err != nil {
+		return false, err
+	}
+	d.pos++
+	if d.peek() == closer {
+		d.pos++
+		d.depth--
+		return true, nil
+	}
+	return false, nil
+}
+
+// key reads an object's field name and the ':' after it.
+func (d *jsonDecoder) key() ([]byte, *Error) {
+	if c := d.peek(); c != '"' {
+		return nil, d.fail("want a field name, found %s", describe(c))
+	}
+	key, err := d.readString()
+	if err != nil {
+		return nil, err
+	}
+	if c := d.peek(); c != ':' {
+		return nil, d.fail("want ':' after a field name, found %s", describe(c))
+	}
+	d.pos++
+	return key, nil
+}
+
+// next reads what follows a member of an object or array: ',' (more follows) or its closer (the
+// end: it is left). in names the message being read, for the error, or is empty.
+func (d *jsonDecoder) next(closer byte, in string) (more bool, err *Error) {
+	switch c := d.peek(); c {
+	case ',':
+		d.pos++
+		return true, nil
+	case closer:
+		d.pos++
+		d.depth--
+		return false, nil
+	default:
+		return false, d.notNext(closer, in, c)
+	}
+}
+
+// notNext is the error of next, kept out of it so that next stays small.
+func (d *jsonDecoder) notNext(closer byte, in string, found byte) *Error {
+	if in != "" {
+		return d.fail("want ',' or '%c' in %s, found %s", closer, in, describe(found))
+	}
+	return d.fail("want ',' or '%c', found %s", closer, describe(found))
 }
 
 // withPath records that e, if any, happened inside elem.
@@ -179,28 +214,15 @@ func (d *jsonDecoder) field(num protowire.Number, f *fieldDesc) *Error {
 	if c := d.peek(); c != '[' {
 		return withPath(d.fail("want an array, found %s", describe(c)), f.jsonName)
 	}
-	if err := d.enter(); err != nil {
+	if empty, err := d.open(']'); empty || err != nil {
 		return err
-	}
-	d.pos++
-	if d.peek() == ']' {
-		d.pos++
-		d.depth--
-		return nil
 	}
 	for i := 0; ; i++ {
 		if err := d.value(num, f); err != nil {
 			return withPath(err, f.jsonName+"["+strconv.Itoa(i)+"]")
 		}
-		switch c := d.peek(); c {
-		case ',':
-			d.pos++
-		case ']':
-			d.pos++
-			d.depth--
-			return nil
-		default:
-			return withPath(d.fail("want ',' or ']', found %s", describe(c)), f.jsonName)
+		if more, err := d.next(']', ""); !more {
+			return withPath(err, f.jsonName)
 		}
 	}
 }
@@ -208,7 +230,6 @@ func (d *jsonDecoder) field(num protowire.Number, f *fieldDesc) *Error {
 // value reads one value of field num and appends it.
 func (d *jsonDecoder) value(num protowire.Number, f *fieldDesc) *Error {
 	d.ws()
-	start := d.pos
 	switch f.kind {
 	case kindMessage:
 		d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
@@ -220,105 +241,114 @@ func (d *jsonDecoder) value(num protowire.Number, f *fieldDesc) *Error {
 		d.patchLength(at)
 		return nil
 	case kindString, kindBytes, kindTraceID, kindSpanID:
-		if c := d.peek(); c != '"' {
-			return d.fail("want a string, found %s", describe(c))
-		}
-		s, err := d.readString()
-		if err != nil {
-			return err
-		}
-		if len(s) == 0 && !f.oneof && !f.repeated {
-			return nil // proto3: an empty string is the default, not written
-		}
-		switch f.kind {
-		case kindString:
-			d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
-			d.out = protowire.AppendBytes(d.out, s)
-		case kindBytes:
-			enc := base64.StdEncoding
-			if bytes.ContainsAny(s, "-_") {
-				enc = base64.URLEncoding
-			}
-			if len(s)%4 != 0 {
-				enc = enc.WithPadding(base64.NoPadding)
-			}
-			var derr error
-			if d.bin, derr = enc.AppendDecode(d.bin[:0], s); derr != nil {
-				return fail(ErrInvalidJSON, start, "bytes value is not base64: %v", derr)
-			}
-			d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
-			d.out = protowire.AppendBytes(d.out, d.bin)
-		default: // ids: hex, not base64 (OTLP/JSON's deviation from proto3's JSON mapping)
-			if len(s)%2 != 0 {
-				return fail(ErrInvalidJSON, start, "id %q is not hex: odd length", s)
-			}
-			d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
-			d.out = protowire.AppendVarint(d.out, uint64(len(s)/2))
-			var derr error
-			if d.out, derr = hex.AppendDecode(d.out, s); derr != nil {
-				return fail(ErrInvalidJSON, start, "id %q is not hex: %v", s, derr)
-			}
-		}
-		return nil
+		return d.stringValue(num, f)
 	case kindBool:
-		var b bool
-		switch {
-		case d.literal("true"):
-			b = true
-		case d.literal("false"):
-		default:
-			return d.fail("want true or false, found %s", describe(d.peek()))
-		}
-		if b || f.oneof {
-			d.out = protowire.AppendTag(d.out, num, protowire.VarintType)
-			d.out = protowire.AppendVarint(d.out, protowire.EncodeBool(b))
-		}
-		return nil
+		return d.boolValue(num, f)
 	case kindDouble:
-		x, err := d.readDouble()
-		if err != nil {
-			return err
-		}
-		if x != 0 || math.Signbit(x) || f.oneof {
-			d.out = protowire.AppendTag(d.out, num, protowire.Fixed64Type)
-			d.out = protowire.AppendFixed64(d.out, math.Float64bits(x))
-		}
-		return nil
+		return d.doubleValue(num, f)
+	default:
+		return d.integerValue(num, f)
 	}
-	// Integers: numbers, or strings holding numbers (proto3 JSON writes 64-bit ones as strings).
+}
+
+// stringValue reads a string of field num: text, base64 bytes or a hex id.
+func (d *jsonDecoder) stringValue(num protowire.Number, f *fieldDesc) *Error {
+	start := d.pos
+	if c := d.peek(); c != '"' {
+		return d.fail("want a string, found %s", describe(c))
+	}
+	s, err := d.readString()
+	if err != nil {
+		return err
+	}
+	if len(s) == 0 && !f.oneof && !f.repeated {
+		return nil // proto3: an empty string is the default, not written
+	}
+	switch f.kind {
+	case kindString:
+		d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
+		d.out = protowire.AppendBytes(d.out, s)
+		return nil
+	case kindBytes:
+		return d.base64Value(num, s, start)
+	default:
+		return d.hexIDValue(num, s, start)
+	}
+}
+
+// base64Value appends bytes field num, given in base64 (standard or URL-safe, padded or not) as
+// proto3's JSON mapping allows.
+func (d *jsonDecoder) base64Value(num protowire.Number, s []byte, start int) *Error {
+	enc := base64.StdEncoding
+	if bytes.ContainsAny(s, "-_") {
+		enc = base64.URLEncoding
+	}
+	if len(s)%4 != 0 {
+		enc = enc.WithPadding(base64.NoPadding)
+	}
+	var derr error
+	if d.bin, derr = enc.AppendDecode(d.bin[:0], s); derr != nil {
+		return fail(ErrInvalidJSON, start, "bytes value is not base64: %v", derr)
+	}
+	d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
+	d.out = protowire.AppendBytes(d.out, d.bin)
+	return nil
+}
+
+// hexIDValue appends id field num, given in hex, not base64 (OTLP/JSON's deviation from proto3's
+// JSON mapping).
+func (d *jsonDecoder) hexIDValue(num protowire.Number, s []byte, start int) *Error {
+	if len(s)%2 != 0 {
+		return fail(ErrInvalidJSON, start, "id %q is not hex: odd length", s)
+	}
+	d.out = protowire.AppendTag(d.out, num, protowire.BytesType)
+	d.out = protowire.AppendVarint(d.out, uint64(len(s)/2))
+	var derr error
+	if d.out, derr = hex.AppendDecode(d.out, s); derr != nil {
+		return fail(ErrInvalidJSON, start, "id %q is not hex: %v", s, derr)
+	}
+	return nil
+}
+
+func (d *jsonDecoder) boolValue(num protowire.Number, f *fieldDesc) *Error {
+	var b bool
+	switch {
+	case d.literal("true"):
+		b = true
+	case d.literal("false"):
+	default:
+		return d.fail("want true or false, found %s", describe(d.peek()))
+	}
+	if b || f.oneof {
+		d.out = protowire.AppendTag(d.out, num, protowire.VarintType)
+		d.out = protowire.AppendVarint(d.out, protowire.EncodeBool(b))
+	}
+	return nil
+}
+
+func (d *jsonDecoder) doubleValue(num protowire.Number, f *fieldDesc) *Error {
+	x, err := d.readDouble()
+	if err != nil {
+		return err
+	}
+	if x != 0 || math.Signbit(x) || f.oneof {
+		d.out = protowire.AppendTag(d.out, num, protowire.Fixed64Type)
+		d.out = protowire.AppendFixed64(d.out, math.Float64bits(x))
+	}
+	return nil
+}
+
+// integerValue reads an integer or enum: a number, or a string holding a number (proto3 JSON
+// writes 64-bit ones as strings), or for an enum its name.
+func (d *jsonDecoder) integerValue(num protowire.Number, f *fieldDesc) *Error {
+	start := d.pos
 	tok, quoted, err := d.readNumberToken()
 	if err != nil {
 		return err
 	}
-	var u uint64
-	switch f.kind {
-	case kindInt32, kindInt64:
-		bits := 64
-		if f.kind == kindInt32 {
-			bits = 32
-		}
-		v, ok := parseInt(tok, bits)
-		if !ok {
-			e, isEnum := f.enum[string(tok)]
-			if !isEnum || !quoted {
-				return fail(ErrInvalidJSON, start, "%q is not an integer of %d bits", tok, bits)
-			}
-			v = int64(e)
-		}
-		u = uint64(v)
-	default:
-		bits := 64
-		if f.kind == kindUint32 || f.kind == kindFixed32 {
-			bits = 32
-		}
-		v, ok := parseUint(tok, bits)
-		if !ok {
-			return fail(ErrInvalidJSON, start, "%q is not an unsigned integer of %d bits", tok, bits)
-		}
-		u = v
-	}
-	if u == 0 && !f.oneof {
-		return nil
+	u, err := integer(tok, quoted, f, start)
+	if err != nil || (u == 0 && !f.oneof) {
+		return err
 	}
 	switch f.kind {
 	case kindFixed32:
@@ -332,6 +362,34 @@ func (d *jsonDecoder) value(num protowire.Number, f *fieldDesc) *Error {
 		d.out = protowire.AppendVarint(d.out, u)
 	}
 	return nil
+}
+
+// integer is the value of tok, read at start, for integer field f, as the bits it is written with.
+func integer(tok []byte, quoted bool, f *fieldDesc, start int) (uint64, *Error) {
+	if f.kind != kindInt32 && f.kind != kindInt64 {
+		bits := 64
+		if f.kind == kindUint32 || f.kind == kindFixed32 {
+			bits = 32
+		}
+		v, ok := parseUint(tok, bits)
+		if !ok {
+			return 0, fail(ErrInvalidJSON, start, "%q is not an unsigned integer of %d bits", tok, bits)
+		}
+		return v, nil
+	}
+	bits := 64
+	if f.kind == kindInt32 {
+		bits = 32
+	}
+	v, ok := parseInt(tok, bits)
+	if !ok {
+		e, isEnum := f.enum[string(tok)]
+		if !isEnum || !quoted {
+			return 0, fail(ErrInvalidJSON, start, "%q is not an integer of %d bits", tok, bits)
+		}
+		v = int64(e)
+	}
+	return uint64(v), nil
 }
 
 // patchLength writes the length of the message that starts after the one-byte placeholder at out[at].
@@ -500,6 +558,8 @@ func (d *jsonDecoder) readString() ([]byte, *Error) {
 	return nil, d.fail("unterminated string")
 }
 
+// readEscapedString goes on with a string readString found an escape in, from that escape,
+// appending its contents to d.str.
 func (d *jsonDecoder) readEscapedString() ([]byte, *Error) {
 	for d.pos < len(d.in) {
 		c := d.in[d.pos]
@@ -508,49 +568,8 @@ func (d *jsonDecoder) readEscapedString() ([]byte, *Error) {
 			d.pos++
 			return d.str, nil
 		case c == '\\':
-			if d.pos+1 >= len(d.in) {
-				return nil, d.fail("unterminated string")
-			}
-			esc := d.in[d.pos+1]
-			d.pos += 2
-			switch esc {
-			case '"', '\\', '/':
-				d.str = append(d.str, esc)
-			case 'b':
-				d.str = append(d.str, '\b')
-			case 'f':
-				d.str = append(d.str, '\f')
-			case 'n':
-				d.str = append(d.str, '\n')
-			case 'r':
-				d.str = append(d.str, '\r')
-			case 't':
-				d.str = append(d.str, '\t')
-			case 'u':
-				r, ok := d.hex4()
-				if !ok {
-					return nil, d.fail("bad \\u escape")
-				}
-				if utf16.IsSurrogate(r) {
-					// A pair is one character; a lone half becomes U+FFFD, as encoding/json does.
-					save := d.pos
-					if d.literal(`\u`) {
-						if r2, ok := d.hex4(); ok {
-							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-								r = dec
-								save = -1
-							}
-						}
-					}
-					if save >= 0 {
-						d.pos = save
-						r = utf8.RuneError
-					}
-				}
-				d.str = utf8.AppendRune(d.str, r)
-			default:
-				d.pos -= 2
-				return nil, d.fail("bad escape \\%c", esc)
+			if err := d.escape(); err != nil {
+				return nil, err
 			}
 		case c < 0x20:
 			return nil, d.fail("control character 0x%02x in a string", c)
@@ -567,6 +586,57 @@ func (d *jsonDecoder) readEscapedString() ([]byte, *Error) {
 		}
 	}
 	return nil, d.fail("unterminated string")
+}
+
+// escape reads the escape sequence at pos and appends the character it stands for to d.str.
+func (d *jsonDecoder) escape() *Error {
+	if d.pos+1 >= len(d.in) {
+		return d.fail("unterminated string")
+	}
+	esc := d.in[d.pos+1]
+	d.pos += 2
+	switch esc {
+	case '"', '\\', '/':
+		d.str = append(d.str, esc)
+	case 'b':
+		d.str = append(d.str, '\b')
+	case 'f':
+		d.str = append(d.str, '\f')
+	case 'n':
+		d.str = append(d.str, '\n')
+	case 'r':
+		d.str = append(d.str, '\r')
+	case 't':
+		d.str = append(d.str, '\t')
+	case 'u':
+		r, ok := d.hex4()
+		if !ok {
+			return d.fail("bad \\u escape")
+		}
+		if utf16.IsSurrogate(r) {
+			r = d.lowSurrogate(r)
+		}
+		d.str = utf8.AppendRune(d.str, r)
+	default:
+		d.pos -= 2
+		return d.fail("bad escape \\%c", esc)
+	}
+	return nil
+}
+
+// lowSurrogate reads the \u escape that completes the surrogate pair high starts and returns the
+// character they make. A pair is one character; a lone half becomes U+FFFD, as encoding/json does.
+func (d *jsonDecoder) lowSurrogate(high rune) rune {
+	save := d.pos
+	if d.literal(`\u`) {
+		if low, ok := d.hex4(); ok {
+			if r := utf16.DecodeRune(high, low); r != utf8.RuneError {
+				return r
+			}
+		}
+	}
+	d.pos = save
+	return utf8.RuneError
 }
 
 func (d *jsonDecoder) hex4() (rune, bool) {
@@ -594,65 +664,9 @@ func (d *jsonDecoder) hex4() (rune, bool) {
 func (d *jsonDecoder) skip() *Error {
 	switch d.peek() {
 	case '{':
-		if err := d.enter(); err != nil {
-			return err
-		}
-		d.pos++
-		if d.peek() == '}' {
-			d.pos++
-			d.depth--
-			return nil
-		}
-		for {
-			if c := d.peek(); c != '"' {
-				return d.fail("want a field name, found %s", describe(c))
-			}
-			if _, err := d.readString(); err != nil {
-				return err
-			}
-			if c := d.peek(); c != ':' {
-				return d.fail("want ':' after a field name, found %s", describe(c))
-			}
-			d.pos++
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch c := d.peek(); c {
-			case ',':
-				d.pos++
-			case '}':
-				d.pos++
-				d.depth--
-				return nil
-			default:
-				return d.fail("want ',' or '}', found %s", describe(c))
-			}
-		}
+		return d.skipObject()
 	case '[':
-		if err := d.enter(); err != nil {
-			return err
-		}
-		d.pos++
-		if d.peek() == ']' {
-			d.pos++
-			d.depth--
-			return nil
-		}
-		for {
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch c := d.peek(); c {
-			case ',':
-				d.pos++
-			case ']':
-				d.pos++
-				d.depth--
-				return nil
-			default:
-				return d.fail("want ',' or ']', found %s", describe(c))
-			}
-		}
+		return d.skipArray()
 	case '"':
 		_, err := d.readString()
 		return err
@@ -664,6 +678,37 @@ func (d *jsonDecoder) skip() *Error {
 	default:
 		_, _, err := d.readNumberToken()
 		return err
+	}
+}
+
+func (d *jsonDecoder) skipObject() *Error {
+	if empty, err := d.open('}'); empty || err != nil {
+		return err
+	}
+	for {
+		if _, err := d.key(); err != nil {
+			return err
+		}
+		if err := d.skip(); err != nil {
+			return err
+		}
+		if more, err := d.next('}', ""); !more {
+			return err
+		}
+	}
+}
+
+func (d *jsonDecoder) skipArray() *Error {
+	if empty, err := d.open(']'); empty || err != nil {
+		return err
+	}
+	for {
+		if err := d.skip(); err != nil {
+			return err
+		}
+		if more, err := d.next(']', ""); !more {
+			return err
+		}
 	}
 }
 

@@ -177,7 +177,8 @@ var (
 	}
 )
 
-// fields builds a field table indexed by field number.
+// fields builds a field table indexed by field number, naming each field in JSON as proto3's
+// JSON mapping does.
 func fields(defs map[protowire.Number]fieldDesc) []fieldDesc {
 	hi := protowire.Number(0)
 	for n := range defs {
@@ -185,100 +186,136 @@ func fields(defs map[protowire.Number]fieldDesc) []fieldDesc {
 	}
 	out := make([]fieldDesc, hi+1)
 	for n, f := range defs {
+		f.jsonName = lowerCamel(f.name)
 		out[n] = f
 	}
 	return out
 }
 
-func init() {
-	attrs := func(name, jsonName string) fieldDesc {
-		return fieldDesc{name: name, jsonName: jsonName, kind: kindMessage, repeated: true, msg: descKeyValue}
+// lowerCamel is the JSON name of a field with proto name name: each letter after an underscore
+// in upper case, the underscores dropped ("dropped_attributes_count": "droppedAttributesCount").
+func lowerCamel(name string) string {
+	b := make([]byte, 0, len(name))
+	upper := false
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '_':
+			upper = true
+		case upper && c >= 'a' && c <= 'z':
+			b = append(b, c-'a'+'A')
+			upper = false
+		default:
+			b = append(b, c)
+			upper = false
+		}
 	}
+	return string(b)
+}
+
+func init() {
+	// attributes is the attributes field of every message that has one.
+	attributes := fieldDesc{name: "attributes", kind: kindMessage, repeated: true, msg: descKeyValue}
+	describeEnvelope(attributes)
+	describeSpan(attributes)
+	describeValues()
+}
+
+// describeEnvelope describes the messages around the spans: the request, resources, scopes.
+func describeEnvelope(attributes fieldDesc) {
 	descRequest.fields = fields(map[protowire.Number]fieldDesc{
-		fieldResourceSpans: {name: "resource_spans", jsonName: "resourceSpans", kind: kindMessage, repeated: true, msg: descResourceSpans},
+		fieldResourceSpans: {name: "resource_spans", kind: kindMessage, repeated: true, msg: descResourceSpans},
 	})
 	descResourceSpans.fields = fields(map[protowire.Number]fieldDesc{
-		fieldRSResource:   {name: "resource", jsonName: "resource", kind: kindMessage, msg: descResource},
-		fieldRSScopeSpans: {name: "scope_spans", jsonName: "scopeSpans", kind: kindMessage, repeated: true, msg: descScopeSpans},
-		fieldRSSchemaURL:  {name: "schema_url", jsonName: "schemaUrl", kind: kindString},
+		fieldRSResource:   {name: "resource", kind: kindMessage, msg: descResource},
+		fieldRSScopeSpans: {name: "scope_spans", kind: kindMessage, repeated: true, msg: descScopeSpans},
+		fieldRSSchemaURL:  {name: "schema_url", kind: kindString},
 	})
 	descResource.fields = fields(map[protowire.Number]fieldDesc{
-		fieldResourceAttributes: attrs("attributes", "attributes"),
-		fieldResourceDropped:    {name: "dropped_attributes_count", jsonName: "droppedAttributesCount", kind: kindUint32},
-		fieldResourceEntityRefs: {name: "entity_refs", jsonName: "entityRefs", kind: kindMessage, repeated: true, msg: descEntityRef},
+		fieldResourceAttributes: attributes,
+		fieldResourceDropped:    {name: "dropped_attributes_count", kind: kindUint32},
+		fieldResourceEntityRefs: {name: "entity_refs", kind: kindMessage, repeated: true, msg: descEntityRef},
 	})
 	descEntityRef.fields = fields(map[protowire.Number]fieldDesc{
-		1: {name: "schema_url", jsonName: "schemaUrl", kind: kindString},
-		2: {name: "type", jsonName: "type", kind: kindString},
-		3: {name: "id_keys", jsonName: "idKeys", kind: kindString, repeated: true},
-		4: {name: "description_keys", jsonName: "descriptionKeys", kind: kindString, repeated: true},
+		1: {name: "schema_url", kind: kindString},
+		2: {name: "type", kind: kindString},
+		3: {name: "id_keys", kind: kindString, repeated: true},
+		4: {name: "description_keys", kind: kindString, repeated: true},
 	})
 	descScopeSpans.fields = fields(map[protowire.Number]fieldDesc{
-		fieldSSScope:     {name: "scope", jsonName: "scope", kind: kindMessage, msg: descScope},
-		fieldSSSpans:     {name: "spans", jsonName: "spans", kind: kindMessage, repeated: true, msg: descSpan},
-		fieldSSSchemaURL: {name: "schema_url", jsonName: "schemaUrl", kind: kindString},
+		fieldSSScope:     {name: "scope", kind: kindMessage, msg: descScope},
+		fieldSSSpans:     {name: "spans", kind: kindMessage, repeated: true, msg: descSpan},
+		fieldSSSchemaURL: {name: "schema_url", kind: kindString},
 	})
 	descScope.fields = fields(map[protowire.Number]fieldDesc{
-		fieldScopeName:       {name: "name", jsonName: "name", kind: kindString},
-		fieldScopeVersion:    {name: "version", jsonName: "version", kind: kindString},
-		fieldScopeAttributes: attrs("attributes", "attributes"),
-		fieldScopeDropped:    {name: "dropped_attributes_count", jsonName: "droppedAttributesCount", kind: kindUint32},
+		fieldScopeName:       {name: "name", kind: kindString},
+		fieldScopeVersion:    {name: "version", kind: kindString},
+		fieldScopeAttributes: attributes,
+		fieldScopeDropped:    {name: "dropped_attributes_count", kind: kindUint32},
 	})
+}
+
+// describeSpan describes a span and the messages inside it.
+func describeSpan(attributes fieldDesc) {
 	descSpan.fields = fields(map[protowire.Number]fieldDesc{
-		fieldSpanTraceID:       {name: "trace_id", jsonName: "traceId", kind: kindTraceID},
-		fieldSpanSpanID:        {name: "span_id", jsonName: "spanId", kind: kindSpanID},
-		fieldSpanTraceState:    {name: "trace_state", jsonName: "traceState", kind: kindString},
-		fieldSpanParentSpanID:  {name: "parent_span_id", jsonName: "parentSpanId", kind: kindSpanID},
-		fieldSpanName:          {name: "name", jsonName: "name", kind: kindString},
-		fieldSpanKind:          {name: "kind", jsonName: "kind", kind: kindInt32, enum: spanKindNames},
-		fieldSpanStart:         {name: "start_time_unix_nano", jsonName: "startTimeUnixNano", kind: kindFixed64},
-		fieldSpanEnd:           {name: "end_time_unix_nano", jsonName: "endTimeUnixNano", kind: kindFixed64},
-		fieldSpanAttributes:    attrs("attributes", "attributes"),
-		fieldSpanDroppedAttrs:  {name: "dropped_attributes_count", jsonName: "droppedAttributesCount", kind: kindUint32},
-		fieldSpanEvents:        {name: "events", jsonName: "events", kind: kindMessage, repeated: true, msg: descEvent},
-		fieldSpanDroppedEvents: {name: "dropped_events_count", jsonName: "droppedEventsCount", kind: kindUint32},
-		fieldSpanLinks:         {name: "links", jsonName: "links", kind: kindMessage, repeated: true, msg: descLink},
-		fieldSpanDroppedLinks:  {name: "dropped_links_count", jsonName: "droppedLinksCount", kind: kindUint32},
-		fieldSpanStatus:        {name: "status", jsonName: "status", kind: kindMessage, msg: descStatus},
-		fieldSpanFlags:         {name: "flags", jsonName: "flags", kind: kindFixed32},
+		fieldSpanTraceID:       {name: "trace_id", kind: kindTraceID},
+		fieldSpanSpanID:        {name: "span_id", kind: kindSpanID},
+		fieldSpanTraceState:    {name: "trace_state", kind: kindString},
+		fieldSpanParentSpanID:  {name: "parent_span_id", kind: kindSpanID},
+		fieldSpanName:          {name: "name", kind: kindString},
+		fieldSpanKind:          {name: "kind", kind: kindInt32, enum: spanKindNames},
+		fieldSpanStart:         {name: "start_time_unix_nano", kind: kindFixed64},
+		fieldSpanEnd:           {name: "end_time_unix_nano", kind: kindFixed64},
+		fieldSpanAttributes:    attributes,
+		fieldSpanDroppedAttrs:  {name: "dropped_attributes_count", kind: kindUint32},
+		fieldSpanEvents:        {name: "events", kind: kindMessage, repeated: true, msg: descEvent},
+		fieldSpanDroppedEvents: {name: "dropped_events_count", kind: kindUint32},
+		fieldSpanLinks:         {name: "links", kind: kindMessage, repeated: true, msg: descLink},
+		fieldSpanDroppedLinks:  {name: "dropped_links_count", kind: kindUint32},
+		fieldSpanStatus:        {name: "status", kind: kindMessage, msg: descStatus},
+		fieldSpanFlags:         {name: "flags", kind: kindFixed32},
 	})
 	descEvent.fields = fields(map[protowire.Number]fieldDesc{
-		fieldEventTime:       {name: "time_unix_nano", jsonName: "timeUnixNano", kind: kindFixed64},
-		fieldEventName:       {name: "name", jsonName: "name", kind: kindString},
-		fieldEventAttributes: attrs("attributes", "attributes"),
-		fieldEventDropped:    {name: "dropped_attributes_count", jsonName: "droppedAttributesCount", kind: kindUint32},
+		fieldEventTime:       {name: "time_unix_nano", kind: kindFixed64},
+		fieldEventName:       {name: "name", kind: kindString},
+		fieldEventAttributes: attributes,
+		fieldEventDropped:    {name: "dropped_attributes_count", kind: kindUint32},
 	})
 	descLink.fields = fields(map[protowire.Number]fieldDesc{
-		fieldLinkTraceID:    {name: "trace_id", jsonName: "traceId", kind: kindTraceID},
-		fieldLinkSpanID:     {name: "span_id", jsonName: "spanId", kind: kindSpanID},
-		fieldLinkTraceState: {name: "trace_state", jsonName: "traceState", kind: kindString},
-		fieldLinkAttributes: attrs("attributes", "attributes"),
-		fieldLinkDropped:    {name: "dropped_attributes_count", jsonName: "droppedAttributesCount", kind: kindUint32},
-		fieldLinkFlags:      {name: "flags", jsonName: "flags", kind: kindFixed32},
+		fieldLinkTraceID:    {name: "trace_id", kind: kindTraceID},
+		fieldLinkSpanID:     {name: "span_id", kind: kindSpanID},
+		fieldLinkTraceState: {name: "trace_state", kind: kindString},
+		fieldLinkAttributes: attributes,
+		fieldLinkDropped:    {name: "dropped_attributes_count", kind: kindUint32},
+		fieldLinkFlags:      {name: "flags", kind: kindFixed32},
 	})
 	descStatus.fields = fields(map[protowire.Number]fieldDesc{
-		fieldStatusMessage: {name: "message", jsonName: "message", kind: kindString},
-		fieldStatusCode:    {name: "code", jsonName: "code", kind: kindInt32, enum: statusCodeNames},
+		fieldStatusMessage: {name: "message", kind: kindString},
+		fieldStatusCode:    {name: "code", kind: kindInt32, enum: statusCodeNames},
 	})
+}
+
+// describeValues describes attribute values, which nest.
+func describeValues() {
 	descKeyValue.fields = fields(map[protowire.Number]fieldDesc{
-		fieldKVKey:         {name: "key", jsonName: "key", kind: kindString},
-		fieldKVValue:       {name: "value", jsonName: "value", kind: kindMessage, msg: descAnyValue},
-		fieldKVKeyStrindex: {name: "key_strindex", jsonName: "keyStrindex", kind: kindInt32},
+		fieldKVKey:         {name: "key", kind: kindString},
+		fieldKVValue:       {name: "value", kind: kindMessage, msg: descAnyValue},
+		fieldKVKeyStrindex: {name: "key_strindex", kind: kindInt32},
 	})
 	descAnyValue.fields = fields(map[protowire.Number]fieldDesc{
-		fieldValueString:   {name: "string_value", jsonName: "stringValue", kind: kindString, oneof: true},
-		fieldValueBool:     {name: "bool_value", jsonName: "boolValue", kind: kindBool, oneof: true},
-		fieldValueInt:      {name: "int_value", jsonName: "intValue", kind: kindInt64, oneof: true},
-		fieldValueDouble:   {name: "double_value", jsonName: "doubleValue", kind: kindDouble, oneof: true},
-		fieldValueArray:    {name: "array_value", jsonName: "arrayValue", kind: kindMessage, oneof: true, msg: descArrayValue},
-		fieldValueKVList:   {name: "kvlist_value", jsonName: "kvlistValue", kind: kindMessage, oneof: true, msg: descKeyValueList},
-		fieldValueBytes:    {name: "bytes_value", jsonName: "bytesValue", kind: kindBytes, oneof: true},
-		fieldValueStrindex: {name: "string_value_strindex", jsonName: "stringValueStrindex", kind: kindInt32, oneof: true},
+		fieldValueString:   {name: "string_value", kind: kindString, oneof: true},
+		fieldValueBool:     {name: "bool_value", kind: kindBool, oneof: true},
+		fieldValueInt:      {name: "int_value", kind: kindInt64, oneof: true},
+		fieldValueDouble:   {name: "double_value", kind: kindDouble, oneof: true},
+		fieldValueArray:    {name: "array_value", kind: kindMessage, oneof: true, msg: descArrayValue},
+		fieldValueKVList:   {name: "kvlist_value", kind: kindMessage, oneof: true, msg: descKeyValueList},
+		fieldValueBytes:    {name: "bytes_value", kind: kindBytes, oneof: true},
+		fieldValueStrindex: {name: "string_value_strindex", kind: kindInt32, oneof: true},
 	})
 	descArrayValue.fields = fields(map[protowire.Number]fieldDesc{
-		fieldListValues: {name: "values", jsonName: "values", kind: kindMessage, repeated: true, msg: descAnyValue},
+		fieldListValues: {name: "values", kind: kindMessage, repeated: true, msg: descAnyValue},
 	})
 	descKeyValueList.fields = fields(map[protowire.Number]fieldDesc{
-		fieldListValues: {name: "values", jsonName: "values", kind: kindMessage, repeated: true, msg: descKeyValue},
+		fieldListValues: {name: "values", kind: kindMessage, repeated: true, msg: descKeyValue},
 	})
+
 }

@@ -17,8 +17,8 @@ import (
 const MaxValueDepth = 32
 
 // The kinds of problems that Validate reports. An *Error wraps exactly one of them, so callers can
-// tell them apart with errors.Is: all of them are the client's fault (OTLP: INVALID_ARGUMENT /
-// HTTP 400, not retryable).
+// tell them apart with errors.Is: all of them are the client's fault, and sending the same bytes
+// again cannot succeed (the receivers' one error mapping says what a client is answered).
 var (
 	// ErrMalformed is a violation of the protobuf wire format: a truncated or over-long varint, a
 	// length that runs past the end of its message, an invalid wire type or field number, an
@@ -102,7 +102,7 @@ func (v *validator) message(d *msgDesc, b []byte, off int) *Error {
 }
 
 // fields validates the fields of message body b. It is the hot loop of Validate: one-byte tags
-// and lengths (almost all of them) are decoded inline.
+// and lengths (almost all of them) are decoded inline; the rest, and the errors, are not.
 func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 	pos := 0
 	for pos < len(b) {
@@ -114,45 +114,23 @@ func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 			pos++
 		} else {
 			var n int
-			num, typ, n = protowire.ConsumeTag(b[pos:])
-			if n < 0 {
-				return fail(ErrMalformed, fieldOff, "bad field tag in %s: %v", d.name, wireError(n))
-			}
-			if num > protowire.MaxValidNumber {
-				return fail(ErrMalformed, fieldOff, "field number %d of %s is out of range", num, d.name)
+			var err *Error
+			if num, typ, n, err = longTag(d, b[pos:], fieldOff); err != nil {
+				return err
 			}
 			pos += n
 		}
 		f := d.field(num)
 		if f == nil || f.kind.wireType() != typ {
-			if typ == protowire.EndGroupType {
-				return fail(ErrMalformed, fieldOff, "end-group tag for field %d of %s without a start-group tag", num, d.name)
-			}
-			m := protowire.ConsumeFieldValue(num, typ, b[pos:])
-			if m < 0 {
-				return fail(ErrMalformed, fieldOff, "field %d of %s, wire type %d: %v", num, d.name, typ, wireError(m))
+			m, err := skipUnknown(d, num, typ, b[pos:], fieldOff)
+			if err != nil {
+				return err
 			}
 			pos += m
 			continue
 		}
 		var err *Error
 		switch typ {
-		case protowire.VarintType:
-			_, m := protowire.ConsumeVarint(b[pos:])
-			if m < 0 {
-				err = fail(ErrMalformed, fieldOff, "truncated or over-long varint")
-			}
-			pos += m
-		case protowire.Fixed32Type:
-			if len(b)-pos < 4 {
-				err = fail(ErrMalformed, fieldOff, "fixed32 needs 4 bytes, %d left", len(b)-pos)
-			}
-			pos += 4
-		case protowire.Fixed64Type:
-			if len(b)-pos < 8 {
-				err = fail(ErrMalformed, fieldOff, "fixed64 needs 8 bytes, %d left", len(b)-pos)
-			}
-			pos += 8
 		case protowire.BytesType:
 			var l uint64
 			m := 1
@@ -172,13 +150,65 @@ func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 				v.spans++
 			}
 			pos += int(l)
+		default:
+			var m int
+			m, err = scalarSize(typ, b[pos:], fieldOff)
+			pos += m
 		}
 		if err != nil {
-			err.rev = append(err.rev, pathElem(f, num, b[:fieldOff-off]))
-			return err
+			return withPath(err, pathElem(f, num, b[:fieldOff-off]))
 		}
 	}
 	return nil
+}
+
+// longTag reads a tag of more than one byte (or the invalid field number 0) at the start of b,
+// which is at offset off of the input.
+func longTag(d *msgDesc, b []byte, off int) (protowire.Number, protowire.Type, int, *Error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, 0, fail(ErrMalformed, off, "bad field tag in %s: %v", d.name, wireError(n))
+	}
+	if num > protowire.MaxValidNumber {
+		return 0, 0, 0, fail(ErrMalformed, off, "field number %d of %s is out of range", num, d.name)
+	}
+	return num, typ, n, nil
+}
+
+// skipUnknown returns the size of the value at the start of b of a field that d does not know
+// with this wire type (protobuf skips those).
+func skipUnknown(d *msgDesc, num protowire.Number, typ protowire.Type, b []byte, off int) (int, *Error) {
+	if typ == protowire.EndGroupType {
+		return 0, fail(ErrMalformed, off, "end-group tag for field %d of %s without a start-group tag", num, d.name)
+	}
+	m := protowire.ConsumeFieldValue(num, typ, b)
+	if m < 0 {
+		return 0, fail(ErrMalformed, off, "field %d of %s, wire type %d: %v", num, d.name, typ, wireError(m))
+	}
+	return m, nil
+}
+
+// scalarSize returns the size of the varint, fixed32 or fixed64 value at the start of b.
+func scalarSize(typ protowire.Type, b []byte, off int) (int, *Error) {
+	switch typ {
+	case protowire.VarintType:
+		_, m := protowire.ConsumeVarint(b)
+		if m < 0 {
+			return 0, fail(ErrMalformed, off, "truncated or over-long varint")
+		}
+		return m, nil
+	case protowire.Fixed32Type:
+		if len(b) < 4 {
+			return 0, fail(ErrMalformed, off, "fixed32 needs 4 bytes, %d left", len(b))
+		}
+		return 4, nil
+	case protowire.Fixed64Type:
+		if len(b) < 8 {
+			return 0, fail(ErrMalformed, off, "fixed64 needs 8 bytes, %d left", len(b))
+		}
+		return 8, nil
+	}
+	return 0, nil
 }
 
 // pathElem names field f (number num) in an error's path; a repeated field gets the index of this

@@ -38,67 +38,53 @@ type field struct {
 // next decodes the field at the start of b and returns how many bytes it used, or -1 on
 // malformed input.
 func next(b []byte) (f field, n int) {
+	// One-byte varints (most tags, lengths and small values) are read without a call.
 	var tag uint64
 	if len(b) > 0 && b[0] < 0x80 {
 		tag, n = uint64(b[0]), 1
-	} else {
-		tag, n = protowire.ConsumeVarint(b)
-		if n < 0 {
-			return f, -1
-		}
+	} else if tag, n = protowire.ConsumeVarint(b); n < 0 {
+		return f, -1
 	}
 	f.num, f.typ = protowire.Number(tag>>3), protowire.Type(tag&7)
 	if f.num < protowire.MinValidNumber || tag>>3 > uint64(protowire.MaxValidNumber) {
 		return f, -1
 	}
+	var m int
 	switch f.typ {
 	case protowire.VarintType:
 		if n < len(b) && b[n] < 0x80 {
 			f.u = uint64(b[n])
 			return f, n + 1
 		}
-		v, m := protowire.ConsumeVarint(b[n:])
-		if m < 0 {
-			return f, -1
-		}
-		f.u = v
-		return f, n + m
-	case protowire.Fixed32Type:
-		v, m := protowire.ConsumeFixed32(b[n:])
-		if m < 0 {
-			return f, -1
-		}
-		f.u = uint64(v)
-		return f, n + m
-	case protowire.Fixed64Type:
-		v, m := protowire.ConsumeFixed64(b[n:])
-		if m < 0 {
-			return f, -1
-		}
-		f.u = v
-		return f, n + m
+		f.u, m = protowire.ConsumeVarint(b[n:])
 	case protowire.BytesType:
 		var l uint64
-		var m int
 		if n < len(b) && b[n] < 0x80 {
 			l, m = uint64(b[n]), 1
 		} else if l, m = protowire.ConsumeVarint(b[n:]); m < 0 {
 			return f, -1
 		}
-		n += m
-		if l > uint64(len(b)-n) {
+		if l > uint64(len(b)-n-m) {
 			return f, -1
 		}
-		f.b = b[n : n+int(l) : n+int(l)]
-		return f, n + int(l)
+		end := n + m + int(l)
+		f.b = b[n+m : end : end]
+		return f, end
+	case protowire.Fixed64Type:
+		f.u, m = protowire.ConsumeFixed64(b[n:])
+	case protowire.Fixed32Type:
+		var v uint32
+		v, m = protowire.ConsumeFixed32(b[n:])
+		f.u = uint64(v)
 	case protowire.StartGroupType:
-		m := protowire.ConsumeFieldValue(f.num, f.typ, b[n:])
-		if m < 0 {
-			return f, -1
-		}
-		return f, n + m
+		m = protowire.ConsumeFieldValue(f.num, f.typ, b[n:])
+	default:
+		return f, -1
 	}
-	return f, -1
+	if m < 0 {
+		return f, -1
+	}
+	return f, n + m
 }
 
 // isBytes reports whether f is a length-delimited field number num.
@@ -471,17 +457,11 @@ func ParseSpan(raw []byte) Span {
 			case fieldSpanName:
 				s.name = f.b
 			case fieldSpanAttributes:
-				if s.attrs == nil {
-					s.attrs = raw[pos:]
-				}
+				s.attrs = firstFrom(s.attrs, raw[pos:])
 			case fieldSpanEvents:
-				if s.events == nil {
-					s.events = raw[pos:]
-				}
+				s.events = firstFrom(s.events, raw[pos:])
 			case fieldSpanLinks:
-				if s.links == nil {
-					s.links = raw[pos:]
-				}
+				s.links = firstFrom(s.links, raw[pos:])
 			case fieldSpanStatus:
 				s.status = parseStatus(f.b)
 			}
@@ -511,6 +491,15 @@ func ParseSpan(raw []byte) Span {
 		pos += n
 	}
 	return s
+}
+
+// firstFrom keeps where the first occurrence of a repeated field starts: cur, or rest when there
+// was none before.
+func firstFrom(cur, rest []byte) []byte {
+	if cur == nil {
+		return rest
+	}
+	return cur
 }
 
 // Raw returns the Span message bytes.

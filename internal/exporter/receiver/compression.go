@@ -17,13 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 
 	"github.com/tracestream/tracestream/internal/exporter/admission"
@@ -53,8 +53,8 @@ var snappyFramingHeader = []byte{0xff, 0x06, 0x00, 0x00, 's', 'N', 'a', 'P', 'p'
 // decodeBody returns the body of a request sent with contentEncoding, decoded. Memory that a
 // decoder must hold before it produces anything (and which the client chooses) is claimed first;
 // the decoded bytes are not: the caller claims them as it reads. A body that cannot be decoded
-// is a *bodyError naming its encoding (400, or 413 when it asks for more than the limits), an
-// unknown encoding a *bodyError 415 naming the accepted ones. Errors of the body itself (too
+// is a *bodyError naming its encoding (INVALID_ARGUMENT, or RESOURCE_EXHAUSTED when it asks for
+// more than the limits), an unknown encoding a *bodyError naming the accepted ones. Errors of the body itself (too
 // large, too slow, cut) come back as they are.
 func decodeBody(contentEncoding string, body io.Reader, limit int64, claim *admission.Claim) (io.ReadCloser, error) {
 	name := strings.ToLower(strings.TrimSpace(contentEncoding))
@@ -85,7 +85,7 @@ func decodeBody(contentEncoding string, body io.Reader, limit int64, claim *admi
 			d.r = lz4.NewReader(src)
 		}
 	default:
-		return nil, &bodyError{http.StatusUnsupportedMediaType, fmt.Sprintf(
+		return nil, &bodyError{codes.InvalidArgument, fmt.Sprintf(
 			"unsupported Content-Encoding %q: send one of %s (case-insensitive), or none", contentEncoding, strings.Join(httpEncodings, ", ")), reasonEncoding}
 	}
 	if err != nil {
@@ -228,12 +228,12 @@ func (d *decodedReader) fail(err error, limit int64) error {
 	case errors.As(err, &be), errors.As(err, &memErr):
 		return err
 	case errors.Is(err, errDecodedTooLarge):
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%s body decodes to more than %d bytes", d.name, limit), reasonTooLarge}
+		return &bodyError{codes.ResourceExhausted, fmt.Sprintf("%s body decodes to more than %d bytes", d.name, limit), reasonTooLarge}
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		return &bodyError{codes.ResourceExhausted, fmt.Sprintf(
 			"zstd frame needs a window larger than this receiver decodes (%d bytes, and no more than the body's first frame)", zstdMaxWindow), reasonTooLarge}
 	}
-	return &bodyError{http.StatusBadRequest, fmt.Sprintf("invalid %s body: %v", d.name, err), reasonMalformed}
+	return &bodyError{codes.InvalidArgument, fmt.Sprintf("invalid %s body: %v", d.name, err), reasonMalformed}
 }
 
 // sourceReader records the first error of the compressed body other than its end.
@@ -279,7 +279,7 @@ func putZstdDecoder(dec *zstd.Decoder) {
 // decodeInto reads src, sent with the encoding named enc, into buf decoded: the decoded bytes
 // are claimed from the request's budget as they are produced and stop at limit+1, so a small
 // compressed message never holds more than its claim. A body larger than limit once decoded is a
-// *bodyError 413; the budget's refusal comes back as its *admission.ExhaustedError; errors of src
+// *bodyError (tooLarge); the budget's refusal comes back as its *admission.ExhaustedError; errors of src
 // itself come back as they are, for the transport to name.
 func decodeInto(buf *bytes.Buffer, enc string, src io.Reader, limit int64, claim *admission.Claim) error {
 	dec, err := decodeBody(enc, src, limit, claim)
@@ -293,9 +293,14 @@ func decodeInto(buf *bytes.Buffer, enc string, src io.Reader, limit int64, claim
 	case errors.As(err, &memErr):
 		return memErr
 	case n > limit:
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", limit), reasonTooLarge}
+		return tooLarge(limit)
 	}
 	return err
+}
+
+// tooLarge is the refusal of a body larger than limit bytes, as sent or once decoded.
+func tooLarge(limit int64) *bodyError {
+	return &bodyError{codes.ResourceExhausted, fmt.Sprintf("request body larger than %d bytes (after decompression)", limit), reasonTooLarge}
 }
 
 // claimedReader counts what it reads against a request's claim on the memory budget.
@@ -341,35 +346,10 @@ type grpcZstd struct{ encoders sync.Pool }
 func (*grpcZstd) Name() string { return "zstd" }
 
 func (c *grpcZstd) Compress(w io.Writer) (io.WriteCloser, error) {
-	enc, _ := c.encoders.Get().(*zstd.Encoder)
-	if enc == nil {
-		var err error
+	return pooledCompress(&c.encoders, w, func(w io.Writer) (resetWriter, error) {
 		// The Collector's window: replies are small, and so is what the client must hold.
-		if enc, err = zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(512<<10)); err != nil {
-			return nil, err
-		}
-	} else {
-		enc.Reset(w)
-	}
-	return &zstdWriter{enc: enc, pool: &c.encoders}, nil
-}
-
-type zstdWriter struct {
-	enc  *zstd.Encoder
-	pool *sync.Pool
-}
-
-func (z *zstdWriter) Write(p []byte) (int, error) { return z.enc.Write(p) }
-
-func (z *zstdWriter) Close() error {
-	if z.enc == nil {
-		return nil
-	}
-	err := z.enc.Close()
-	z.enc.Reset(nil)
-	z.pool.Put(z.enc)
-	z.enc = nil
-	return err
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(512<<10))
+	})
 }
 
 // grpcSnappy compresses "snappy" replies in the framing format, as the Collector's configgrpc
@@ -379,29 +359,49 @@ type grpcSnappy struct{ writers sync.Pool }
 func (*grpcSnappy) Name() string { return "snappy" }
 
 func (c *grpcSnappy) Compress(w io.Writer) (io.WriteCloser, error) {
-	sw, _ := c.writers.Get().(*snappy.Writer)
-	if sw == nil {
-		sw = snappy.NewBufferedWriter(w)
-	} else {
-		sw.Reset(w)
-	}
-	return &snappyWriter{w: sw, pool: &c.writers}, nil
+	return pooledCompress(&c.writers, w, func(w io.Writer) (resetWriter, error) {
+		return snappy.NewBufferedWriter(w), nil
+	})
 }
 
-type snappyWriter struct {
-	w    *snappy.Writer
+// resetWriter is a compressing writer that can be pointed at another destination, so that one
+// can be kept in a pool: building one allocates its tables and buffers.
+type resetWriter interface {
+	io.WriteCloser
+	Reset(w io.Writer)
+}
+
+// pooledCompress returns a writer compressing into w, taken from pool (or made by open when the
+// pool is empty); closing it puts it back.
+func pooledCompress(pool *sync.Pool, w io.Writer, open func(io.Writer) (resetWriter, error)) (io.WriteCloser, error) {
+	rw, _ := pool.Get().(resetWriter)
+	if rw == nil {
+		var err error
+		if rw, err = open(w); err != nil {
+			return nil, err
+		}
+	} else {
+		rw.Reset(w)
+	}
+	return &pooledWriter{w: rw, pool: pool}, nil
+}
+
+// pooledWriter flushes its compressor on Close and puts it back in its pool; a second Close does
+// nothing, so the compressor is never in the pool twice.
+type pooledWriter struct {
+	w    resetWriter
 	pool *sync.Pool
 }
 
-func (s *snappyWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (p *pooledWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
 
-func (s *snappyWriter) Close() error {
-	if s.w == nil {
+func (p *pooledWriter) Close() error {
+	if p.w == nil {
 		return nil
 	}
-	err := s.w.Close()
-	s.w.Reset(nil)
-	s.pool.Put(s.w)
-	s.w = nil
+	err := p.w.Close()
+	p.w.Reset(nil)
+	p.pool.Put(p.w)
+	p.w = nil
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -132,7 +133,7 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 	if mt == contentJSON {
 		pb, err := otlpwire.FromJSON(body)
 		if err != nil {
-			h.fail(w, mt, &bodyError{http.StatusBadRequest, "invalid OTLP/JSON: " + err.Error(), reasonMalformed})
+			h.fail(w, mt, &bodyError{codes.InvalidArgument, "invalid OTLP/JSON: " + err.Error(), reasonMalformed})
 			return
 		}
 		if err := claim.Grow(int64(len(pb))); err != nil {
@@ -157,10 +158,11 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 func (h *HTTP) fail(w http.ResponseWriter, mt string, err error) {
 	o := classify(err)
 	refuse(h.Refusals, "http", o.reason)
-	if o.retryAfter > 0 && (o.httpStatus == http.StatusTooManyRequests || o.httpStatus == http.StatusServiceUnavailable) {
+	status := httpStatus(o)
+	if o.retryAfter > 0 && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(o.retryAfter.Seconds()+0.999)))
 	}
-	h.write(w, mt, o.httpStatus, &spb.Status{Code: int32(o.grpcCode), Message: o.message})
+	h.write(w, mt, status, &spb.Status{Code: int32(o.grpcCode), Message: o.message})
 }
 
 // readBody reads the body, decoded, into buf (decodeInto: bounded by maxBody, claimed as it is
@@ -178,11 +180,11 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 	case err == nil, errors.As(err, &memErr), errors.As(err, &bodyErr):
 		return err
 	case errors.As(err, &maxErr):
-		return &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes (after decompression)", h.maxBody), reasonTooLarge}
+		return tooLarge(h.maxBody)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return &bodyError{http.StatusRequestTimeout, "the request was not received within receivers.http.readTimeout", reasonReadTimeout}
+		return &bodyError{codes.DeadlineExceeded, "the request was not received within receivers.http.readTimeout", reasonReadTimeout}
 	default:
-		return &bodyError{http.StatusBadRequest, "reading body: " + err.Error(), reasonMalformed}
+		return &bodyError{codes.InvalidArgument, "reading body: " + err.Error(), reasonMalformed}
 	}
 }
 

@@ -41,32 +41,16 @@ func grpcReadReason(c codes.Code) string {
 	}
 }
 
-// bodyError is a request the receiver refuses itself, before the pipeline sees it, with the HTTP
-// status that names why.
+// bodyError is a request the receiver refuses itself, before the pipeline sees it, with the gRPC
+// code that names why (httpStatus derives the HTTP answer from it). None is worth a retry:
+// RESOURCE_EXHAUSTED without RetryInfo (a message too large) is not retried by OTLP clients.
 type bodyError struct {
-	status int
+	code   codes.Code
 	msg    string
 	reason string // a refusal reason, for the metrics
 }
 
 func (e *bodyError) Error() string { return e.msg }
-
-// grpcCode is the gRPC answer to the same mistake. RESOURCE_EXHAUSTED without RetryInfo (a
-// message too large) is not retried by OTLP clients.
-func (e *bodyError) grpcCode() codes.Code {
-	switch e.status {
-	case http.StatusRequestEntityTooLarge:
-		return codes.ResourceExhausted
-	case http.StatusRequestTimeout:
-		return codes.DeadlineExceeded
-	case http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case http.StatusMethodNotAllowed, http.StatusNotFound:
-		return codes.Unimplemented
-	default: // 400, 415
-		return codes.InvalidArgument
-	}
-}
 
 // Refusal reasons: the reason label of tracestream_exporter_requests_refused_total. A fixed set,
 // so that no client can grow the label's values.
@@ -97,11 +81,10 @@ func refuse(r Refusals, protocol, reason string) {
 	}
 }
 
-// outcome is the one mapping from a pipeline error to what OTLP clients understand. Retryable
-// answers carry a delay; nothing maps to an HTTP 500, which clients would not retry.
+// outcome is the one mapping from an error to what OTLP clients understand: classify gives the
+// gRPC code, and httpStatus derives the HTTP status from it. Retryable answers carry a delay.
 type outcome struct {
 	grpcCode   codes.Code
-	httpStatus int
 	message    string
 	retryAfter time.Duration
 	reason     string
@@ -115,23 +98,60 @@ func classify(err error) outcome {
 	)
 	switch {
 	case errors.As(err, &bodyErr): // refused by the receiver itself: never worth a retry
-		return outcome{bodyErr.grpcCode(), bodyErr.status, bodyErr.msg, 0, bodyErr.reason}
+		return outcome{bodyErr.code, bodyErr.msg, 0, bodyErr.reason}
 	case errors.Is(err, pipeline.ErrInvalid):
-		return outcome{codes.InvalidArgument, 400, err.Error(), 0, reasonMalformed}
+		return outcome{codes.InvalidArgument, err.Error(), 0, reasonMalformed}
 	case errors.As(err, &memErr):
-		return outcome{codes.ResourceExhausted, 429, err.Error(), retry, reasonMemory}
+		return outcome{codes.ResourceExhausted, err.Error(), retry, reasonMemory}
 	case errors.Is(err, pipeline.ErrBusy): // the span bound or a full persistent queue
-		return outcome{codes.ResourceExhausted, 429, err.Error(), retry, reasonBusy}
+		return outcome{codes.ResourceExhausted, err.Error(), retry, reasonBusy}
 	case errors.Is(err, pipeline.ErrShuttingDown):
-		return outcome{codes.Unavailable, 503, err.Error(), retry, reasonShutdown}
+		return outcome{codes.Unavailable, err.Error(), retry, reasonShutdown}
 	case errors.Is(err, context.Canceled):
-		return outcome{codes.Canceled, 503, "request canceled", retry, reasonCanceled}
+		return outcome{codes.Canceled, "request canceled", retry, reasonCanceled}
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		// grpc-go's own refusal of a message it could not read (too large, cut short, an
 		// encoding it has no compressor for) or the receiver's read timeout: kept as it is.
-		return outcome{st.Code(), 400, st.Message(), 0, grpcReadReason(st.Code())}
+		return outcome{st.Code(), st.Message(), 0, grpcReadReason(st.Code())}
 	}
 	// ErrUnavailable, deadlines and anything unexpected: retryable.
-	return outcome{codes.Unavailable, 503, err.Error(), retry, reasonUnavailable}
+	return outcome{codes.Unavailable, err.Error(), retry, reasonUnavailable}
+}
+
+// httpStatus is the HTTP answer to o, derived from its gRPC code by the one table the OTel
+// Collector's OTLP receiver uses (otlpreceiver/internal/errors), which keeps a code retryable on
+// one transport retryable on the other (OTLP spec, "Failures"). Three refusals of the receiver's
+// own have an HTTP status that says more, and that OTLP/HTTP clients do not retry either: a body
+// too large (413: RESOURCE_EXHAUSTED without RetryInfo, which gRPC clients do not retry), one that
+// did not arrive in time (408) and one in an encoding this receiver does not decode (415). No
+// code maps to 500: whatever grpc-go refuses on its own is a message it could not read (400).
+func httpStatus(o outcome) int {
+	switch o.grpcCode {
+	case codes.InvalidArgument:
+		if o.reason == reasonEncoding {
+			return http.StatusUnsupportedMediaType
+		}
+		return http.StatusBadRequest
+	case codes.ResourceExhausted:
+		if o.retryAfter == 0 {
+			return http.StatusRequestEntityTooLarge
+		}
+		return http.StatusTooManyRequests
+	case codes.DeadlineExceeded:
+		if o.reason == reasonReadTimeout {
+			return http.StatusRequestTimeout
+		}
+		return http.StatusServiceUnavailable
+	case codes.Canceled, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
+		return http.StatusServiceUnavailable
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unimplemented:
+		return http.StatusNotFound
+	default:
+		return http.StatusBadRequest
+	}
 }

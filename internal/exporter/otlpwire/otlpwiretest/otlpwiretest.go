@@ -118,40 +118,7 @@ func Full() *coltracepb.ExportTraceServiceRequest {
 					},
 					SchemaUrl: "https://opentelemetry.io/schemas/1.24.0",
 					Spans: []*tracepb.Span{
-						{
-							TraceId:                TraceID,
-							SpanId:                 []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74},
-							TraceState:             "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
-							ParentSpanId:           []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73},
-							Flags:                  0x301,
-							Name:                   "GET /api/\"items\"\n\té世😀",
-							Kind:                   tracepb.Span_SPAN_KIND_SERVER,
-							StartTimeUnixNano:      1544712660000000000,
-							EndTimeUnixNano:        1544712661000000123,
-							Attributes:             AllTypes(),
-							DroppedAttributesCount: 4,
-							Events: []*tracepb.Span_Event{
-								{TimeUnixNano: 1544712660500000000, Name: "exception", Attributes: []*commonpb.KeyValue{
-									KV("exception.type", Str("java.lang.NullPointerException")),
-									KV("exception.stacktrace", Str("at a.b(c.java:1)\n\tat d.e(f.java:2)")),
-									KV("exception.escaped", Bool(true)),
-								}, DroppedAttributesCount: 2},
-								{TimeUnixNano: 1544712660600000000, Name: "cache.miss"},
-							},
-							DroppedEventsCount: 5,
-							Links: []*tracepb.Span_Link{
-								{
-									TraceId:    []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
-									SpanId:     []byte{1, 2, 3, 4, 5, 6, 7, 8},
-									TraceState: "vendor=x",
-									Attributes: []*commonpb.KeyValue{KV("link.kind", Str("follows")), KV("link.n", Int(2))},
-									Flags:      0x101, DroppedAttributesCount: 6,
-								},
-								{TraceId: TraceID, SpanId: []byte{8, 7, 6, 5, 4, 3, 2, 1}},
-							},
-							DroppedLinksCount: 7,
-							Status:            &tracepb.Status{Message: "boom: \"bad\"", Code: tracepb.Status_STATUS_CODE_ERROR},
-						},
+						serverSpan(),
 						{
 							TraceId:           TraceID,
 							SpanId:            []byte{0, 0, 0, 0, 0, 0, 0, 1},
@@ -183,6 +150,44 @@ func Full() *coltracepb.ExportTraceServiceRequest {
 			}},
 		},
 	}}
+}
+
+// serverSpan is Full's first span: every field set, with events and links.
+func serverSpan() *tracepb.Span {
+	return &tracepb.Span{
+		TraceId:                TraceID,
+		SpanId:                 []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74},
+		TraceState:             "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+		ParentSpanId:           []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73},
+		Flags:                  0x301,
+		Name:                   "GET /api/\"items\"\n\té世😀",
+		Kind:                   tracepb.Span_SPAN_KIND_SERVER,
+		StartTimeUnixNano:      1544712660000000000,
+		EndTimeUnixNano:        1544712661000000123,
+		Attributes:             AllTypes(),
+		DroppedAttributesCount: 4,
+		Events: []*tracepb.Span_Event{
+			{TimeUnixNano: 1544712660500000000, Name: "exception", Attributes: []*commonpb.KeyValue{
+				KV("exception.type", Str("java.lang.NullPointerException")),
+				KV("exception.stacktrace", Str("at a.b(c.java:1)\n\tat d.e(f.java:2)")),
+				KV("exception.escaped", Bool(true)),
+			}, DroppedAttributesCount: 2},
+			{TimeUnixNano: 1544712660600000000, Name: "cache.miss"},
+		},
+		DroppedEventsCount: 5,
+		Links: []*tracepb.Span_Link{
+			{
+				TraceId:    []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+				SpanId:     []byte{1, 2, 3, 4, 5, 6, 7, 8},
+				TraceState: "vendor=x",
+				Attributes: []*commonpb.KeyValue{KV("link.kind", Str("follows")), KV("link.n", Int(2))},
+				Flags:      0x101, DroppedAttributesCount: 6,
+			},
+			{TraceId: TraceID, SpanId: []byte{8, 7, 6, 5, 4, 3, 2, 1}},
+		},
+		DroppedLinksCount: 7,
+		Status:            &tracepb.Status{Message: "boom: \"bad\"", Code: tracepb.Status_STATUS_CODE_ERROR},
+	}
 }
 
 // Realistic returns a request of n spans of one service and one scope, each with ten attributes
@@ -404,27 +409,39 @@ func Canonical(req *coltracepb.ExportTraceServiceRequest) *coltracepb.ExportTrac
 			rs.Resource = &resourcepb.Resource{}
 		}
 		rs.Resource.EntityRefs = nil
-		canonicalAttrs(rs.Resource.Attributes)
 		for _, ss := range rs.ScopeSpans {
 			if ss.Scope == nil {
 				ss.Scope = &commonpb.InstrumentationScope{}
 			}
-			canonicalAttrs(ss.Scope.Attributes)
 			for _, s := range ss.Spans {
 				if s.Status == nil {
 					s.Status = &tracepb.Status{}
 				}
-				canonicalAttrs(s.Attributes)
+			}
+		}
+	}
+	eachAttributeList(out, canonicalAttrs)
+	return out
+}
+
+// eachAttributeList calls fn with every attribute list of req: those of its resources, scopes,
+// spans, events and links.
+func eachAttributeList(req *coltracepb.ExportTraceServiceRequest, fn func([]*commonpb.KeyValue)) {
+	for _, rs := range req.ResourceSpans {
+		fn(rs.GetResource().GetAttributes())
+		for _, ss := range rs.ScopeSpans {
+			fn(ss.GetScope().GetAttributes())
+			for _, s := range ss.Spans {
+				fn(s.Attributes)
 				for _, e := range s.Events {
-					canonicalAttrs(e.Attributes)
+					fn(e.Attributes)
 				}
 				for _, l := range s.Links {
-					canonicalAttrs(l.Attributes)
+					fn(l.Attributes)
 				}
 			}
 		}
 	}
-	return out
 }
 
 func canonicalAttrs(kvs []*commonpb.KeyValue) {
@@ -558,26 +575,11 @@ func ValueFromView(v otlpwire.AnyValue) *commonpb.AnyValue {
 // ValueDepth returns how deeply the values of req nest (1 for a flat attribute).
 func ValueDepth(req *coltracepb.ExportTraceServiceRequest) int {
 	d := 0
-	attrs := func(kvs []*commonpb.KeyValue) {
+	eachAttributeList(req, func(kvs []*commonpb.KeyValue) {
 		for _, kv := range kvs {
 			d = max(d, valueDepth(kv.GetValue(), 1))
 		}
-	}
-	for _, rs := range req.ResourceSpans {
-		attrs(rs.GetResource().GetAttributes())
-		for _, ss := range rs.ScopeSpans {
-			attrs(ss.GetScope().GetAttributes())
-			for _, s := range ss.Spans {
-				attrs(s.Attributes)
-				for _, e := range s.Events {
-					attrs(e.Attributes)
-				}
-				for _, l := range s.Links {
-					attrs(l.Attributes)
-				}
-			}
-		}
-	}
+	})
 	return d
 }
 
