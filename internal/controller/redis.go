@@ -1,20 +1,17 @@
 package controller
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"strings"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/redislag"
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/render"
 )
 
 // redisTarget builds the lag reader's connection from the spec and the Secrets read this pass,
-// in memory: the credentials are trimmed as the exporter trims its files, and TLS follows
-// spec.redis.tls or rediss:// addresses. Everything about connecting to Redis is in this file,
-// so that it can give way to package redisconn's parsing and TLS builder as one piece.
+// in memory, with package redisconn's rules: the credentials are trimmed as the exporter trims
+// its files, and TLS follows spec.redis.tls or rediss:// addresses.
 func redisTarget(obj *v1.RedisTraceExporter, s secrets) (redislag.Target, error) {
 	sp := obj.Spec.Redis
 	t := redislag.Target{Mode: sp.Mode, Addresses: sp.Addresses, DB: int(sp.DB)}
@@ -27,40 +24,35 @@ func redisTarget(obj *v1.RedisTraceExporter, s secrets) (redislag.Target, error)
 	if a := sp.Auth; a != nil {
 		user, pass := render.AuthKeys(a)
 		data := s[render.SecretRedisAuth].Data
-		t.Username, t.Password = strings.TrimSpace(string(data[user])), strings.TrimSpace(string(data[pass]))
+		t.Username, t.Password = redisconn.TrimCredential(string(data[user])), redisconn.TrimCredential(string(data[pass]))
 	}
 	secure := false
 	for _, a := range sp.Addresses {
-		secure = secure || strings.HasPrefix(a, "rediss://")
+		secure = secure || redisconn.AsksTLS(a)
 	}
 	if tl := sp.TLS; (tl != nil && tl.Enabled) || secure {
-		cfg, err := lagTLS(tl, s)
+		cfg, err := redisconn.NewTLSConfig(lagTLS(tl, s))
 		if err != nil {
-			return t, err
+			// A CA or client certificate the handshake cannot use: the RedisReachable
+			// condition points at spec.redis.tls, as for a handshake that failed.
+			return t, fmt.Errorf("%w: spec.redis.tls: %w", redisconn.ErrTLSHandshake, err)
 		}
 		t.TLS = cfg
 	}
 	return t, nil
 }
 
-// lagTLS is the lag reader's TLS configuration: the CA and client certificate from the Secrets.
-func lagTLS(tl *v1.RedisTLS, s secrets) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+// lagTLS is the lag reader's TLS material: the CA and client certificate from the Secrets.
+func lagTLS(tl *v1.RedisTLS, s secrets) redisconn.TLSPEM {
 	if tl == nil {
-		return cfg, nil
+		return redisconn.TLSPEM{}
 	}
-	cfg.ServerName, cfg.InsecureSkipVerify = tl.ServerName, tl.InsecureSkipVerify //nolint:gosec // the user's explicit opt-in
+	p := redisconn.TLSPEM{ServerName: tl.ServerName, InsecureSkipVerify: tl.InsecureSkipVerify}
 	if ca, ok := s[render.SecretRedisCA]; ok {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(ca.Data[tl.CASecretRef.Key])
-		cfg.RootCAs = pool
+		p.CA = ca.Data[tl.CASecretRef.Key]
 	}
 	if client, ok := s[render.SecretRedisClient]; ok {
-		cert, err := tls.X509KeyPair(client.Data["tls.crt"], client.Data["tls.key"])
-		if err != nil {
-			return nil, fmt.Errorf("client certificate in Secret %q: %w", client.Name, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+		p.Cert, p.Key = client.Data["tls.crt"], client.Data["tls.key"]
 	}
-	return cfg, nil
+	return p
 }
