@@ -54,5 +54,5 @@ func BenchmarkExport(b *testing.B) {
 }
 
 func newBenchPipeline(opts Options, enc Encoder, w Writer, tel *telemetry.Telemetry, log *slog.Logger) *Pipeline {
-	return New(opts, enc, w, func(error) (string, bool) { return "other", false }, tel, log)
+	return New(opts, enc, w, tel, log)
 }
