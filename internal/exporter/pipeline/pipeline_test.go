@@ -70,9 +70,9 @@ func (e replyError) Error() string { return string(e) }
 func (replyError) RedisError()     {}
 
 var (
-	errConnection = fmt.Errorf("dial tcp 127.0.0.1:6379: %w", syscall.ECONNREFUSED)
-	errWrongType  = replyError("WRONGTYPE Operation against a key holding the wrong kind of value")
-	errRefusedCredentials       = fmt.Errorf("%w: WRONGPASS", redisconn.ErrCredentials)
+	errConnection         = fmt.Errorf("dial tcp 127.0.0.1:6379: %w", syscall.ECONNREFUSED)
+	errWrongType          = replyError("WRONGTYPE Operation against a key holding the wrong kind of value")
+	errRefusedCredentials = fmt.Errorf("%w: WRONGPASS", redisconn.ErrCredentials)
 )
 
 // started returns a started pipeline of one writer, retrying at once, stopped at the test's end.
