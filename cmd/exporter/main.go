@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -40,13 +41,13 @@ func main() {
 		fmt.Println(version.Version)
 		return
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	sink.SetLogger(log)
 	cfg, err := config.LoadWithFlags(*configPath, fs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "exporter: %v\n", err)
 		os.Exit(2)
 	}
+	log := newLogger(os.Stderr, cfg.Telemetry.Logs)
+	sink.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Info("Starting exporter", "version", version.Version)
@@ -54,4 +55,10 @@ func main() {
 		log.Error("Exporter failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// newLogger is the exporter's structured log, in JSON, at telemetry.logs.level.
+func newLogger(w io.Writer, cfg config.Logs) *slog.Logger {
+	level, _ := cfg.SlogLevel() // never an error: loading the configuration validated it
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }

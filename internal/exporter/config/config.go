@@ -39,6 +39,9 @@ type Config struct {
 	Filter    Filter    `json:"filter"`
 	Delivery  Delivery  `json:"delivery"`
 	Admin     Admin     `json:"admin"`
+	// Telemetry is omitted while it is all defaults, so that configurations rendered before it
+	// existed, and their hashes, stay as they were.
+	Telemetry Telemetry `json:"telemetry,omitzero"`
 }
 
 // Default returns the configuration used for every key that the file, the environment and the

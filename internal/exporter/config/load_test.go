@@ -84,6 +84,7 @@ var contractKeys = []string{
 	"admin.writeTimeout",
 	"admin.idleTimeout",
 	"admin.maxConnections",
+	"telemetry.logs.level",
 }
 
 func TestKeysAreTheContract(t *testing.T) {
@@ -686,6 +687,7 @@ func fullConfig(t *testing.T) Config {
 		Admin: Admin{Endpoint: "127.0.0.1:18888", Debug: true, ReadHeaderTimeout: Duration{2 * time.Second},
 			ReadTimeout: Duration{4 * time.Second}, WriteTimeout: Duration{45 * time.Second}, IdleTimeout: Duration{20 * time.Second},
 			MaxConnections: 16},
+		Telemetry: Telemetry{Logs: Logs{Level: "debug"}},
 	}
 }
 

@@ -40,6 +40,7 @@ func (c Config) validate(files bool) error {
 	c.validateFilter(v)
 	c.validateDelivery(v)
 	c.validateAdmin(v)
+	c.validateTelemetry(v)
 	v.distinctEndpoints(
 		[2]string{"receivers.grpc.endpoint", c.Receivers.GRPC.Endpoint},
 		[2]string{"receivers.http.endpoint", c.Receivers.HTTP.Endpoint},

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/tracestream/tracestream/internal/exporter/entry"
+	"github.com/tracestream/tracestream/internal/exporter/telemetry"
 	"github.com/tracestream/tracestream/internal/exporter/wal"
 )
 
@@ -34,19 +35,21 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 	case err == nil:
 		return res, nil
 	case errors.Is(err, wal.ErrTooLarge):
-		p.tel.Failed("queue_too_large", n)
+		p.tel.Failed(telemetry.FailQueueTooLarge, n)
 		return Result{}, &Error{Class: ErrInvalid, Detail: fmt.Sprintf("the request's %d bytes of entries are more than the persistent queue can ever hold (delivery.persistentQueue.maxBytes): send fewer spans per request", size)}
 	case errors.Is(err, wal.ErrFull):
-		p.tel.Failed("queue_full", n)
+		p.tel.Failed(telemetry.FailQueueFull, n)
 		return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("the persistent queue is full (%d bytes)", p.wal.Stats().Bytes), RetryAfter: time.Second}
 	case errors.Is(err, wal.ErrClosed):
-		p.tel.Failed("shutdown", n)
+		p.tel.Failed(telemetry.FailShutdown, n)
 		return Result{}, &Error{Class: ErrShuttingDown, RetryAfter: time.Second}
+	case errors.Is(err, context.Canceled):
+		return Result{}, p.canceled(n)
 	case ctx.Err() != nil:
-		p.tel.Failed("timeout", n)
+		p.tel.Failed(telemetry.FailTimeout, n)
 		return Result{}, &Error{Class: ErrUnavailable, Detail: "the persistent queue did not take the spans in time", RetryAfter: time.Second}
 	default:
-		p.tel.Failed("queue", n)
+		p.tel.Failed(telemetry.FailQueue, n)
 		p.log.Warn("Persistent queue write failed", "err", err)
 		return Result{}, &Error{Class: ErrUnavailable, Detail: "the persistent queue failed to write: " + err.Error(), RetryAfter: time.Second}
 	}
@@ -118,7 +121,7 @@ func (p *Pipeline) drainLog(ctx context.Context) {
 		}
 		for from := 0; from < n; from += p.opts.PipelineSize {
 			select {
-			case p.queue <- chunk{r: r, from: from, to: min(from+p.opts.PipelineSize, n)}:
+			case p.chunks <- chunk{r: r, from: from, to: min(from+p.opts.PipelineSize, n)}:
 			case <-ctx.Done():
 				return
 			}

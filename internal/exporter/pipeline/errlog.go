@@ -4,15 +4,18 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // writeErrorLog logs Redis write errors, and spans past stream.maxKeys, without flooding and
-// without going quiet for good. An
-// error that belongs to the connection (timeout, auth, ...) is logged when its class changes and
-// again every interval while it lasts. An error that belongs to one entry (NOPERM on a key
-// pattern, WRONGTYPE, a refused entry) is logged once per class and stream key every interval,
-// naming the key, so that one client's bad key shows up without hiding another's; at most
-// maxKeys keys are remembered, then the memory starts over.
+// without going quiet for good. An error that belongs to the connection (timeout, auth, ...) is
+// logged once per class every interval while it lasts: a Redis that fails with two classes in
+// turn (timeout, connection, timeout...) logs each once an interval, not at every change. An
+// error that belongs to one entry (NOPERM on a key pattern, WRONGTYPE, a refused entry) is logged
+// once per class and stream key every interval, naming the key, so that one client's bad key
+// shows up without hiding another's; at most maxKeys keys are remembered, then the memory starts
+// over.
 type writeErrorLog struct {
 	log      *slog.Logger
 	interval time.Duration
@@ -20,26 +23,26 @@ type writeErrorLog struct {
 	now      func() time.Time
 
 	mu         sync.Mutex
-	lastClass  string
-	lastAt     time.Time
+	classes    map[redisconn.Class]time.Time // when each class was last logged
 	keys       map[string]time.Time
 	overflowAt time.Time
 }
 
 func newWriteErrorLog(log *slog.Logger) *writeErrorLog {
-	return &writeErrorLog{log: log, interval: time.Minute, maxKeys: 1024, now: time.Now, keys: map[string]time.Time{}}
+	return &writeErrorLog{log: log, interval: time.Minute, maxKeys: 1024, now: time.Now,
+		classes: map[redisconn.Class]time.Time{}, keys: map[string]time.Time{}}
 }
 
 // failed logs a retryable or connection-wide write error.
-func (l *writeErrorLog) failed(class string, err error) {
+func (l *writeErrorLog) failed(class redisconn.Class, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if class == l.lastClass && now.Sub(l.lastAt) < l.interval {
+	if at, ok := l.classes[class]; ok && now.Sub(at) < l.interval {
 		return
 	}
-	l.lastClass, l.lastAt = class, now
-	l.log.Warn("Redis write failed", "class", class, "err", err)
+	l.classes[class] = now
+	l.log.Warn("Redis write failed", "class", class.Label(), "err", err)
 }
 
 // overflowed logs spans sent to the overflow key past stream.maxKeys, once per interval.
@@ -56,11 +59,11 @@ func (l *writeErrorLog) overflowed(template, overflowKey string, spans int) {
 }
 
 // rejected logs an entry Redis refused for good.
-func (l *writeErrorLog) rejected(class string, key []byte, err error) {
+func (l *writeErrorLog) rejected(class redisconn.Class, key []byte, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	k := class + "\x00" + string(key)
+	k := class.Label() + "\x00" + string(key)
 	if at, ok := l.keys[k]; ok && now.Sub(at) < l.interval {
 		return
 	}
@@ -68,5 +71,5 @@ func (l *writeErrorLog) rejected(class string, key []byte, err error) {
 		clear(l.keys)
 	}
 	l.keys[k] = now
-	l.log.Warn("Redis refused spans for a stream; they are rejected", "class", class, "stream", string(key), "err", err)
+	l.log.Warn("Redis refused spans for a stream; they are rejected", "class", class.Label(), "stream", string(key), "err", err)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 func TestWriteErrorLogIsRateLimitedPerClassAndKey(t *testing.T) {
@@ -22,15 +24,18 @@ func TestWriteErrorLogIsRateLimitedPerClassAndKey(t *testing.T) {
 		log     func()
 		logged  bool
 	}{
-		{"the first refusal of a key is logged", 0, func() { l.rejected("noperm", []byte("traces:a"), err) }, true},
-		{"the same key again is not", time.Second, func() { l.rejected("noperm", []byte("traces:a"), err) }, false},
-		{"another key is logged", 0, func() { l.rejected("noperm", []byte("traces:b"), err) }, true},
-		{"the first key after the interval is logged again", time.Minute, func() { l.rejected("noperm", []byte("traces:a"), err) }, true},
-		{"a third key past maxKeys starts the memory over and is logged", 0, func() { l.rejected("noperm", []byte("traces:c"), err) }, true},
-		{"a connection error is logged", 0, func() { l.failed("timeout", err) }, true},
-		{"the same class soon after is not", time.Second, func() { l.failed("timeout", err) }, false},
-		{"a new class is logged", 0, func() { l.failed("connection", err) }, true},
-		{"the same class after the interval is logged again", time.Minute, func() { l.failed("connection", err) }, true},
+		{"the first refusal of a key is logged", 0, func() { l.rejected(redisconn.ClassNoPerm, []byte("traces:a"), err) }, true},
+		{"the same key again is not", time.Second, func() { l.rejected(redisconn.ClassNoPerm, []byte("traces:a"), err) }, false},
+		{"another key is logged", 0, func() { l.rejected(redisconn.ClassNoPerm, []byte("traces:b"), err) }, true},
+		{"the first key after the interval is logged again", time.Minute, func() { l.rejected(redisconn.ClassNoPerm, []byte("traces:a"), err) }, true},
+		{"a third key past maxKeys starts the memory over and is logged", 0, func() { l.rejected(redisconn.ClassNoPerm, []byte("traces:c"), err) }, true},
+		{"a connection error is logged", 0, func() { l.failed(redisconn.ClassTimeout, err) }, true},
+		{"the same class soon after is not", time.Second, func() { l.failed(redisconn.ClassTimeout, err) }, false},
+		{"a new class is logged", 0, func() { l.failed(redisconn.ClassConnection, err) }, true},
+		{"the first class again within the interval is not: two classes in turn are not a flood", time.Second, func() { l.failed(redisconn.ClassTimeout, err) }, false},
+		{"nor the second", time.Second, func() { l.failed(redisconn.ClassConnection, err) }, false},
+		{"the first class after its interval is logged again", time.Minute, func() { l.failed(redisconn.ClassTimeout, err) }, true},
+		{"the same class after the interval is logged again", 0, func() { l.failed(redisconn.ClassConnection, err) }, true},
 		{"spans past stream.maxKeys are logged", 0, func() { l.overflowed("traces:{service.name}", "traces:overflow", 3) }, true},
 		{"and not again within the interval", time.Second, func() { l.overflowed("traces:{service.name}", "traces:overflow", 3) }, false},
 		{"but again after it", time.Minute, func() { l.overflowed("traces:{service.name}", "traces:overflow", 3) }, true},

@@ -25,6 +25,9 @@ type Error struct {
 	Class      error
 	Detail     string
 	RetryAfter time.Duration
+	// cause is what ended the wait, when it says more than Class: context.Canceled for a
+	// client that gave up, which the receivers count as canceled, not unavailable.
+	cause error
 }
 
 func (e *Error) Error() string {
@@ -34,8 +37,13 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Class, e.Detail)
 }
 
-// Unwrap lets errors.Is match the class.
-func (e *Error) Unwrap() error { return e.Class }
+// Unwrap lets errors.Is match the class, and the cause when there is one.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.Class}
+	}
+	return []error{e.Class, e.cause}
+}
 
 // RetryAfterOf returns the retry hint of err, or def when it has none.
 func RetryAfterOf(err error, def time.Duration) time.Duration {

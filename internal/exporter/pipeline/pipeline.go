@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/entry"
 	"github.com/tracestream/tracestream/internal/exporter/telemetry"
 	"github.com/tracestream/tracestream/internal/exporter/wal"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // Writer sends one batch as one Redis pipeline and reports each entry's outcome in errs.
@@ -31,9 +31,6 @@ type Writer interface {
 type progressReporter interface {
 	LastProgress() int64
 }
-
-// Classifier names the class of a write error and says whether a retry may succeed.
-type Classifier func(err error) (class string, retryable bool)
 
 // Encoder turns one OTLP protobuf request into entries, one per span that passes the filter.
 type Encoder interface {
@@ -68,23 +65,23 @@ type Options struct {
 	// StallTimeout: when a writer has held a batch this long and Redis has made no progress (no reply, no bytes)
 	// for as long, Export refuses new requests at once (0: never).
 	StallTimeout time.Duration
-	// Log, when set, is the persistent queue: requests are acknowledged once appended to it, and
-	// the pipeline writes it to Redis (durable.go). The caller opens and closes it.
-	Log *wal.Log
+	// PersistentQueue, when set, is the write-ahead log of delivery.persistentQueue: requests
+	// are acknowledged once appended to it, and the pipeline writes it to Redis (durable.go).
+	// The caller opens and closes it.
+	PersistentQueue *wal.Log
 }
 
 // Pipeline is the exporter's engine. Create it with New, Start it, Export into it, Shutdown it.
 type Pipeline struct {
-	opts     Options
-	enc      Encoder
-	w        Writer
-	classify Classifier
-	tel      *telemetry.Telemetry
-	log      *slog.Logger
+	opts Options
+	enc  Encoder
+	w    Writer
+	tel  *telemetry.Telemetry
+	log  *slog.Logger // the logger; the persistent queue is wal
 
-	queue    chan chunk
-	wal      *wal.Log
-	records  sync.Pool // *[]byte: a request's log record
+	chunks   chan chunk // requests' entries on their way to the writers
+	wal      *wal.Log   // Options.PersistentQueue
+	records  sync.Pool  // *[]byte: a request's log record
 	stopLog  context.CancelFunc
 	inflight atomic.Int64
 	draining atomic.Bool
@@ -103,7 +100,7 @@ type Pipeline struct {
 }
 
 // New builds a pipeline; Start launches its writers.
-func New(opts Options, enc Encoder, w Writer, classify Classifier, tel *telemetry.Telemetry, log *slog.Logger) *Pipeline {
+func New(opts Options, enc Encoder, w Writer, tel *telemetry.Telemetry, log *slog.Logger) *Pipeline {
 	if opts.Writers < 1 {
 		opts.Writers = 1
 	}
@@ -111,9 +108,9 @@ func New(opts Options, enc Encoder, w Writer, classify Classifier, tel *telemetr
 		opts.PipelineSize = 1000
 	}
 	p := &Pipeline{
-		opts: opts, enc: enc, w: w, classify: classify, tel: tel, log: log, errLog: newWriteErrorLog(log), wal: opts.Log,
-		queue: make(chan chunk, 4*opts.Writers),
-		stop:  make(chan struct{}),
+		opts: opts, enc: enc, w: w, tel: tel, log: log, errLog: newWriteErrorLog(log), wal: opts.PersistentQueue,
+		chunks: make(chan chunk, 4*opts.Writers),
+		stop:   make(chan struct{}),
 
 		busySince: make([]atomic.Int64, opts.Writers),
 	}
@@ -127,7 +124,8 @@ func (p *Pipeline) Start() {
 	p.lastAck.Store(time.Now().UnixNano())
 	for i := range p.opts.Writers {
 		p.wg.Add(1)
-		go p.writer(&p.busySince[i])
+		w := &writer{p: p, busySince: &p.busySince[i]}
+		go w.run()
 	}
 	if p.wal != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -135,29 +133,6 @@ func (p *Pipeline) Start() {
 		p.wg.Add(1)
 		go p.drainLog(ctx)
 	}
-}
-
-// stalled reports for how long Redis has made no progress (no reply, no byte sent or read) while
-// a writer holds a batch, when that is longer than StallTimeout; 0 otherwise.
-func (p *Pipeline) stalled() time.Duration {
-	if p.opts.StallTimeout <= 0 {
-		return 0
-	}
-	now := time.Now().UnixNano()
-	last := p.lastAck.Load()
-	if pr, ok := p.w.(progressReporter); ok {
-		last = max(last, pr.LastProgress())
-	}
-	quiet := now - last
-	if quiet <= int64(p.opts.StallTimeout) {
-		return 0
-	}
-	for i := range p.busySince {
-		if since := p.busySince[i].Load(); since != 0 && now-since > int64(p.opts.StallTimeout) {
-			return time.Duration(min(quiet, now-since))
-		}
-	}
-	return 0
 }
 
 // request is one Export call's state, shared with the writers that carry its entries.
@@ -173,8 +148,8 @@ type request struct {
 	abandoned bool
 	rejected  int
 	rejectMsg string
-	failClass string // class of a permanent failure that makes the whole request retryable (auth)
-	lastClass string // class of the last retryable error, for the answer when time runs out
+	failed    bool            // an entry met refused credentials: the whole request is answered retryably
+	lastClass redisconn.Class // class of the last retryable error, for the answer when time runs out
 }
 
 // chunk is a slice of a request's entries: at most one pipeline's worth.
@@ -194,67 +169,89 @@ func (r *request) resolve(n int) {
 
 // Export writes the spans of one OTLP protobuf request and returns once Redis acknowledged every
 // entry, or with a *Error whose class says what the client should do (or the memory budget's
-// *admission.ExhaustedError). The request's encoded
-// entries are added to its claim on the memory budget (mem); the caller releases the claim.
+// *admission.ExhaustedError). The request's encoded entries are added to its claim on the memory
+// budget (mem); the caller releases the claim.
 func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem *admission.Claim) (Result, error) {
 	if p.draining.Load() {
 		return Result{}, &Error{Class: ErrShuttingDown, RetryAfter: time.Second}
 	}
-	b := p.batches.Get().(*entry.Batch)
-	b.Reset()
-	st, err := p.enc.Encode(req, b)
-	if err != nil {
-		p.putBatch(b)
-		return Result{}, &Error{Class: ErrInvalid, Detail: err.Error()}
+	b, res, err := p.encode(req, protocol)
+	if err != nil || b == nil {
+		return res, err
 	}
-	p.tel.Received(protocol, st.Spans)
-	p.tel.Dropped(telemetry.DropFiltered, st.Filtered)
-	p.tel.Dropped(telemetry.DropInvalid, st.Invalid)
-	res := Result{Rejected: st.Invalid, Message: st.InvalidMessage}
 	n := b.Len()
-	if n == 0 {
-		p.putBatch(b)
-		return res, nil
-	}
 	if err := mem.Grow(int64(b.Size())); err != nil {
 		p.putBatch(b)
-		p.tel.Failed("memory", n)
+		p.tel.Failed(telemetry.FailMemory, n)
 		return Result{}, err // an *admission.ExhaustedError, answered as the receivers' own claims are
 	}
 	if p.wal != nil {
 		return p.exportDurable(ctx, b, n, res)
 	}
-	if p.authFailing.Load() {
+	if e := p.gate(n); e != nil {
 		p.putBatch(b)
-		p.tel.Failed("auth", n)
-		return Result{}, &Error{Class: ErrUnavailable, Detail: "redis refuses the configured credentials", RetryAfter: 5 * time.Second}
+		return Result{}, e
 	}
-	if d := p.stalled(); d > 0 {
+	weight, e := p.admit(n)
+	if e != nil {
 		p.putBatch(b)
-		p.tel.Failed("stalled", n)
-		return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis has made no progress (no reply, no bytes) for %v", d.Round(time.Millisecond)), RetryAfter: time.Second}
+		return Result{}, e
 	}
-	// A request counts at most the whole bound, as a claim on the byte budget does: one with
-	// more spans than MaxInFlightSpans is admitted when nothing else is in flight, so that the
-	// retry its refusal asks for can succeed.
+	defer p.release(weight, n)
+	return p.deliver(ctx, b, n, res)
+}
+
+// encode turns a request into entries and counts its spans. It returns a nil batch, and no
+// error, for a request with nothing to write.
+func (p *Pipeline) encode(req []byte, protocol string) (*entry.Batch, Result, error) {
+	b := p.batches.Get().(*entry.Batch)
+	b.Reset()
+	st, err := p.enc.Encode(req, b)
+	if err != nil {
+		p.putBatch(b)
+		return nil, Result{}, &Error{Class: ErrInvalid, Detail: err.Error()}
+	}
+	p.tel.Received(protocol, st.Spans)
+	p.tel.Dropped(telemetry.DropFiltered, st.Filtered)
+	p.tel.Dropped(telemetry.DropInvalid, st.Invalid)
+	res := Result{Rejected: st.Invalid, Message: st.InvalidMessage}
+	if b.Len() == 0 {
+		p.putBatch(b)
+		return nil, res, nil
+	}
+	return b, res, nil
+}
+
+// admit counts a request of n spans in flight, within MaxInFlightSpans, and returns its weight
+// for release. A request counts at most the whole bound, as a claim on the byte budget does: one
+// with more spans than MaxInFlightSpans is admitted when nothing else is in flight, so that the
+// retry its refusal asks for can succeed.
+func (p *Pipeline) admit(n int) (int64, *Error) {
 	weight := int64(n)
 	if max := int64(p.opts.MaxInFlightSpans); max > 0 {
 		weight = min(weight, max)
 		if p.inflight.Add(weight) > max {
 			p.inflight.Add(-weight)
-			p.putBatch(b)
-			p.tel.Failed("busy", n)
-			return Result{}, &Error{Class: ErrBusy, Detail: fmt.Sprintf("more than %d spans in flight (delivery.maxInFlightSpans)", max), RetryAfter: time.Second}
+			p.tel.Failed(telemetry.FailBusy, n)
+			return 0, &Error{Class: ErrBusy, Detail: fmt.Sprintf("more than %d spans in flight (delivery.maxInFlightSpans)", max), RetryAfter: time.Second}
 		}
 	} else {
 		p.inflight.Add(weight)
 	}
 	p.tel.InFlight.Add(float64(n))
-	defer func() {
-		p.inflight.Add(-weight)
-		p.tel.InFlight.Sub(float64(n))
-	}()
+	return weight, nil
+}
 
+// release ends what admit counted.
+func (p *Pipeline) release(weight int64, n int) {
+	p.inflight.Add(-weight)
+	p.tel.InFlight.Sub(float64(n))
+}
+
+// deliver hands the batch b of n entries to the writers, a pipeline's worth at a time, and waits
+// until every entry has been acknowledged, rejected or failed, or until the request's time runs
+// out.
+func (p *Pipeline) deliver(ctx context.Context, b *entry.Batch, n int, res Result) (Result, error) {
 	if p.opts.RequestTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.opts.RequestTimeout)
@@ -263,9 +260,8 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	r := &request{batch: b, done: make(chan struct{})}
 	r.pending.Store(int64(n))
 	for from := 0; from < n; from += p.opts.PipelineSize {
-		to := min(from+p.opts.PipelineSize, n)
 		select {
-		case p.queue <- chunk{r: r, from: from, to: to}:
+		case p.chunks <- chunk{r: r, from: from, to: min(from+p.opts.PipelineSize, n)}:
 		case <-ctx.Done():
 			return p.abandon(r, n, ctx.Err())
 		case <-p.stop:
@@ -279,11 +275,16 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	}
 	// Every chunk has been gathered and resolved: no writer references the batch any more.
 	p.putBatch(b)
+	return p.answer(r, n, res)
+}
+
+// answer is the reply to a request whose every entry has been settled.
+func (p *Pipeline) answer(r *request, n int, res Result) (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failClass != "" {
-		p.tel.Failed(r.failClass, n)
-		return Result{}, &Error{Class: ErrUnavailable, Detail: "redis refuses the configured credentials", RetryAfter: 5 * time.Second}
+	if r.failed {
+		p.tel.Failed(redisconn.ClassAuth.Label(), n)
+		return Result{}, errAuth()
 	}
 	if r.rejected > 0 {
 		res.Rejected += r.rejected
@@ -313,151 +314,40 @@ func resetBatch(b *entry.Batch) {
 	b.Reset()
 }
 
-// abandon answers a request that ran out of time. Its entries may still be written by a writer
-// that already gathered them (a duplicate if the client retries: at-least-once), but no writer
-// gathers or retries them after this; the batch is left to the garbage collector because a chunk
-// may still sit in the queue.
+// abandon answers a request that ran out of time, or whose client canceled it. Its entries may
+// still be written by a writer that already gathered them (a duplicate if the client retries:
+// at-least-once), but no writer gathers or retries them after this; the batch is left to the
+// garbage collector because a chunk may still sit in the queue.
 func (p *Pipeline) abandon(r *request, n int, cause error) (Result, error) {
 	r.mu.Lock()
 	r.abandoned = true
 	class := r.lastClass
 	r.mu.Unlock()
-	if class == "" {
-		class = "timeout"
+	if errors.Is(cause, context.Canceled) {
+		return Result{}, p.canceled(n)
 	}
-	p.tel.Failed(class, n)
+	label := telemetry.FailTimeout
+	if class != redisconn.ClassNone {
+		label = class.Label() // the last Redis error says more than the time running out
+	}
+	p.tel.Failed(label, n)
 	if errors.Is(cause, ErrShuttingDown) {
 		return Result{}, &Error{Class: ErrShuttingDown, RetryAfter: time.Second}
 	}
-	return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis did not acknowledge the spans in time (last error: %s)", class), RetryAfter: time.Second}
+	return Result{}, &Error{Class: ErrUnavailable, Detail: fmt.Sprintf("redis did not acknowledge the spans in time (last error: %s)", label), RetryAfter: time.Second}
 }
 
-// writer gathers chunks into pipelines until Shutdown closes the queue; busySince is its slot
-// of Pipeline.busySince.
-func (p *Pipeline) writer(busySince *atomic.Int64) {
-	defer p.wg.Done()
-	var (
-		wb, retry entry.Batch
-		owners    []owner
-		retryOwn  []owner
-		errs      []error
-	)
-	gather := func(c chunk) {
-		c.r.mu.Lock()
-		defer c.r.mu.Unlock()
-		if c.r.abandoned {
-			return
-		}
-		for i := c.from; i < c.to; i++ {
-			wb.Append(c.r.batch, i)
-			owners = append(owners, owner{c.r})
-		}
-	}
-	for {
-		var c chunk
-		select {
-		case c = <-p.queue:
-		case <-p.stop:
-			return
-		}
-		busySince.Store(time.Now().UnixNano())
-		resetBatch(&wb)
-		owners = owners[:0]
-		gather(c)
-		p.fill(&wb, &owners, gather)
-		if wb.Len() == 0 {
-			busySince.Store(0)
-			continue
-		}
-		backoff := p.opts.RetryInitialInterval
-		for attempt := 0; wb.Len() > 0; attempt++ {
-			errs = resize(errs, wb.Len())
-			start := time.Now()
-			p.w.Write(context.Background(), &wb, errs)
-			p.tel.PipelineTime.Observe(time.Since(start).Seconds())
-			p.tel.BatchSize.Observe(float64(wb.Len()))
-
-			resetBatch(&retry)
-			retryOwn = retryOwn[:0]
-			// Count what Redis took before answering any client, so that a client that has
-			// its OK also sees its spans in the metrics and /status.
-			ok := 0
-			for _, err := range errs {
-				if err == nil {
-					ok++
-				}
-			}
-			if ok > 0 {
-				p.lastAck.Store(time.Now().UnixNano())
-				p.tel.Exported(ok)
-				p.authFailing.Store(false)
-			}
-			for i, err := range errs {
-				o := owners[i]
-				if err == nil {
-					o.r.resolve(1)
-					continue
-				}
-				class, retryable := p.classify(err)
-				p.tel.RedisError(class, 1)
-				if retryable || class == "auth" {
-					p.errLog.failed(class, err)
-				} else {
-					p.errLog.rejected(class, wb.Key(i), err)
-				}
-				if class == "auth" {
-					// Refused credentials fail a client's request at once (the client retries
-					// later); a persistent-queue record has no client to tell, so it waits,
-					// retried with backoff, until the credentials work.
-					p.authFailing.Store(true)
-					retryable = o.r.durable
-				}
-				o.r.mu.Lock()
-				switch {
-				case class == "auth" && !o.r.durable:
-					o.r.failClass = class
-					o.r.mu.Unlock()
-					o.r.resolve(1)
-				case !retryable:
-					o.r.rejected++
-					if o.r.rejectMsg == "" {
-						o.r.rejectMsg = "redis rejected the entry: " + err.Error()
-					}
-					o.r.mu.Unlock()
-					p.tel.Dropped(telemetry.DropRejected, 1)
-					o.r.resolve(1)
-				case o.r.abandoned:
-					o.r.mu.Unlock()
-				default:
-					o.r.lastClass = class
-					o.r.mu.Unlock()
-					retry.Append(&wb, i)
-					retryOwn = append(retryOwn, o)
-				}
-			}
-			if retry.Len() == 0 {
-				break
-			}
-			wb, retry = retry, wb
-			owners, retryOwn = retryOwn, owners
-			// Exponential backoff with full jitter; Shutdown's deadline cuts it short.
-			sleep := time.Duration(rand.Int64N(int64(backoff) + 1))
-			backoff = min(2*backoff, p.opts.RetryMaxInterval)
-			select {
-			case <-time.After(sleep):
-			case <-p.stop:
-				// Shutdown gave up: the requests still waiting time out and are told to retry.
-				return
-			}
-		}
-		busySince.Store(0)
-	}
+// canceled answers, and counts, a request of n spans whose client gave up before its answer:
+// whatever Redis was doing, that is neither a timeout nor Redis's failure.
+func (p *Pipeline) canceled(n int) *Error {
+	p.tel.Failed(telemetry.FailCanceled, n)
+	return &Error{Class: ErrUnavailable, Detail: "the client canceled the request", RetryAfter: time.Second, cause: context.Canceled}
 }
 
 // fill gathers more queued chunks into the pipeline, up to PipelineSize entries. It waits up to
 // FlushInterval for more only when that is configured; by default a pipeline is sent as soon as
 // a writer is free (group commit), which keeps added latency low at light load.
-func (p *Pipeline) fill(wb *entry.Batch, owners *[]owner, gather func(chunk)) {
+func (p *Pipeline) fill(wb *entry.Batch, gather func(chunk)) {
 	var timer <-chan time.Time
 	if p.opts.FlushInterval > 0 {
 		timer = time.After(p.opts.FlushInterval)
@@ -465,7 +355,7 @@ func (p *Pipeline) fill(wb *entry.Batch, owners *[]owner, gather func(chunk)) {
 	for wb.Len() < p.opts.PipelineSize {
 		if timer == nil {
 			select {
-			case c := <-p.queue:
+			case c := <-p.chunks:
 				gather(c)
 			default:
 				return
@@ -473,7 +363,7 @@ func (p *Pipeline) fill(wb *entry.Batch, owners *[]owner, gather func(chunk)) {
 			continue
 		}
 		select {
-		case c := <-p.queue:
+		case c := <-p.chunks:
 			gather(c)
 		case <-timer:
 			return
@@ -486,8 +376,7 @@ func (p *Pipeline) Probe(ctx context.Context) error {
 	err := p.w.Ping(ctx)
 	p.tel.SetRedisReachable(err == nil)
 	if err != nil {
-		class, _ := p.classify(err)
-		if class == "auth" {
+		if class := redisconn.Classify(err); class == redisconn.ClassAuth {
 			// Logged here too: the probe may be the first to meet a wrong password (the same
 			// log as the writers', so that it is said once whichever meets it first).
 			p.errLog.failed(class, err)

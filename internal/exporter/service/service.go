@@ -77,8 +77,8 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		RetryMaxInterval:     cfg.Delivery.RetryMaxInterval.Duration,
 		RequestTimeout:       cfg.Delivery.RequestTimeout.Duration,
 		StallTimeout:         cfg.Delivery.StallTimeout.Duration,
-		Log:                  s.wal,
-	}, enc, snk, classify, s.tel, log)
+		PersistentQueue:      s.wal,
+	}, enc, snk, s.tel, log)
 	s.tel.WatchStreamKeys(enc.KeyStats, cfg.Stream.MaxKeys)
 	mem := admission.New(cfg.Delivery.MaxInFlightBytes)
 	s.tel.WatchMemory(mem)
@@ -136,11 +136,6 @@ func (s *Service) closeStores() {
 	}
 }
 
-func classify(err error) (string, bool) {
-	c := redisconn.Classify(err)
-	return c.String(), c.Retryable()
-}
-
 // Start binds the endpoints, probes Redis once (a failure is logged, not fatal: the exporter
 // stays not-ready and keeps probing, as Redis may come up later) and starts serving.
 func (s *Service) Start(ctx context.Context) error {
@@ -160,9 +155,10 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("receivers.http.endpoint %q: %w", s.cfg.Receivers.HTTP.Endpoint, err)
 	}
 	if info, err := s.sink.Probe(ctx); err != nil {
-		s.log.Warn("Redis not reachable at start-up; will keep trying", "class", redisconn.Classify(err).Label(), "err", err)
+		class := redisconn.Classify(err)
+		s.log.Warn("Redis not reachable at start-up; will keep trying", "class", class.Label(), "err", err)
 		s.tel.SetRedisReachable(false)
-		s.tel.RedisError(redisconn.Classify(err).Label(), 1)
+		s.tel.RedisError(class, 1)
 	} else {
 		s.log.Info("Connected to Redis", "mode", info.Mode, "masters", len(info.Masters), "idempotentXADD", info.Idempotent)
 		s.tel.SetRedisReachable(true)
@@ -217,7 +213,7 @@ func (s *Service) probe(ctx context.Context) {
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, probeInterval)
 			if err := s.pipe.Probe(pctx); err != nil && ctx.Err() == nil {
-				s.tel.RedisError(redisconn.Classify(err).Label(), 1)
+				s.tel.RedisError(redisconn.Classify(err), 1)
 			}
 			cancel()
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/version"
 )
 
@@ -19,6 +20,20 @@ const (
 	DropFiltered = "filtered" // excluded by the service filter: the user asked for it
 	DropInvalid  = "invalid"  // rejected as invalid (OTLP partial success)
 	DropRejected = "rejected" // Redis refused it permanently (e.g. WRONGTYPE), reported as partial success
+)
+
+// Reasons a request's spans are counted in spans_failed_total when no Redis error class
+// (redisconn.Class.Label) says why the request was answered with an error.
+const (
+	FailBusy          = "busy"            // past delivery.maxInFlightSpans
+	FailMemory        = "memory"          // its entries did not fit in delivery.maxInFlightBytes
+	FailStalled       = "stalled"         // Redis made no progress for delivery.stallTimeout
+	FailTimeout       = "timeout"         // not acknowledged in time, and no Redis error seen
+	FailCanceled      = "canceled"        // the client canceled the request before the answer
+	FailQueueFull     = "queue_full"      // the persistent queue is full
+	FailQueueTooLarge = "queue_too_large" // more than the persistent queue can ever hold
+	FailQueue         = "queue"           // the persistent queue failed to write
+	FailShutdown      = "shutdown"        // the persistent queue closed: the exporter is stopping
 )
 
 // Telemetry holds the exporter's metrics and health. Safe for concurrent use.
@@ -226,10 +241,10 @@ func (t *Telemetry) Dropped(reason string, n int) {
 }
 
 // RedisError counts a Redis error of class and remembers it for /status.
-func (t *Telemetry) RedisError(class string, n int) {
-	t.RedisErrors.WithLabelValues(class).Add(float64(n))
+func (t *Telemetry) RedisError(class redisconn.Class, n int) {
+	t.RedisErrors.WithLabelValues(class.Label()).Add(float64(n))
 	t.mu.Lock()
-	t.lastClass, t.lastError = class, time.Now()
+	t.lastClass, t.lastError = class.Label(), time.Now()
 	t.mu.Unlock()
 }
 

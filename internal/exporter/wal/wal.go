@@ -406,65 +406,74 @@ func (l *Log) appender() {
 		w     groupWrite
 	)
 	for {
-		batch = batch[:0]
 		select {
 		case r := <-l.appendc:
-			batch = append(batch, r)
+			batch = l.gatherAppends(append(batch[:0], r))
 		case <-l.quit:
 			return
 		}
-	more:
-		for len(batch) < cap(l.appendc) {
-			select {
-			case r := <-l.appendc:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
 		errs = slices.Grow(errs[:0], len(batch))[:len(batch)]
 		clear(errs)
-		var failed error
-		if l.active == nil {
-			failed = l.rotate()
-		}
-		for i, r := range batch {
-			size := int64(headerSize + len(r.payload))
-			l.mu.Lock()
-			full := l.bytes+w.bytes+size > l.opts.MaxBytes
-			act := l.segs[len(l.segs)-1]
-			needRotate := act.size+w.bytes > int64(len(magic)) && act.size+w.bytes+size > l.opts.SegmentBytes
-			l.mu.Unlock()
-			switch {
-			case failed != nil:
-				errs[i] = failed
-				continue
-			case full:
-				errs[i] = ErrFull
-				continue
-			case needRotate:
-				if failed = l.flush(&w, errs); failed == nil {
-					failed = l.rotate()
-				}
-				if failed != nil {
-					errs[i] = failed
-					continue
-				}
-			}
-			w.add(i, r.payload)
-		}
-		if failed == nil {
-			failed = l.flush(&w, errs)
-		}
-		if failed != nil && l.active != nil {
-			// The active segment is in an unknown state past its last good sync: later records
-			// go to a new segment once the disk lets us.
-			_ = l.active.Close()
-			l.active = nil
-		}
+		l.writeGroup(batch, errs, &w)
 		for i, r := range batch {
 			r.done <- errs[i]
 		}
+	}
+}
+
+// gatherAppends adds to batch the requests already waiting, up to the queue's capacity.
+func (l *Log) gatherAppends(batch []appendReq) []appendReq {
+	for len(batch) < cap(l.appendc) {
+		select {
+		case r := <-l.appendc:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// writeGroup writes batch's records to the active segment, rotating to a new one when a record
+// would not fit, and fsyncs once per segment; errs[i] is set when request i failed.
+func (l *Log) writeGroup(batch []appendReq, errs []error, w *groupWrite) {
+	var failed error
+	if l.active == nil {
+		failed = l.rotate()
+	}
+	for i, r := range batch {
+		size := int64(headerSize + len(r.payload))
+		l.mu.Lock()
+		full := l.bytes+w.bytes+size > l.opts.MaxBytes
+		act := l.segs[len(l.segs)-1]
+		needRotate := act.size+w.bytes > int64(len(magic)) && act.size+w.bytes+size > l.opts.SegmentBytes
+		l.mu.Unlock()
+		switch {
+		case failed != nil:
+			errs[i] = failed
+			continue
+		case full:
+			errs[i] = ErrFull
+			continue
+		case needRotate:
+			if failed = l.flush(w, errs); failed == nil {
+				failed = l.rotate()
+			}
+			if failed != nil {
+				errs[i] = failed
+				continue
+			}
+		}
+		w.add(i, r.payload)
+	}
+	if failed == nil {
+		failed = l.flush(w, errs)
+	}
+	if failed != nil && l.active != nil {
+		// The active segment is in an unknown state past its last good sync: later records
+		// go to a new segment once the disk lets us.
+		_ = l.active.Close()
+		l.active = nil
 	}
 }
 
@@ -562,66 +571,82 @@ func (r *Reader) Close() {
 // to be appended when the reader has caught up, until ctx ends.
 func (r *Reader) Next(ctx context.Context, buf []byte) ([]byte, Position, error) {
 	for {
-		l := r.l
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			return buf, r.pos, ErrClosed
+		id, end, err := r.seek(ctx)
+		if err == nil {
+			err = r.open(id)
 		}
-		seg := l.find(r.pos.Segment)
-		if seg == nil {
-			// Our segment is gone or we are before the oldest: start at the oldest.
-			if len(l.segs) == 0 || l.segs[0].id < r.pos.Segment {
-				l.mu.Unlock()
-				return buf, r.pos, fmt.Errorf("position %d:%d is not in the log", r.pos.Segment, r.pos.Offset)
-			}
-			r.pos = Position{l.segs[0].id, int64(len(magic))}
-			l.mu.Unlock()
-			continue
-		}
-		if r.pos.Offset < int64(len(magic)) {
-			r.pos.Offset = int64(len(magic))
-		}
-		if r.pos.Offset >= seg.size {
-			if seg.sealed {
-				if next := l.after(seg.id); next != nil {
-					r.pos = Position{next.id, int64(len(magic))}
-					l.mu.Unlock()
-					continue
-				}
-			}
-			grew := l.grew
-			l.mu.Unlock()
-			select {
-			case <-grew:
-				continue
-			case <-ctx.Done():
-				return buf, r.pos, ctx.Err()
-			}
-		}
-		end := seg.size
-		l.mu.Unlock()
-		if r.f == nil || r.fid != seg.id {
-			r.Close()
-			f, err := os.Open(l.path(segmentName(seg.id)))
-			if err != nil {
-				return buf, r.pos, fmt.Errorf("opening segment: %w", err)
-			}
-			r.f, r.fid = f, seg.id
+		if err != nil {
+			return buf, r.pos, err
 		}
 		n, reason := readRecord(r.f, r.pos.Offset, end, &buf)
 		if reason != "" {
 			// Damage after Open (the disk, or someone else writing): skip the rest of what is
 			// readable in this segment.
-			l.mu.Lock()
-			l.noteCorrupt(Corruption{Segment: seg.id, Offset: r.pos.Offset, Bytes: end - r.pos.Offset, Reason: reason})
-			l.mu.Unlock()
+			r.l.mu.Lock()
+			r.l.noteCorrupt(Corruption{Segment: id, Offset: r.pos.Offset, Bytes: end - r.pos.Offset, Reason: reason})
+			r.l.mu.Unlock()
 			r.pos.Offset = end
 			continue
 		}
 		r.pos.Offset += n
 		return buf, r.pos, nil
 	}
+}
+
+// seek moves the reader to where the next record starts, waiting for one to be appended when it
+// has caught up, and returns that record's segment and where the segment's readable bytes end.
+func (r *Reader) seek(ctx context.Context) (id uint64, end int64, err error) {
+	l := r.l
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return 0, 0, ErrClosed
+		}
+		seg := l.find(r.pos.Segment)
+		if seg == nil {
+			// Our segment is gone or we are before the oldest: start at the oldest.
+			if len(l.segs) == 0 || l.segs[0].id < r.pos.Segment {
+				l.mu.Unlock()
+				return 0, 0, fmt.Errorf("position %d:%d is not in the log", r.pos.Segment, r.pos.Offset)
+			}
+			r.pos = Position{l.segs[0].id, int64(len(magic))}
+			l.mu.Unlock()
+			continue
+		}
+		r.pos.Offset = max(r.pos.Offset, int64(len(magic)))
+		if r.pos.Offset < seg.size {
+			id, end = seg.id, seg.size
+			l.mu.Unlock()
+			return id, end, nil
+		}
+		if next := l.after(seg.id); seg.sealed && next != nil {
+			r.pos = Position{next.id, int64(len(magic))}
+			l.mu.Unlock()
+			continue
+		}
+		grew := l.grew
+		l.mu.Unlock()
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
+}
+
+// open opens segment id for reading, unless the reader has it open already.
+func (r *Reader) open(id uint64) error {
+	if r.f != nil && r.fid == id {
+		return nil
+	}
+	r.Close()
+	f, err := os.Open(r.l.path(segmentName(id)))
+	if err != nil {
+		return fmt.Errorf("opening segment: %w", err)
+	}
+	r.f, r.fid = f, id
+	return nil
 }
 
 func (l *Log) find(id uint64) *segment {
