@@ -6,15 +6,15 @@ import (
 	"time"
 )
 
-// Outcome classes of an export, mapped once to OTLP status codes by the receivers.
+// Outcome classes of an export. The receivers map each to its OTLP status codes in one place
+// (receiver.classify and httpStatus).
 var (
-	// ErrInvalid: the payload is malformed. Permanent: gRPC INVALID_ARGUMENT, HTTP 400.
+	// ErrInvalid: the payload is malformed. Permanent: not worth a retry.
 	ErrInvalid = errors.New("invalid request")
-	// ErrBusy: the in-flight limit is reached. Retryable: gRPC RESOURCE_EXHAUSTED with RetryInfo,
-	// HTTP 429 with Retry-After.
+	// ErrBusy: the in-flight limit is reached. Retryable, after RetryAfter.
 	ErrBusy = errors.New("exporter at its in-flight limit")
 	// ErrUnavailable: Redis did not acknowledge every span in time (down, failing over, refusing
-	// our credentials). Retryable: gRPC UNAVAILABLE, HTTP 503 with Retry-After.
+	// our credentials). Retryable, after RetryAfter.
 	ErrUnavailable = errors.New("redis unavailable")
 	// ErrShuttingDown: the exporter is draining. Retryable like ErrUnavailable.
 	ErrShuttingDown = errors.New("exporter shutting down")
