@@ -52,11 +52,7 @@ type Shard struct {
 // layout and every replica's link is up. cluster-node-timeout is WithNodeTimeout.
 func Cluster(t testing.TB, opts ...Option) *ClusterTopology {
 	t.Helper()
-	bin := lookPath(t)
-	cfg := newConfig(opts)
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("redistest.Cluster: %v", err)
-	}
+	bin, cfg := prepare(t, "Cluster", opts)
 	c := &ClusterTopology{t: t, security: newSecurity(t, cfg)}
 	for i := range clusterMasters {
 		shard := Shard{

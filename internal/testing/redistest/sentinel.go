@@ -40,11 +40,7 @@ type SentinelTopology struct {
 // that failovers take seconds.
 func Sentinel(t testing.TB, opts ...Option) *SentinelTopology {
 	t.Helper()
-	bin := lookPath(t)
-	cfg := newConfig(opts)
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("redistest.Sentinel: %v", err)
-	}
+	bin, cfg := prepare(t, "Sentinel", opts)
 	if cfg.replicas < 1 {
 		t.Fatalf("redistest.Sentinel: WithReplicas(%d): a failover needs at least one replica", cfg.replicas)
 	}

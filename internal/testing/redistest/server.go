@@ -55,11 +55,7 @@ type serverSpec struct {
 // Stop and Start keep the data, and kills it when the test ends.
 func Standalone(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	bin := lookPath(t)
-	cfg := newConfig(opts)
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("redistest.Standalone: %v", err)
-	}
+	bin, cfg := prepare(t, "Standalone", opts)
 	s := startServer(t, bin, serverSpec{
 		name:     "redis",
 		security: newSecurity(t, cfg),
