@@ -7,18 +7,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "tearing down the local cluster needs root"
 
+# await_exit TENTHS PID...: succeeds once every PID has exited, fails after TENTHS tenths of a second.
+await_exit() {
+	local tenths="$1" p i left
+	shift
+	for ((i = 0; i < tenths; i++)); do
+		left=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && left=1; done
+		[ $left -eq 0 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # The demo's redis-server (hack/demo.sh) listens on the cluster bridge's address and on
 # loopback: it is part of what the local cluster set up on this host, so it goes with it, even
 # when the cluster itself is already gone (a later make demo would find its port taken). Only a
 # process that still is redis-server is stopped: a pid may have been reused since.
 stop_demo_redis() {
-	local pidfile="$REPO_ROOT/.demo/redis.pid" pid i
+	local pidfile="$REPO_ROOT/.demo/redis.pid" pid
 	[ -f "$pidfile" ] || return 0
 	pid="$(cat "$pidfile")"
 	if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
 		log "stopping the demo's redis-server (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		await_exit 50 "$pid" || true
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	rm -f "$pidfile"
@@ -28,24 +41,14 @@ stop_demo_redis
 [ -d "$CLUSTER_DIR" ] || { log "no cluster at $CLUSTER_DIR"; exit 0; }
 set +e # keep going: one failed step must not leave the rest behind
 
-# stop_pid PID...: SIGTERM, wait up to 10 s, then SIGKILL and wait.
+# stop_pids PID...: SIGTERM, wait up to 10 s, then SIGKILL and wait up to 5 s.
 stop_pids() {
-	local pids=("$@") p i
+	local pids=("$@")
 	[ ${#pids[@]} -gt 0 ] || return 0
 	kill -TERM "${pids[@]}" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
-		local left=0
-		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
-		[ $left -eq 0 ] && return 0
-		sleep 0.1
-	done
+	await_exit 100 "${pids[@]}" && return 0
 	kill -KILL "${pids[@]}" 2>/dev/null
-	for ((i = 0; i < 50; i++)); do
-		local left=0
-		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
-		[ $left -eq 0 ] && return 0
-		sleep 0.1
-	done
+	await_exit 50 "${pids[@]}" && return 0
 	log "processes still alive after SIGKILL: ${pids[*]}"
 }
 

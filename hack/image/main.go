@@ -91,54 +91,20 @@ func build(tag, out, entrypoint, caBundle string, files []string) error {
 // rootfsLayer builds the single layer. Timestamps are fixed so that equal inputs give equal digests.
 func rootfsLayer(files []string, caBundle string) (v1.Layer, error) {
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	epoch := time.Unix(0, 0)
-	dirs := map[string]bool{}
-	addDir := func(dir string) error {
-		parts := strings.Split(strings.Trim(dir, "/"), "/")
-		for i := range parts {
-			d := strings.Join(parts[:i+1], "/") + "/"
-			if d == "/" || dirs[d] {
-				continue
-			}
-			dirs[d] = true
-			mode := int64(0o755)
-			if d == "tmp/" {
-				mode = 0o1777
-			}
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: mode, ModTime: epoch}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	addFile := func(dst string, data []byte, mode int64) error {
-		dst = strings.TrimPrefix(dst, "/")
-		if i := strings.LastIndex(dst, "/"); i > 0 {
-			if err := addDir(dst[:i]); err != nil {
-				return err
-			}
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dst, Mode: mode, Size: int64(len(data)), ModTime: epoch}); err != nil {
-			return err
-		}
-		_, err := tw.Write(data)
-		return err
-	}
-
-	if err := addDir("tmp"); err != nil {
+	l := &layerWriter{tw: tar.NewWriter(&buf), dirs: map[string]bool{}}
+	if err := l.addDir("tmp"); err != nil {
 		return nil, err
 	}
 	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", nonRoot, nonRoot)
 	group := fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", nonRoot)
-	if err := addFile("etc/passwd", []byte(passwd), 0o644); err != nil {
+	if err := l.addFile("etc/passwd", []byte(passwd), 0o644); err != nil {
 		return nil, err
 	}
-	if err := addFile("etc/group", []byte(group), 0o644); err != nil {
+	if err := l.addFile("etc/group", []byte(group), 0o644); err != nil {
 		return nil, err
 	}
 	if ca, err := os.ReadFile(caBundle); err == nil {
-		if err := addFile("etc/ssl/certs/ca-certificates.crt", ca, 0o644); err != nil {
+		if err := l.addFile("etc/ssl/certs/ca-certificates.crt", ca, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -151,15 +117,60 @@ func rootfsLayer(files []string, caBundle string) (v1.Layer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--file %q: %w", f, err)
 		}
-		if err := addFile(dst, data, 0o755); err != nil {
+		if err := l.addFile(dst, data, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	if err := tw.Close(); err != nil {
+	if err := l.tw.Close(); err != nil {
 		return nil, err
 	}
 	raw := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(raw)), nil
 	}, tarball.WithMediaType(types.OCILayer))
+}
+
+// layerWriter writes the layer's tar: every file's parent directories once, before the file.
+type layerWriter struct {
+	tw   *tar.Writer
+	dirs map[string]bool
+}
+
+// epoch is every entry's modification time.
+var epoch = time.Unix(0, 0)
+
+// addDir adds dir and its parents that are not in the layer yet; /tmp is world-writable and
+// sticky, as programs expect.
+func (l *layerWriter) addDir(dir string) error {
+	parts := strings.Split(strings.Trim(dir, "/"), "/")
+	for i := range parts {
+		d := strings.Join(parts[:i+1], "/") + "/"
+		if d == "/" || l.dirs[d] {
+			continue
+		}
+		l.dirs[d] = true
+		mode := int64(0o755)
+		if d == "tmp/" {
+			mode = 0o1777
+		}
+		if err := l.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: mode, ModTime: epoch}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addFile adds a regular file at dst (absolute or not) after its directories.
+func (l *layerWriter) addFile(dst string, data []byte, mode int64) error {
+	dst = strings.TrimPrefix(dst, "/")
+	if i := strings.LastIndex(dst, "/"); i > 0 {
+		if err := l.addDir(dst[:i]); err != nil {
+			return err
+		}
+	}
+	if err := l.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dst, Mode: mode, Size: int64(len(data)), ModTime: epoch}); err != nil {
+		return err
+	}
+	_, err := l.tw.Write(data)
+	return err
 }

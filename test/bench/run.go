@@ -118,58 +118,11 @@ func run(ctx context.Context, o options) (*report, error) {
 			return nil, err
 		}
 	}
-
 	for _, format := range o.formats {
-		var extra []string
-		if o.profileDir != "" {
-			extra = append(extra, "--admin.debug")
-		}
-		exp, err := startExporter(dir, "", o.exporter, rs.addr, format, extra...)
-		if err != nil {
+		if err := measureFormat(ctx, rep, dir, rs, templates, format); err != nil {
 			return nil, err
 		}
-		args, size, err := sampleEntry(ctx, rs, exp, templates[o.sizes[0]])
-		if err != nil {
-			exp.stop()
-			return nil, fmt.Errorf("%s: %w", format, err)
-		}
-		rep.entryBytes[format] = size
-		for round := range o.rounds {
-			for _, n := range o.sizes {
-				r, err := redisBenchmark(ctx, rs, args, n)
-				if err != nil {
-					exp.stop()
-					return nil, err
-				}
-				rep.rb[rbKey{format, n}] = append(rep.rb[rbKey{format, n}], r)
-				logf("%s round %d: redis-benchmark P=%d: %.0f XADD/s, others %.2f cores", format, round+1, n, r.xaddPerSec, r.others)
-				for _, proto := range o.protocols {
-					profile := ""
-					if o.profileDir != "" && round == 0 && proto == loadgen.GRPC {
-						profile = fmt.Sprintf("%s/exporter-%s-%s-%d.pprof", o.profileDir, format, proto, n)
-					}
-					w, err := measure(ctx, rs, exp, templates[n], proto, o, profile)
-					if err != nil {
-						exp.stop()
-						return nil, fmt.Errorf("%s/%s/%d: %w", format, proto, n, err)
-					}
-					rep.lost += w.delivery.Lost
-					k := runKey{format, proto, n}
-					rep.exporter[k] = append(rep.exporter[k], w)
-					logf("%s round %d: exporter %s %d spans/request: %.0f spans/s, %.2f µs CPU/span, others %.2f cores (%s)",
-						format, round+1, proto, n, w.spansPerSec, w.serverCPU, w.others, w.delivery)
-				}
-			}
-			if o.otelcol != "" && format == o.formats[0] {
-				if err := measureCollector(ctx, rep, dir, rs, templates, o, round); err != nil {
-					exp.stop()
-					return nil, err
-				}
-			}
-		}
-		exp.stop()
 	}
-
 	if !o.skipLatency && len(rep.exporter[runKey{"json", "grpc", 100}]) > 0 {
 		if err := measureLatency(ctx, rep, dir, rs, o); err != nil {
 			return nil, err
@@ -180,27 +133,103 @@ func run(ctx context.Context, o options) (*report, error) {
 			return nil, err
 		}
 	}
-	for _, src := range []struct {
-		path string
-		into *string
-	}{{o.micro, &rep.micro}} {
-		if src.path != "" {
-			b, err := os.ReadFile(src.path)
-			if err != nil {
-				return nil, err
-			}
-			*src.into = string(b)
-		}
-	}
-	if o.operator != "" {
-		b, err := os.ReadFile(o.operator)
-		if err != nil {
-			return nil, err
-		}
-		rep.operator = parseBenchLine(string(b), "operatorscale")
+	if err := rep.readInputs(); err != nil {
+		return nil, err
 	}
 	rep.elapsed = time.Since(rep.started)
 	return rep, nil
+}
+
+// measureFormat starts an exporter writing format and runs every round against it: redis-benchmark,
+// then the exporter over each protocol, then (for the first format) the Collector.
+func measureFormat(ctx context.Context, rep *report, dir string, rs *redisServer, templates map[int]*loadgen.Template, format string) error {
+	o := rep.opts
+	var extra []string
+	if o.profileDir != "" {
+		extra = append(extra, "--admin.debug")
+	}
+	exp, err := startExporter(dir, "", o.exporter, rs.addr, format, extra...)
+	if err != nil {
+		return err
+	}
+	defer exp.stop()
+	args, size, err := sampleEntry(ctx, rs, exp, templates[o.sizes[0]])
+	if err != nil {
+		return fmt.Errorf("%s: %w", format, err)
+	}
+	rep.entryBytes[format] = size
+	fr := formatRun{rep: rep, rs: rs, exp: exp, format: format, args: args}
+	for round := range o.rounds {
+		for _, n := range o.sizes {
+			if err := fr.measureSize(ctx, templates[n], n, round); err != nil {
+				return err
+			}
+		}
+		if o.otelcol != "" && format == o.formats[0] {
+			if err := measureCollector(ctx, rep, dir, rs, templates, o, round); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// formatRun is what the runs of one format share: the exporter writing it and the XADD that
+// redis-benchmark replays.
+type formatRun struct {
+	rep    *report
+	rs     *redisServer
+	exp    *otlpServer
+	format string
+	args   []string
+}
+
+// measureSize is one round at n spans per request (template t): redis-benchmark, then the
+// exporter over each protocol.
+func (fr formatRun) measureSize(ctx context.Context, t *loadgen.Template, n, round int) error {
+	rep, rs, exp, format, o := fr.rep, fr.rs, fr.exp, fr.format, fr.rep.opts
+	r, err := redisBenchmark(ctx, rs, fr.args, n)
+	if err != nil {
+		return err
+	}
+	rep.rb[rbKey{format, n}] = append(rep.rb[rbKey{format, n}], r)
+	logf("%s round %d: redis-benchmark P=%d: %.0f XADD/s, others %.2f cores", format, round+1, n, r.xaddPerSec, r.others)
+	for _, proto := range o.protocols {
+		profile := ""
+		if o.profileDir != "" && round == 0 && proto == loadgen.GRPC {
+			profile = fmt.Sprintf("%s/exporter-%s-%s-%d.pprof", o.profileDir, format, proto, n)
+		}
+		w, err := measure(ctx, rs, exp, t, proto, o, profile)
+		if err != nil {
+			return fmt.Errorf("%s/%s/%d: %w", format, proto, n, err)
+		}
+		rep.lost += w.delivery.Lost
+		k := runKey{format, proto, n}
+		rep.exporter[k] = append(rep.exporter[k], w)
+		logf("%s round %d: exporter %s %d spans/request: %.0f spans/s, %.2f µs CPU/span, others %.2f cores (%s)",
+			format, round+1, proto, n, w.spansPerSec, w.serverCPU, w.others, w.delivery)
+	}
+	return nil
+}
+
+// readInputs includes what other programs measured: the micro-benchmarks' output and
+// operatorscale's BENCH line.
+func (rep *report) readInputs() error {
+	if rep.opts.micro != "" {
+		b, err := os.ReadFile(rep.opts.micro)
+		if err != nil {
+			return err
+		}
+		rep.micro = string(b)
+	}
+	if rep.opts.operator != "" {
+		b, err := os.ReadFile(rep.opts.operator)
+		if err != nil {
+			return err
+		}
+		rep.operator = parseBenchLine(string(b), "operatorscale")
+	}
+	return nil
 }
 
 // sampleEntry sends a few requests and reads one entry back: redis-benchmark replays its exact

@@ -25,9 +25,8 @@ const (
 // (default one), so that tests see slot routing, MOVED and, after Kill of a master,
 // a real failover.
 type ClusterTopology struct {
-	t      testing.TB
-	tls    *TLS
-	acl    *ACL
+	t testing.TB
+	security
 	shards []Shard
 	nodes  []*Server
 }
@@ -53,53 +52,57 @@ type Shard struct {
 // layout and every replica's link is up. cluster-node-timeout is WithNodeTimeout.
 func Cluster(t testing.TB, opts ...Option) *ClusterTopology {
 	t.Helper()
-	bin := lookPath(t)
-	cfg := newConfig(opts)
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("redistest.Cluster: %v", err)
-	}
-	tlsFiles, acl := newSecurity(t, cfg)
-	c := &ClusterTopology{t: t, tls: tlsFiles, acl: acl}
-
-	startNode := func(name string) *Server {
-		s := startServer(t, bin, serverSpec{
-			name:    name,
-			busPort: true,
-			tls:     tlsFiles,
-			acl:     acl,
-			config: func(s *Server) ([]string, error) {
-				extra := []string{
-					"cluster-enabled yes",
-					"cluster-config-file nodes.conf",
-					"cluster-port " + strconv.Itoa(s.busPort),
-					"cluster-node-timeout " + strconv.FormatInt(cfg.nodeTimeout.Milliseconds(), 10),
-					// A replica whose link was down for a while on a busy machine must
-					// still take over: failover tests want the failover to happen.
-					"cluster-replica-validity-factor 0",
-					// Replicas stay with the master the test gave them.
-					"cluster-allow-replica-migration no",
-				}
-				if s.tls != nil {
-					extra = append(extra, "tls-cluster yes")
-				}
-				return dataConfig(s, cfg, extra)
-			},
-		})
-		c.nodes = append(c.nodes, s)
-		return s
-	}
+	bin, cfg := prepare(t, "Cluster", opts)
+	c := &ClusterTopology{t: t, security: newSecurity(t, cfg)}
 	for i := range clusterMasters {
 		shard := Shard{
 			FirstSlot: i * clusterSlots / clusterMasters,
 			LastSlot:  (i+1)*clusterSlots/clusterMasters - 1,
-			Master:    startNode(fmt.Sprintf("cluster-master-%d", i)),
+			Master:    c.startNode(t, bin, cfg, fmt.Sprintf("cluster-master-%d", i)),
 		}
 		for r := range cfg.replicas {
-			shard.Replicas = append(shard.Replicas, startNode(fmt.Sprintf("cluster-replica-%d-%d", i, r)))
+			shard.Replicas = append(shard.Replicas, c.startNode(t, bin, cfg, fmt.Sprintf("cluster-replica-%d-%d", i, r)))
 		}
 		c.shards = append(c.shards, shard)
 	}
+	c.join(t)
+	c.await(t, true)
+	return c
+}
 
+// startNode starts one node of c with cluster mode on, and adds it to c's nodes.
+func (c *ClusterTopology) startNode(t testing.TB, bin string, cfg config, name string) *Server {
+	t.Helper()
+	s := startServer(t, bin, serverSpec{
+		name:     name,
+		busPort:  true,
+		security: c.security,
+		config: func(s *Server) ([]string, error) {
+			extra := []string{
+				"cluster-enabled yes",
+				"cluster-config-file nodes.conf",
+				"cluster-port " + strconv.Itoa(s.busPort),
+				"cluster-node-timeout " + strconv.FormatInt(cfg.nodeTimeout.Milliseconds(), 10),
+				// A replica whose link was down for a while on a busy machine must
+				// still take over: failover tests want the failover to happen.
+				"cluster-replica-validity-factor 0",
+				// Replicas stay with the master the test gave them.
+				"cluster-allow-replica-migration no",
+			}
+			if s.tls != nil {
+				extra = append(extra, "tls-cluster yes")
+			}
+			return dataConfig(s, cfg, extra)
+		},
+	})
+	c.nodes = append(c.nodes, s)
+	return s
+}
+
+// join makes the started nodes one cluster: it learns each node's ID, assigns each master its
+// slots, introduces every node to the first, and attaches the replicas once all know each other.
+func (c *ClusterTopology) join(t testing.TB) {
+	t.Helper()
 	for _, n := range c.nodes {
 		id, ok := n.mustDo(t, "CLUSTER", "MYID").(string)
 		if !ok || id == "" {
@@ -116,33 +119,34 @@ func Cluster(t testing.TB, opts ...Option) *ClusterTopology {
 	}
 	// Every node must know every other by its real ID before CLUSTER REPLICATE can name
 	// one: during the handshake a node is listed under a random ID.
-	wait.For(t, clusterTimeout, "cluster nodes meeting", func() error {
-		for _, n := range c.nodes {
-			view, err := n.clusterNodes()
-			if err != nil {
-				return err
-			}
-			known := map[string]bool{}
-			for _, e := range view {
-				if !e.flags["handshake"] && !e.flags["noaddr"] {
-					known[e.id] = true
-				}
-			}
-			for _, m := range c.nodes {
-				if !known[m.nodeID] {
-					return fmt.Errorf("%s does not know %s yet", n, m)
-				}
-			}
-		}
-		return nil
-	})
+	wait.For(t, clusterTimeout, "cluster nodes meeting", c.allMet)
 	for _, sh := range c.shards {
 		for _, r := range sh.Replicas {
 			r.mustDo(t, "CLUSTER", "REPLICATE", sh.Master.nodeID)
 		}
 	}
-	c.await(t, true)
-	return c
+}
+
+// allMet says which node does not yet know which other by its ID.
+func (c *ClusterTopology) allMet() error {
+	for _, n := range c.nodes {
+		view, err := n.clusterNodes()
+		if err != nil {
+			return err
+		}
+		known := map[string]bool{}
+		for _, e := range view {
+			if !e.flags["handshake"] && !e.flags["noaddr"] {
+				known[e.id] = true
+			}
+		}
+		for _, m := range c.nodes {
+			if !known[m.nodeID] {
+				return fmt.Errorf("%s does not know %s yet", n, m)
+			}
+		}
+	}
+	return nil
 }
 
 // AwaitHealthy waits until every running node reports cluster_state:ok with all slots
@@ -245,13 +249,9 @@ type clusterNode struct {
 }
 
 func (s *Server) clusterNodes() ([]clusterNode, error) {
-	v, err := s.do("CLUSTER", "NODES")
+	text, err := s.doText("CLUSTER", "NODES")
 	if err != nil {
 		return nil, err
-	}
-	text, ok := v.(string)
-	if !ok {
-		return nil, fmt.Errorf("CLUSTER NODES on %s: unexpected reply %T", s, v)
 	}
 	var nodes []clusterNode
 	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
@@ -276,21 +276,11 @@ func (s *Server) clusterNodes() ([]clusterNode, error) {
 }
 
 func (s *Server) clusterInfo() (map[string]string, error) {
-	v, err := s.do("CLUSTER", "INFO")
+	text, err := s.doText("CLUSTER", "INFO")
 	if err != nil {
 		return nil, err
 	}
-	text, ok := v.(string)
-	if !ok {
-		return nil, fmt.Errorf("CLUSTER INFO on %s: unexpected reply %T", s, v)
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			m[k] = v
-		}
-	}
-	return m, nil
+	return fields(text), nil
 }
 
 // Shards returns the slot ranges and the nodes started for them, in slot order.
@@ -365,28 +355,15 @@ func (c *ClusterTopology) Addrs() []string {
 // every 60 s unless it sees MOVED; failover tests will want ClusterStateReloadInterval.
 func (c *ClusterTopology) ClusterOptions() *redis.ClusterOptions {
 	o := &redis.ClusterOptions{Addrs: c.Addrs()}
-	if c.tls != nil {
-		o.TLSConfig = c.tls.ClientConfig()
-	}
-	if c.acl != nil {
-		o.Username, o.Password = c.acl.Username(), c.acl.Password()
-	}
+	o.TLSConfig, o.Username, o.Password = c.clientAuth()
 	return o
 }
 
 // Client returns a cluster client for ClusterOptions, closed when t ends.
 func (c *ClusterTopology) Client(t testing.TB) *redis.ClusterClient {
 	t.Helper()
-	cc := redis.NewClusterClient(c.ClusterOptions())
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
+	return closeAtEnd(t, redis.NewClusterClient(c.ClusterOptions()))
 }
-
-// TLS returns the certificates the nodes use, or nil without WithTLS.
-func (c *ClusterTopology) TLS() *TLS { return c.tls }
-
-// ACL returns the ACL user's credentials, or nil without WithACL.
-func (c *ClusterTopology) ACL() *ACL { return c.acl }
 
 // SetPassword replaces the ACL user's password on every node (ACL is per node in Redis
 // Cluster), in masterauth, and in ACL().PasswordFile(). Every node must be running.

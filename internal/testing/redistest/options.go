@@ -3,6 +3,7 @@ package redistest
 import (
 	"fmt"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -22,6 +23,18 @@ type config struct {
 	aclUser     string
 	replicas    int
 	nodeTimeout time.Duration
+}
+
+// prepare finds redis-server and applies opts, failing t with the constructor's name when an
+// option is invalid.
+func prepare(t testing.TB, constructor string, opts []Option) (bin string, cfg config) {
+	t.Helper()
+	bin = lookPath(t)
+	cfg = newConfig(opts)
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("redistest.%s: %v", constructor, err)
+	}
+	return bin, cfg
 }
 
 func newConfig(opts []Option) config {

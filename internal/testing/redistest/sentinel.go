@@ -28,9 +28,8 @@ const (
 // three sentinels with quorum 2, the smallest setup in which a failover is decided the
 // way production decides it.
 type SentinelTopology struct {
-	t         testing.TB
-	tls       *TLS
-	acl       *ACL
+	t testing.TB
+	security
 	servers   []*Server
 	sentinels []*Server
 }
@@ -41,21 +40,16 @@ type SentinelTopology struct {
 // that failovers take seconds.
 func Sentinel(t testing.TB, opts ...Option) *SentinelTopology {
 	t.Helper()
-	bin := lookPath(t)
-	cfg := newConfig(opts)
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("redistest.Sentinel: %v", err)
-	}
+	bin, cfg := prepare(t, "Sentinel", opts)
 	if cfg.replicas < 1 {
 		t.Fatalf("redistest.Sentinel: WithReplicas(%d): a failover needs at least one replica", cfg.replicas)
 	}
-	tlsFiles, acl := newSecurity(t, cfg)
-	st := &SentinelTopology{t: t, tls: tlsFiles, acl: acl}
+	st := &SentinelTopology{t: t, security: newSecurity(t, cfg)}
+	acl := st.acl
 
 	master := startServer(t, bin, serverSpec{
-		name: "redis-0",
-		tls:  tlsFiles,
-		acl:  acl,
+		name:     "redis-0",
+		security: st.security,
 		config: func(s *Server) ([]string, error) {
 			return dataConfig(s, cfg, nil)
 		},
@@ -63,9 +57,8 @@ func Sentinel(t testing.TB, opts ...Option) *SentinelTopology {
 	st.servers = append(st.servers, master)
 	for i := 1; i <= cfg.replicas; i++ {
 		st.servers = append(st.servers, startServer(t, bin, serverSpec{
-			name: "redis-" + strconv.Itoa(i),
-			tls:  tlsFiles,
-			acl:  acl,
+			name:     "redis-" + strconv.Itoa(i),
+			security: st.security,
 			config: func(s *Server) ([]string, error) {
 				return dataConfig(s, cfg, []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.port)})
 			},
@@ -77,7 +70,8 @@ func Sentinel(t testing.TB, opts ...Option) *SentinelTopology {
 		st.sentinels = append(st.sentinels, startServer(t, bin, serverSpec{
 			name:     "sentinel-" + strconv.Itoa(i),
 			sentinel: true,
-			tls:      tlsFiles,
+			// Sentinels speak TLS like the data servers but have no ACL user.
+			security: security{tls: st.tls},
 			config: func(s *Server) ([]string, error) {
 				lines := append(baseConfig(s),
 					fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d %d", SentinelMasterName, master.port, sentinelQuorum),
@@ -302,28 +296,15 @@ func (st *SentinelTopology) SentinelAddrs() []string {
 // only the data servers check.
 func (st *SentinelTopology) FailoverOptions() *redis.FailoverOptions {
 	o := &redis.FailoverOptions{MasterName: SentinelMasterName, SentinelAddrs: st.SentinelAddrs()}
-	if st.tls != nil {
-		o.TLSConfig = st.tls.ClientConfig()
-	}
-	if st.acl != nil {
-		o.Username, o.Password = st.acl.Username(), st.acl.Password()
-	}
+	o.TLSConfig, o.Username, o.Password = st.clientAuth()
 	return o
 }
 
 // Client returns a failover client for FailoverOptions, closed when t ends.
 func (st *SentinelTopology) Client(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewFailoverClient(st.FailoverOptions())
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return closeAtEnd(t, redis.NewFailoverClient(st.FailoverOptions()))
 }
-
-// TLS returns the certificates the servers and sentinels use, or nil without WithTLS.
-func (st *SentinelTopology) TLS() *TLS { return st.tls }
-
-// ACL returns the ACL user's credentials, or nil without WithACL.
-func (st *SentinelTopology) ACL() *ACL { return st.acl }
 
 // SetPassword replaces the ACL user's password on every data server, in masterauth, in
 // the sentinels' auth-pass and in ACL().PasswordFile(). Every data server must be running.

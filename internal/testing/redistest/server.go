@@ -30,11 +30,10 @@ type Server struct {
 	logPath  string
 	outPath  string
 	sentinel bool
-	tls      *TLS
-	acl      *ACL
-	port     int
-	busPort  int
-	nodeID   string // cluster nodes only; stable because nodes.conf survives restarts
+	security
+	port    int
+	busPort int
+	nodeID  string // cluster nodes only; stable because nodes.conf survives restarts
 	// standalone is false for the nodes of a topology, whose password must change
 	// on every node at once.
 	standalone bool
@@ -47,8 +46,7 @@ type serverSpec struct {
 	name     string
 	sentinel bool
 	busPort  bool
-	tls      *TLS
-	acl      *ACL
+	security
 	// config returns the redis.conf lines once the ports are chosen.
 	config func(s *Server) ([]string, error)
 }
@@ -57,35 +55,16 @@ type serverSpec struct {
 // Stop and Start keep the data, and kills it when the test ends.
 func Standalone(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	bin := lookPath(t)
-	cfg := newConfig(opts)
-	if err := cfg.validate(); err != nil {
-		t.Fatalf("redistest.Standalone: %v", err)
-	}
-	tlsFiles, acl := newSecurity(t, cfg)
+	bin, cfg := prepare(t, "Standalone", opts)
 	s := startServer(t, bin, serverSpec{
-		name: "redis",
-		tls:  tlsFiles,
-		acl:  acl,
+		name:     "redis",
+		security: newSecurity(t, cfg),
 		config: func(s *Server) ([]string, error) {
 			return dataConfig(s, cfg, nil)
 		},
 	})
 	s.standalone = true
 	return s
-}
-
-func newSecurity(t testing.TB, cfg config) (*TLS, *ACL) {
-	t.Helper()
-	var tlsFiles *TLS
-	if cfg.tls {
-		tlsFiles = newTLS(t, t.TempDir(), cfg.mutualTLS)
-	}
-	var acl *ACL
-	if cfg.acl {
-		acl = newACL(t, t.TempDir(), cfg.aclUser)
-	}
-	return tlsFiles, acl
 }
 
 func startServer(t testing.TB, bin string, spec serverSpec) *Server {
@@ -102,8 +81,7 @@ func startServer(t testing.TB, bin string, spec serverSpec) *Server {
 		logPath:  filepath.Join(dir, "redis.log"),
 		outPath:  filepath.Join(dir, "stdout.log"),
 		sentinel: spec.sentinel,
-		tls:      spec.tls,
-		acl:      spec.acl,
+		security: spec.security,
 	}
 	t.Cleanup(s.Kill)
 	nports := 1
@@ -275,32 +253,18 @@ func (s *Server) Dir() string { return s.dir }
 // LogFile is the server's log, for tests that assert on what Redis logged.
 func (s *Server) LogFile() string { return s.logPath }
 
-// TLS returns the certificates the server uses, or nil without WithTLS.
-func (s *Server) TLS() *TLS { return s.tls }
-
-// ACL returns the ACL user's credentials, or nil without WithACL (and for sentinels,
-// which are not password-protected).
-func (s *Server) ACL() *ACL { return s.acl }
-
 // Options returns client options for this server alone, with TLS and the ACL user's
 // current credentials filled in. Each call returns a new value the caller may change.
 func (s *Server) Options() *redis.Options {
 	o := &redis.Options{Addr: s.Addr()}
-	if s.tls != nil {
-		o.TLSConfig = s.tls.ClientConfig()
-	}
-	if s.acl != nil {
-		o.Username, o.Password = s.acl.Username(), s.acl.Password()
-	}
+	o.TLSConfig, o.Username, o.Password = s.clientAuth()
 	return o
 }
 
 // Client returns a client for Options, closed when t ends.
 func (s *Server) Client(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(s.Options())
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return closeAtEnd(t, redis.NewClient(s.Options()))
 }
 
 // PID is the process ID, or 0 when the server is not running (stopped, killed or
@@ -401,24 +365,37 @@ func (s *Server) mustDo(t testing.TB, args ...any) any {
 	return v
 }
 
-// info returns one INFO section as a map.
-func (s *Server) info(section string) (map[string]string, error) {
-	v, err := s.do("INFO", section)
+// doText runs a command whose reply is text (INFO, CLUSTER INFO, CLUSTER NODES).
+func (s *Server) doText(args ...any) (string, error) {
+	v, err := s.do(args...)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	text, ok := v.(string)
 	if !ok {
-		return nil, fmt.Errorf("INFO %s: unexpected reply %T", section, v)
+		return "", fmt.Errorf("%v on %s: unexpected reply %T", args, s, v)
 	}
+	return text, nil
+}
+
+// info returns one INFO section as a map.
+func (s *Server) info(section string) (map[string]string, error) {
+	text, err := s.doText("INFO", section)
+	if err != nil {
+		return nil, err
+	}
+	return fields(text), nil
+}
+
+// fields reads the "key:value" lines of INFO and CLUSTER INFO.
+func fields(text string) map[string]string {
 	m := map[string]string{}
 	for _, line := range strings.Split(text, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
 			m[k] = v
 		}
 	}
-	return m, nil
+	return m
 }
 
 // String names the server by role and address, for failure messages.

@@ -100,107 +100,136 @@ func Run(ctx context.Context, t *Template, opts Options) (*Result, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
 	}
+	senders, err := openSenders(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSenders(senders)
+
+	start := time.Now()
+	g := &generator{t: t, opts: opts, start: start, stop: start.Add(opts.Warmup + opts.Duration),
+		res: &Result{Failed: map[string]int{}, SpansPerRequest: t.Spans()}}
+	runCtx, cancel := context.WithDeadline(ctx, g.stop)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range opts.Workers {
+		wg.Go(func() { g.work(ctx, runCtx, w, senders[w%len(senders)]) })
+	}
+	g.window(ctx)
+	wg.Wait()
+	g.res.Sent = g.seq.Load()
+	slices.Sort(g.res.Latencies)
+	slices.Sort(g.res.Service)
+	return g.res, ctx.Err()
+}
+
+func openSenders(opts Options) ([]sender, error) {
 	senders := make([]sender, opts.Connections)
 	for i := range senders {
 		s, err := newSender(opts)
 		if err != nil {
-			for _, s := range senders[:i] {
-				s.close()
-			}
+			closeSenders(senders[:i])
 			return nil, err
 		}
 		senders[i] = s
 	}
-	defer func() {
-		for _, s := range senders {
-			s.close()
-		}
-	}()
+	return senders, nil
+}
 
-	res := &Result{Failed: map[string]int{}, SpansPerRequest: t.Spans()}
-	var (
-		mu        sync.Mutex
-		seq       atomic.Uint64
-		inWindow  atomic.Bool
-		windowEnd time.Time
-	)
-	start := time.Now()
-	stop := start.Add(opts.Warmup + opts.Duration)
-	runCtx, cancel := context.WithDeadline(ctx, stop)
-	defer cancel()
-
-	var wg sync.WaitGroup
-	for w := range opts.Workers {
-		wg.Go(func() {
-			s := senders[w%len(senders)]
-			buf := make([]byte, 0, t.Size())
-			var interval time.Duration
-			if opts.Rate > 0 {
-				interval = time.Duration(float64(opts.Workers) / opts.Rate * float64(time.Second))
-			}
-			due := start.Add(time.Duration(w) * interval / time.Duration(opts.Workers))
-			for runCtx.Err() == nil {
-				if interval > 0 {
-					if d := time.Until(due); d > 0 {
-						select {
-						case <-runCtx.Done():
-							return
-						case <-time.After(d):
-						}
-					}
-				} else {
-					due = time.Now()
-				}
-				first := seq.Add(uint64(t.Spans())) - uint64(t.Spans())
-				buf = t.Fill(buf, first)
-				sent := time.Now()
-				rctx, rcancel := context.WithTimeout(ctx, opts.Timeout)
-				err := s.send(rctx, buf)
-				rcancel()
-				done := time.Now()
-				counted := inWindow.Load() && done.Before(windowEnd)
-				mu.Lock()
-				if err != nil {
-					res.Failed[errorCode(err)]++
-				} else {
-					res.Acked = append(res.Acked, first)
-					if counted {
-						res.Requests++
-						res.Spans += t.Spans()
-						res.Latencies = append(res.Latencies, done.Sub(due))
-						res.Service = append(res.Service, done.Sub(sent))
-					}
-				}
-				mu.Unlock()
-				due = due.Add(interval)
-			}
-		})
+func closeSenders(senders []sender) {
+	for _, s := range senders {
+		s.close()
 	}
-	// The window: its end is fixed before it opens, so that a worker never counts a request
-	// answered after it.
-	windowStart := start.Add(opts.Warmup)
-	windowEnd = stop
+}
+
+// generator is one Run's shared state: the workers record into res under mu.
+type generator struct {
+	t           *Template
+	opts        Options
+	start, stop time.Time
+
+	seq      atomic.Uint64
+	inWindow atomic.Bool
+	// windowEnd is written before inWindow is set and read only after, so it needs no lock.
+	windowEnd time.Time
+
+	mu  sync.Mutex
+	res *Result
+}
+
+// window opens and closes the measured window. Its end is fixed before it opens, so that a
+// worker never counts a request answered after it.
+func (g *generator) window(ctx context.Context) {
+	windowStart := g.start.Add(g.opts.Warmup)
+	g.windowEnd = g.stop
 	select {
 	case <-time.After(time.Until(windowStart)):
 	case <-ctx.Done():
 	}
-	if opts.WindowStart != nil {
-		opts.WindowStart()
+	if g.opts.WindowStart != nil {
+		g.opts.WindowStart()
 	}
-	inWindow.Store(true)
+	g.inWindow.Store(true)
 	select {
-	case <-time.After(time.Until(stop)):
+	case <-time.After(time.Until(g.stop)):
 	case <-ctx.Done():
 	}
-	if opts.WindowEnd != nil {
-		opts.WindowEnd()
+	if g.opts.WindowEnd != nil {
+		g.opts.WindowEnd()
 	}
-	res.Window = time.Since(windowStart)
-	wg.Wait()
-	res.Sent = seq.Load()
-	slices.Sort(res.Latencies)
-	slices.Sort(res.Service)
-	return res, ctx.Err()
+	g.res.Window = time.Since(windowStart)
+}
+
+// work is worker w: it sends on s until runCtx ends, each request due interval after the last
+// one (at once when no Rate is set); each request has its own timeout under ctx, so that the
+// run's end does not cut off a request in flight.
+func (g *generator) work(ctx, runCtx context.Context, w int, s sender) {
+	buf := make([]byte, 0, g.t.Size())
+	var interval time.Duration
+	if g.opts.Rate > 0 {
+		interval = time.Duration(float64(g.opts.Workers) / g.opts.Rate * float64(time.Second))
+	}
+	due := g.start.Add(time.Duration(w) * interval / time.Duration(g.opts.Workers))
+	for runCtx.Err() == nil {
+		if interval > 0 {
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
+		} else {
+			due = time.Now()
+		}
+		first := g.seq.Add(uint64(g.t.Spans())) - uint64(g.t.Spans())
+		buf = g.t.Fill(buf, first)
+		sent := time.Now()
+		rctx, rcancel := context.WithTimeout(ctx, g.opts.Timeout)
+		err := s.send(rctx, buf)
+		rcancel()
+		g.record(first, due, sent, time.Now(), err)
+		due = due.Add(interval)
+	}
+}
+
+// record counts one answered request; its latency counts only when it was answered inside the
+// window.
+func (g *generator) record(first uint64, due, sent, done time.Time, err error) {
+	counted := g.inWindow.Load() && done.Before(g.windowEnd)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err != nil {
+		g.res.Failed[errorCode(err)]++
+		return
+	}
+	g.res.Acked = append(g.res.Acked, first)
+	if counted {
+		g.res.Requests++
+		g.res.Spans += g.t.Spans()
+		g.res.Latencies = append(g.res.Latencies, done.Sub(due))
+		g.res.Service = append(g.res.Service, done.Sub(sent))
+	}
 }
 
 // errorCode names a failure: the gRPC code, the HTTP status, or "transport".

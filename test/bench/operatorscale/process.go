@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/testing/child"
+	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
 const (
@@ -121,33 +121,19 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// poll runs check every interval until it returns nil, and otherwise fails when ctx ends,
-// naming what it waited for and check's last error. It is wait.Until with a context, so that an
-// interrupt or -timeout ends the wait at once.
+// poll is wait.Poll naming what it waited for: a check that returns wait.Stop (the process has
+// exited) ends it at once, and an interrupt or -timeout ends it with check's last error.
 func poll(ctx context.Context, interval time.Duration, what string, check func() error) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			return fmt.Errorf("%s: %w", what, fatal.err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last: %w)", what, ctx.Err(), err)
-		case <-t.C:
-		}
+	err := wait.Poll(ctx, interval, check)
+	switch {
+	case err == nil:
+		return nil
+	case wait.Stopped(err):
+		return fmt.Errorf("%s: %w", what, err)
+	default:
+		return fmt.Errorf("%s: %w (last: %w)", what, ctx.Err(), err)
 	}
 }
-
-// fatalError stops poll at once: there is no point waiting for a process that exited.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
 
 // redisServer is a redis-server on a free loopback port, without persistence.
 type redisServer struct {
@@ -186,7 +172,7 @@ func startRedis(ctx context.Context, work string) (*redisServer, error) {
 		})
 		err = poll(ctx, 50*time.Millisecond, "waiting for redis-server to answer PING", func() error {
 			if err := p.exitErr(); err != nil {
-				return &fatalError{err}
+				return wait.Stop(err)
 			}
 			return s.client.Ping(ctx).Err()
 		})
@@ -261,7 +247,7 @@ func startManager(bin, kubeconfig, work string) (*managerProcess, error) {
 func (m *managerProcess) awaitReady(ctx context.Context) error {
 	return poll(ctx, 100*time.Millisecond, "waiting for the manager's /readyz and /metrics", func() error {
 		if err := m.exitErr(); err != nil {
-			return &fatalError{err}
+			return wait.Stop(err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -285,7 +271,7 @@ func (m *managerProcess) awaitReady(ctx context.Context) error {
 // metrics scrapes the manager's metrics, failing at once when it has exited.
 func (m *managerProcess) metrics(ctx context.Context) (metricSet, error) {
 	if err := m.exitErr(); err != nil {
-		return nil, &fatalError{err}
+		return nil, wait.Stop(err)
 	}
 	return scrape(ctx, m.metricsURL)
 }

@@ -105,6 +105,9 @@ type LogSummary struct {
 	RedisNotReachable int
 }
 
+// mib converts the byte counts the report shows in MiB.
+const mib = 1 << 20
+
 func (r Result) perCR(v float64) float64 { return v / float64(r.CRs) }
 
 // perCRMinute normalises a steady-state count to one resource and one minute.
@@ -122,7 +125,6 @@ func sumValues(m map[string]float64) float64 {
 
 // BenchLine is the line `make bench` parses; its format is a contract.
 func (r Result) BenchLine() string {
-	const mib = 1 << 20
 	return fmt.Sprintf("BENCH operatorscale crs=%d reconcile_s=%.3f manager_rss_mb=%.1f manager_hwm_mb=%.1f api_requests_per_cr=%.2f cpu_ms_per_cr=%.2f refresh_period_s=%.1f steady_cpu_ms_per_cr_min=%.3f steady_api_requests_per_cr_min=%.3f redis_cmds_per_cr_min=%.3f",
 		r.CRs, r.ReconcileDuration.Seconds(), float64(r.RSSBytes)/mib, float64(r.HWMBytes)/mib,
 		r.perCR(r.Requests.Total), r.perCR(r.CPUSeconds*1000), r.RefreshPeriod.Seconds(),
@@ -130,10 +132,27 @@ func (r Result) BenchLine() string {
 		r.perCRMinute(sumValues(r.Steady.RedisCommands)))
 }
 
-// WriteSummary writes the human-readable report.
+// WriteSummary writes the human-readable report: one section after another, a blank line between.
 func (r Result) WriteSummary(w io.Writer) {
-	const mib = 1 << 20
-	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
+	r.writeHeader(w)
+	_, _ = fmt.Fprintln(w)
+	r.writeCreate(w)
+	_, _ = fmt.Fprintln(w)
+	r.writeSteady(w)
+	_, _ = fmt.Fprintln(w)
+	r.writeFinal(w)
+	_, _ = fmt.Fprintln(w)
+	r.writeManager(w)
+}
+
+// lines returns a printf that ends each line it writes to w.
+func lines(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
+}
+
+// writeHeader writes what was run, against what, and what "reconciled" means.
+func (r Result) writeHeader(w io.Writer) {
+	p := lines(w)
 	p("operatorscale: %d RedisTraceExporters in %d namespaces, created by %d goroutines", r.CRs, r.Namespaces, r.Workers)
 	p("  kube-apiserver %s + etcd (envtest), redis-server %s on %s, manager pid %d (go build took %.1fs)",
 		r.KubeVersion, r.RedisVersion, r.RedisAddr, r.ManagerPID, r.BuildDuration.Seconds())
@@ -142,7 +161,11 @@ func (r Result) WriteSummary(w io.Writer) {
 		streamKey, groupName, seedEntries, seedRead, seedEntries-seedRead, r.RefreshPeriod)
 	p("  reconciled = status.observedGeneration == metadata.generation and a Ready condition present")
 	p("  (envtest runs no controller-manager and no kubelet: Deployments never get pods, Ready stays False)")
-	p("")
+}
+
+// writeCreate writes the create wave: from the first create to all reconciled, then the follow-up passes.
+func (r Result) writeCreate(w io.Writer) {
+	p := lines(w)
 	p("Create -> reconciled")
 	p("  creates                %d in %.2fs", r.CRs, r.CreateDuration.Seconds())
 	p("  all reconciled after   %.2fs  (per resource, create -> reconciled: p50 %.2fs, p90 %.2fs, max %.2fs)",
@@ -164,7 +187,11 @@ func (r Result) WriteSummary(w io.Writer) {
 	p("  kube-apiserver requests by verb and resource, all clients (this program made the namespace and")
 	p("  redistraceexporter creates and one LIST+WATCH of redistraceexporters):")
 	writeTable(w, r.APIServerCreate, func(v float64) string { return fmt.Sprintf("%.2f per resource", r.perCR(v)) })
-	p("")
+}
+
+// writeSteady writes the steady-state window, per resource and minute.
+func (r Result) writeSteady(w io.Writer) {
+	p := lines(w)
 	s := r.Steady
 	perMin := func(v float64) string { return fmt.Sprintf("%.3f per resource per minute", r.perCRMinute(v)) }
 	if s.Aligned {
@@ -182,7 +209,11 @@ func (r Result) WriteSummary(w io.Writer) {
 	p("  Redis commands         %.0f (%s), connections %.0f (%s), by command:",
 		sumValues(s.RedisCommands), perMin(sumValues(s.RedisCommands)), s.RedisConnections, perMin(s.RedisConnections))
 	writeTable(w, s.RedisCommands, perMin)
-	p("")
+}
+
+// writeFinal writes the resources' status at the end.
+func (r Result) writeFinal(w io.Writer) {
+	p := lines(w)
 	f := r.Final
 	p("Status at the end")
 	p("  reconciled %d/%d, RedisReachable=True %d/%d, lag %d of %s/%s reported %d/%d",
@@ -192,7 +223,11 @@ func (r Result) WriteSummary(w io.Writer) {
 		ready["Ready "+k] = float64(v)
 	}
 	writeTable(w, ready, func(float64) string { return "" })
-	p("")
+}
+
+// writeManager writes how the manager stopped and what it logged.
+func (r Result) writeManager(w io.Writer) {
+	p := lines(w)
 	l := r.ManagerLog
 	p("Manager")
 	p("  exit code %d, %.3fs after SIGTERM", r.ManagerExitCode, r.ManagerStopDuration.Seconds())

@@ -105,103 +105,152 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 		res.LoadAverage = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 
-	root, err := controlplane.RepoRoot()
+	r := &rig{lg: lg, o: o, res: &res}
+	defer func() { retErr = errors.Join(retErr, r.teardown()) }()
+	if err := r.start(ctx); err != nil {
+		return res, err
+	}
+	base, err := r.createAndReconcile(ctx)
 	if err != nil {
 		return res, err
+	}
+	if err := r.settle(ctx, base); err != nil {
+		return res, err
+	}
+	if err := r.steadyState(ctx); err != nil {
+		return res, err
+	}
+	// Not `return res, r.stopManager()`: Go does not say whether res is read before or after the
+	// call that fills in its last fields.
+	err = r.stopManager()
+	return res, err
+}
+
+// rig is what run starts (a control plane, redis-server, the manager and a watch) and the Result
+// it fills in, phase by phase.
+type rig struct {
+	lg  *logger
+	o   options
+	res *Result
+
+	cp  *controlPlane
+	rds *redisServer
+	mgr *managerProcess
+	tr  *tracker
+	// undo stops what was started, in the reverse order.
+	undo []func() error
+}
+
+// teardown runs undo last-in first-out and reports what failed.
+func (r *rig) teardown() error {
+	var errs error
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		errs = errors.Join(errs, r.undo[i]())
+	}
+	return errs
+}
+
+// start builds the manager, starts kube-apiserver and etcd, a seeded redis-server, the manager
+// and the watch that tracks the resources.
+func (r *rig) start(ctx context.Context) error {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "operatorscale-")
 	if err != nil {
-		return res, err
+		return err
 	}
-	defer func() { _ = os.RemoveAll(work) }() // registered first: runs after every process is gone
+	// Registered first: runs after every process is gone.
+	r.undo = append(r.undo, func() error { _ = os.RemoveAll(work); return nil })
 
-	lg.printf("Building the manager")
+	r.lg.printf("Building the manager")
 	begin := time.Now()
 	bin, err := buildManager(ctx, root, work)
 	if err != nil {
-		return res, err
+		return err
 	}
-	res.BuildDuration = time.Since(begin)
+	r.res.BuildDuration = time.Since(begin)
 
-	lg.printf("Starting kube-apiserver and etcd (envtest)")
-	cp, err := startControlPlane()
-	if err != nil {
-		return res, err
+	r.lg.printf("Starting kube-apiserver and etcd (envtest)")
+	if r.cp, err = startControlPlane(); err != nil {
+		return err
 	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("stopping kube-apiserver and etcd: %w", err))
+	r.undo = append(r.undo, func() error {
+		if err := r.cp.Stop(); err != nil {
+			return fmt.Errorf("stopping kube-apiserver and etcd: %w", err)
 		}
-	}()
-	res.KubeVersion = cp.version
+		return nil
+	})
+	r.res.KubeVersion = r.cp.version
 
-	lg.printf("Starting redis-server")
-	rds, err := startRedis(ctx, work)
-	if err != nil {
-		return res, err
+	r.lg.printf("Starting redis-server")
+	if r.rds, err = startRedis(ctx, work); err != nil {
+		return err
 	}
-	defer rds.stop()
-	if res.RedisVersion, err = seedStream(ctx, rds.client); err != nil {
-		return res, err
+	r.undo = append(r.undo, func() error { r.rds.stop(); return nil })
+	if r.res.RedisVersion, err = seedStream(ctx, r.rds.client); err != nil {
+		return err
 	}
-	res.RedisAddr = rds.addr
+	r.res.RedisAddr = r.rds.addr
+	return r.startManager(ctx, bin, work)
+}
 
+// startManager runs the manager against the control plane and starts the watch.
+func (r *rig) startManager(ctx context.Context, bin, work string) error {
 	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, cp.managerKubeconfig, 0o600); err != nil {
-		return res, err
+	if err := os.WriteFile(kubeconfig, r.cp.managerKubeconfig, 0o600); err != nil {
+		return err
 	}
-	lg.printf("Starting the manager (redis-server pid %d on %s)", rds.pid(), rds.addr)
+	r.lg.printf("Starting the manager (redis-server pid %d on %s)", r.rds.pid(), r.rds.addr)
 	mgr, err := startManager(bin, kubeconfig, work)
 	if err != nil {
-		return res, err
+		return err
 	}
-	defer func() { _ = mgr.stop(managerStopGrace) }() // a no-op after the explicit stop below
+	r.mgr = mgr
+	// A no-op after the explicit stop in stopManager.
+	r.undo = append(r.undo, func() error { _ = mgr.stop(managerStopGrace); return nil })
 	if err := mgr.awaitReady(ctx); err != nil {
-		return res, err
+		return err
 	}
-	res.ManagerPID = mgr.pid()
+	r.res.ManagerPID = mgr.pid()
 
-	tr, err := startTracker(ctx, cp.Config, cp.Scheme, o.CRs)
-	if err != nil {
-		return res, err
+	if r.tr, err = startTracker(ctx, r.cp.Config, r.cp.Scheme, r.o.CRs); err != nil {
+		return err
 	}
-	defer tr.stop()
+	r.undo = append(r.undo, func() error { r.tr.stop(); return nil })
+	return nil
+}
 
-	// The baseline: once the manager's caches have synced, it makes no request until there is
-	// something to reconcile.
-	lg.printf("Waiting for the manager (pid %d) to go quiet", mgr.pid())
-	before, err := awaitQuiet(ctx, mgr)
-	if err != nil {
-		return res, err
-	}
-	apiBefore, err := apiserverMetrics(ctx, cp.discovery.RESTClient())
-	if err != nil {
-		return res, err
-	}
-	namespaces, err := createNamespaces(ctx, cp.Client, o.Namespaces)
-	if err != nil {
-		return res, err
-	}
-	cpu0, err := cpuSeconds(mgr.pid())
-	if err != nil {
-		return res, err
-	}
+// baseline is what the manager had done before the first create.
+type baseline struct {
+	metrics, api metricSet
+	cpu          float64
+}
 
-	lg.printf("Creating %d RedisTraceExporters in %d namespaces with %d goroutines", o.CRs, o.Namespaces, o.Workers)
+// createAndReconcile creates the resources and waits until the manager has reconciled all of
+// them, recording the cost of that phase from the baseline it returns.
+func (r *rig) createAndReconcile(ctx context.Context) (baseline, error) {
+	res, mgr := r.res, r.mgr
+	base, namespaces, err := r.takeBaseline(ctx)
+	if err != nil {
+		return base, err
+	}
+	r.lg.printf("Creating %d RedisTraceExporters in %d namespaces with %d goroutines", r.o.CRs, r.o.Namespaces, r.o.Workers)
 	t0 := time.Now()
-	createdAt, err := createAll(ctx, cp.Client, namespaces, o, rds.addr)
+	createdAt, err := createAll(ctx, r.cp.Client, namespaces, r.o, r.rds.addr)
 	if err != nil {
-		return res, err
+		return base, err
 	}
 	res.CreateDuration = time.Since(t0)
-	lg.printf("Created %d in %.2fs; waiting for the manager to reconcile them", o.CRs, res.CreateDuration.Seconds())
-	if err := tr.await(ctx, lg); err != nil {
+	r.lg.printf("Created %d in %.2fs; waiting for the manager to reconcile them", r.o.CRs, res.CreateDuration.Seconds())
+	if err := r.tr.await(ctx, r.lg); err != nil {
 		if exit := mgr.exitErr(); exit != nil {
-			return res, errors.Join(err, exit)
+			return base, errors.Join(err, exit)
 		}
-		return res, fmt.Errorf("%w\n%s", err, scanLog(mgr.logPath).errorReport())
+		return base, fmt.Errorf("%w\n%s", err, scanLog(mgr.logPath).errorReport())
 	}
-	reconciledAt := tr.times()
+	reconciledAt := r.tr.times()
 	var last time.Time
 	for _, at := range reconciledAt {
 		if at.After(last) {
@@ -212,71 +261,109 @@ func run(ctx context.Context, o options) (res Result, retErr error) {
 	res.Latency = latencies(createdAt, reconciledAt)
 	cpu1, err := cpuSeconds(mgr.pid())
 	if err != nil {
-		return res, err
+		return base, err
 	}
-	res.CPUSeconds = cpu1 - cpu0
+	res.CPUSeconds = cpu1 - base.cpu
 	if res.RSSBytes, res.HWMBytes, err = memory(mgr.pid()); err != nil {
-		return res, err
+		return base, err
 	}
 	after, err := mgr.metrics(ctx)
 	if err != nil {
-		return res, err
+		return base, err
 	}
-	res.Requests = requestsBetween(before, after)
-	res.Reconciles = delta(before.by(reconcileTotal, reconcileResult), after.by(reconcileTotal, reconcileResult))
-	lg.printf("All %d reconciled %.2fs after the first create", o.CRs, res.ReconcileDuration.Seconds())
+	res.Requests = requestsBetween(base.metrics, after)
+	res.Reconciles = delta(base.metrics.by(reconcileTotal, reconcileResult), after.by(reconcileTotal, reconcileResult))
+	r.lg.printf("All %d reconciled %.2fs after the first create", r.o.CRs, res.ReconcileDuration.Seconds())
+	return base, nil
+}
 
-	// The tail: each status write and each child created enqueues the resource again.
+// takeBaseline waits for the manager to go quiet (once its caches have synced, it makes no
+// request until there is something to reconcile), then reads its counters and creates the
+// namespaces.
+func (r *rig) takeBaseline(ctx context.Context) (baseline, []string, error) {
+	var base baseline
+	r.lg.printf("Waiting for the manager (pid %d) to go quiet", r.mgr.pid())
+	var err error
+	if base.metrics, err = awaitQuiet(ctx, r.mgr); err != nil {
+		return base, nil, err
+	}
+	if base.api, err = apiserverMetrics(ctx, r.cp.discovery.RESTClient()); err != nil {
+		return base, nil, err
+	}
+	namespaces, err := createNamespaces(ctx, r.cp.Client, r.o.Namespaces)
+	if err != nil {
+		return base, nil, err
+	}
+	if base.cpu, err = cpuSeconds(r.mgr.pid()); err != nil {
+		return base, nil, err
+	}
+	return base, namespaces, nil
+}
+
+// settle waits for the tail (each status write and each child created enqueues the resource
+// again) and records the cost from the baseline to there.
+func (r *rig) settle(ctx context.Context, base baseline) error {
+	res, mgr := r.res, r.mgr
 	settleBegin := time.Now()
 	settled, err := awaitIdle(ctx, mgr, settleTimeout, 0)
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.Settled, res.SettleDuration = settled != nil, time.Since(settleBegin)
 	if settled == nil {
 		if settled, err = mgr.metrics(ctx); err != nil {
-			return res, err
+			return err
 		}
 	}
-	res.SettledRequests = requestsBetween(before, settled)
-	res.SettledReconciles = delta(before.by(reconcileTotal, reconcileResult), settled.by(reconcileTotal, reconcileResult))
+	res.SettledRequests = requestsBetween(base.metrics, settled)
+	res.SettledReconciles = delta(base.metrics.by(reconcileTotal, reconcileResult), settled.by(reconcileTotal, reconcileResult))
 	cpu2, err := cpuSeconds(mgr.pid())
 	if err != nil {
-		return res, err
+		return err
 	}
-	res.SettledCPUSeconds = cpu2 - cpu0
-	apiAfter, err := apiserverMetrics(ctx, cp.discovery.RESTClient())
+	res.SettledCPUSeconds = cpu2 - base.cpu
+	apiAfter, err := apiserverMetrics(ctx, r.cp.discovery.RESTClient())
 	if err != nil {
-		return res, err
+		return err
 	}
-	res.APIServerCreate = delta(apiBefore.by(apiserverRequest, verbAndResource), apiAfter.by(apiserverRequest, verbAndResource))
+	res.APIServerCreate = delta(base.api.by(apiserverRequest, verbAndResource), apiAfter.by(apiserverRequest, verbAndResource))
+	return nil
+}
 
-	items, err := tr.list(ctx)
+// steadyState measures the refresh-only window and then reads the resources' final status.
+func (r *rig) steadyState(ctx context.Context) error {
+	res := r.res
+	items, err := r.tr.list(ctx)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if len(items) == 0 {
-		return res, errors.New("the RedisTraceExporters vanished from the watch")
+		return errors.New("the RedisTraceExporters vanished from the watch")
 	}
 	res.RefreshPeriod = render.LagRefresh(&items[0]) // what the controller requeues after
 
-	if res.Steady, err = measureSteady(ctx, lg, o, mgr, rds, cp.discovery.RESTClient(), res.Settled, res.RefreshPeriod); err != nil {
-		return res, err
+	if res.Steady, err = measureSteady(ctx, r.lg, r.o, r.mgr, r.rds, r.cp.discovery.RESTClient(), res.Settled, res.RefreshPeriod); err != nil {
+		return err
 	}
-	if items, err = tr.list(ctx); err != nil {
-		return res, err
+	if items, err = r.tr.list(ctx); err != nil {
+		return err
 	}
 	res.Final = summarise(items)
+	return nil
+}
 
-	lg.printf("Stopping the manager (SIGTERM to pid %d)", mgr.pid())
+// stopManager sends SIGTERM and records how the manager exited and what it logged.
+func (r *rig) stopManager() error {
+	mgr := r.mgr
+	r.lg.printf("Stopping the manager (SIGTERM to pid %d)", mgr.pid())
 	exitErr := mgr.stop(managerStopGrace)
-	res.ManagerExitCode = mgr.cmd.ProcessState.ExitCode()
-	res.ManagerStopDuration = mgr.stopped
-	res.ManagerLog = scanLog(mgr.logPath)
+	r.res.ManagerExitCode = mgr.cmd.ProcessState.ExitCode()
+	r.res.ManagerStopDuration = mgr.stopped
+	r.res.ManagerLog = scanLog(mgr.logPath)
 	if exitErr != nil {
-		return res, fmt.Errorf("the manager did not exit cleanly after SIGTERM: %w\n%s", exitErr, mgr.logTail())
+		return fmt.Errorf("the manager did not exit cleanly after SIGTERM: %w\n%s", exitErr, mgr.logTail())
 	}
-	return res, nil
+	return nil
 }
 
 // seedStream fills the stream and gives its group a known lag, so that every lag refresh reads
@@ -474,39 +561,19 @@ func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProce
 		return st, err
 	}
 	begin := time.Now()
-	timer := time.NewTimer(o.Window)
-	defer timer.Stop()
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	passesA := mA.sum(reconcileTotal)
-	for waiting := true; waiting; {
-		select {
-		case <-timer.C:
-			waiting = false
-		case <-tick.C:
-			if m, err := mgr.metrics(ctx); err == nil {
-				lg.printf("%.0fs into the window: %.0f reconcile passes", time.Since(begin).Seconds(), m.sum(reconcileTotal)-passesA)
-			}
-		case <-mgr.done:
-			return st, mgr.exitErr()
-		case <-ctx.Done():
-			return st, fmt.Errorf("measuring the steady state for %s: %w", o.Window, ctx.Err())
-		}
+	if err := awaitWindow(ctx, lg, o.Window, mgr, begin, mA.sum(reconcileTotal)); err != nil {
+		return st, err
 	}
 	mB, err := mgr.metrics(ctx)
 	if err != nil {
 		return st, err
 	}
 	if st.Aligned {
-		// Waves may also merge into a steady stream (no idle second): then any end will do.
-		idle, err := awaitIdle(ctx, mgr, 2*refresh+settleTimeout, mB.sum(reconcileTotal))
+		end, aligned, err := awaitWaveEnd(ctx, mgr, mB, refresh)
 		if err != nil {
 			return st, err
 		}
-		st.Aligned = idle != nil
-		if idle != nil {
-			mB = idle
-		}
+		mB, st.Aligned = end, aligned
 	}
 	cpuB, err := cpuSeconds(mgr.pid())
 	if err != nil {
@@ -527,6 +594,44 @@ func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProce
 	st.APIServer = delta(apiA.by(apiserverRequest, verbAndResource), apiB.by(apiserverRequest, verbAndResource))
 	st.RedisCommands, st.RedisConnections = redisDelta(rA, rB)
 	return st, nil
+}
+
+// awaitWindow waits for window from begin, logging the reconcile passes beyond passesA every
+// 5 s; it ends early when the manager exits or ctx ends.
+func awaitWindow(ctx context.Context, lg *logger, window time.Duration, mgr *managerProcess, begin time.Time, passesA float64) error {
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return nil
+		case <-tick.C:
+			if m, err := mgr.metrics(ctx); err == nil {
+				lg.printf("%.0fs into the window: %.0f reconcile passes", time.Since(begin).Seconds(), m.sum(reconcileTotal)-passesA)
+			}
+		case <-mgr.done:
+			return mgr.exitErr()
+		case <-ctx.Done():
+			return fmt.Errorf("measuring the steady state for %s: %w", window, ctx.Err())
+		}
+	}
+}
+
+// awaitWaveEnd extends the window to the end of the refresh wave under way, and returns the
+// scrape taken there and true; or mB and false when none ends within two refresh periods and
+// settleTimeout: waves may also merge into a steady stream (no idle second), and then any end will
+// do.
+func awaitWaveEnd(ctx context.Context, mgr *managerProcess, mB metricSet, refresh time.Duration) (metricSet, bool, error) {
+	idle, err := awaitIdle(ctx, mgr, 2*refresh+settleTimeout, mB.sum(reconcileTotal))
+	if err != nil {
+		return mB, false, err
+	}
+	if idle == nil {
+		return mB, false, nil
+	}
+	return idle, true, nil
 }
 
 func requestsBetween(a, b metricSet) Requests {

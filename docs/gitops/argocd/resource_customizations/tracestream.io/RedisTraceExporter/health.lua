@@ -7,7 +7,10 @@
 -- It uses the Lua base library only: Argo CD runs scripts from argocd-cm without the standard
 -- libraries unless resource.customizations.useOpenLibs is set.
 
-local hs = {}
+-- health is the answer Argo CD reads.
+local function health(status, message)
+  return { status = status, message = message }
+end
 
 local function find(conditions, conditionType)
   for _, c in ipairs(conditions) do
@@ -34,9 +37,7 @@ local function describe(c, fallback)
 end
 
 if obj.status == nil or obj.status.conditions == nil or #obj.status.conditions == 0 then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the operator to report status"
-  return hs
+  return health("Progressing", "Waiting for the operator to report status")
 end
 
 local conditions = obj.status.conditions
@@ -46,41 +47,29 @@ local conditions = obj.status.conditions
 local generation = obj.metadata.generation
 local observedGeneration = obj.status.observedGeneration or 0
 if generation ~= nil and observedGeneration < generation then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
-  return hs
+  return health("Progressing", "Waiting for the operator to observe generation " .. tostring(generation))
 end
 
--- A spec error (missing Secret or key, invalid spec) stalls the resource until the user fixes it.
-local stalled = find(conditions, "Stalled")
-if isTrue(stalled) then
-  hs.status = "Degraded"
-  hs.message = describe(stalled, "Stalled")
-  return hs
-end
-
--- Reconciling wins over Ready, as in kstatus; the operator never sets both to True.
-local reconciling = find(conditions, "Reconciling")
-if isTrue(reconciling) then
-  hs.status = "Progressing"
-  hs.message = describe(reconciling, "Reconciling")
-  return hs
+-- The first of these conditions that is True decides, in this order: a spec error (missing Secret
+-- or key, invalid spec) stalls the resource until the user fixes it; Reconciling wins over Ready,
+-- as in kstatus (the operator never sets both to True).
+local decisive = {
+  { type = "Stalled", status = "Degraded" },
+  { type = "Reconciling", status = "Progressing" },
+  { type = "Ready", status = "Healthy" },
+}
+for _, d in ipairs(decisive) do
+  local c = find(conditions, d.type)
+  if isTrue(c) then
+    return health(d.status, describe(c, d.type))
+  end
 end
 
 local ready = find(conditions, "Ready")
-if isTrue(ready) then
-  hs.status = "Healthy"
-  hs.message = describe(ready, "Ready")
-  return hs
-end
 if ready ~= nil and ready.status == "False" then
   -- Not progressing and not ready: the operator cannot use Redis (unreachable, credentials or TLS
   -- refused, an error), which the Ready reason names even when it also keeps the pods unready.
-  hs.status = "Degraded"
-  hs.message = describe(ready, "Not ready")
-  return hs
+  return health("Degraded", describe(ready, "Not ready"))
 end
 
-hs.status = "Progressing"
-hs.message = "Waiting for the Ready condition"
-return hs
+return health("Progressing", "Waiting for the Ready condition")
