@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
-	"github.com/tracestream/tracestream/internal/redislag"
 	"github.com/tracestream/tracestream/internal/redisconn"
+	"github.com/tracestream/tracestream/internal/redislag"
 	"github.com/tracestream/tracestream/internal/render"
 )
 
