@@ -25,7 +25,7 @@ await_exit() {
 # when the cluster itself is already gone (a later make demo would find its port taken). Only a
 # process that still is redis-server is stopped: a pid may have been reused since.
 stop_demo_redis() {
-	local pidfile="$REPO_ROOT/.demo/redis.pid" pid
+	local pidfile="$DEMO_REDIS_PIDFILE" pid
 	[ -f "$pidfile" ] || return 0
 	pid="$(cat "$pidfile")"
 	if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then

@@ -10,10 +10,17 @@ POD_CIDR="10.88.0.0/16"
 SERVICE_CIDR="10.96.0.0/16"
 API_SERVICE_IP="10.96.0.1"
 BRIDGE="tsbr0"
+# The bridge's own address, the pods' gateway: the first address of POD_CIDR.
+BRIDGE_IP="${POD_CIDR%.*/*}.1"
 API_PORT=6443
 ETCD_CLIENT_PORT=12379
 ETCD_PEER_PORT=12380
 PAUSE_IMAGE="tracestream.local/pause:1"
+
+# The demo (hack/demo.sh) runs a redis-server on this host for the cluster's pods; its files live
+# in DEMO_DIR, and cluster-down stops it with the cluster.
+DEMO_DIR="$REPO_ROOT/.demo"
+DEMO_REDIS_PIDFILE="$DEMO_DIR/redis.pid"
 
 # Components in start order; cluster-down stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)

@@ -234,7 +234,7 @@ iptables -w -C FORWARD -j TRACESTREAM-ISOLATION 2>/dev/null || iptables -w -I FO
 # bridge plugin adopts it and its gateway address.
 if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
 	ip link add "$BRIDGE" type bridge
-	ip addr add "${POD_CIDR%.*/*}.1/${POD_CIDR#*/}" dev "$BRIDGE"
+	ip addr add "$BRIDGE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
 fi
 ip route replace "$SERVICE_CIDR" dev "$BRIDGE"

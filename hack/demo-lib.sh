@@ -1,17 +1,17 @@
 # shellcheck shell=bash
 # Settings shared by hack/demo.sh and hack/demo-down.sh. Sourced, never executed.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The local cluster's settings (its kubeconfig, the bridge address, where the demo's files go).
+source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
 
 VERSION="${VERSION:-0.1.0-dev}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 OPERATOR_NS="${OPERATOR_NS:-tracestream-system}"
 DEMO_NS="${DEMO_NS:-tracestream-demo}"
 REDIS_IMAGE="${REDIS_IMAGE:-redis:7.4-alpine}"
-LOCAL_KUBECONFIG="$REPO_ROOT/.cluster/kubeconfig"
-DEMO_DIR="$REPO_ROOT/.demo"
+LOCAL_KUBECONFIG="$KUBECONFIG_PATH"
 DEMO_BIN="$REPO_ROOT/bin/demo"
 # The local demo's Redis listens on the cluster bridge (pods reach it, the network outside does not).
-REDIS_BRIDGE_IP="10.88.0.1"
+REDIS_BRIDGE_IP="$BRIDGE_IP"
 REDIS_PORT="${DEMO_REDIS_PORT:-16379}"
 REDIS_HOST=127.0.0.1
 
@@ -36,7 +36,7 @@ kubectl() { "$KUBECTL_BIN" ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} "$@"; }
 
 # start_host_redis runs the local demo's redis-server unless it already runs.
 start_host_redis() {
-	local pidfile="$DEMO_DIR/redis.pid"
+	local pidfile="$DEMO_REDIS_PIDFILE"
 	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 		log "redis-server already running (pid $(cat "$pidfile"))"
 		return
