@@ -49,7 +49,8 @@ func (r *Reconciler) collectLag(ctx context.Context, obj *v1.RedisTraceExporter,
 	sample := &lagSample{at: time.Now(), generation: obj.Generation}
 	target, err := redisTarget(obj, s)
 	if err != nil {
-		sample.err, sample.cause = err, redisconn.CauseOther
+		// A CA or client certificate the handshake cannot use is a TLS cause.
+		sample.err, sample.cause = err, redisconn.Classify(err).Cause()
 		log.FromContext(ctx).Error(err, "Building the lag reader's Redis connection")
 		return sample
 	}
@@ -63,7 +64,7 @@ func (r *Reconciler) collectLag(ctx context.Context, obj *v1.RedisTraceExporter,
 	rep, err := r.Collect(cctx, target, q)
 	if err != nil {
 		sample.err, sample.cause = err, redisconn.Classify(err).Cause()
-		log.FromContext(ctx).Info("Redis not reachable", "cause", sample.cause.String())
+		log.FromContext(ctx).Info("Redis not reachable", "class", sample.cause.String())
 		return sample
 	}
 	sample.report = &rep

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/redisconn"
@@ -15,9 +16,6 @@ import (
 func redisTarget(obj *v1.RedisTraceExporter, s secrets) (redislag.Target, error) {
 	sp := obj.Spec.Redis
 	t := redislag.Target{Mode: sp.Mode, Addresses: sp.Addresses, DB: int(sp.DB)}
-	if t.Mode == "" {
-		t.Mode = v1.RedisModeStandalone
-	}
 	if sp.Sentinel != nil {
 		t.MasterName = sp.Sentinel.MasterName
 	}
@@ -26,11 +24,8 @@ func redisTarget(obj *v1.RedisTraceExporter, s secrets) (redislag.Target, error)
 		data := s[render.SecretRedisAuth].Data
 		t.Username, t.Password = redisconn.TrimCredential(string(data[user])), redisconn.TrimCredential(string(data[pass]))
 	}
-	secure := false
-	for _, a := range sp.Addresses {
-		secure = secure || redisconn.AsksTLS(a)
-	}
-	if tl := sp.TLS; (tl != nil && tl.Enabled) || secure {
+	tlsOn := redisconn.TLSFiles{Enabled: sp.TLS != nil && sp.TLS.Enabled}.On(slices.ContainsFunc(sp.Addresses, redisconn.AsksTLS))
+	if tl := sp.TLS; tlsOn {
 		cfg, err := redisconn.NewTLSConfig(lagTLS(tl, s))
 		if err != nil {
 			// A CA or client certificate the handshake cannot use: the RedisReachable

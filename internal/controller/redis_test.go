@@ -33,3 +33,25 @@ func TestTheLagReaderTrimsCredentialsAsTheExporterDoes(t *testing.T) {
 		t.Errorf("credentials %q / %q, want %q / %q (only the trailing CR/LF go)", target.Username, target.Password, " tracestream", "pass word ")
 	}
 }
+
+// TestACAWithoutACertificateIsATLSCause: a CA Secret whose key holds no PEM certificate cannot
+// verify any server; RedisReachable must point at spec.redis.tls (TLSHandshakeFailed), as a
+// handshake against a wrong CA does, not say that Redis answered with an error.
+func TestACAWithoutACertificateIsATLSCause(t *testing.T) {
+	obj := &v1.RedisTraceExporter{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "ns"},
+		Spec: v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"127.0.0.1:6379"},
+			TLS: &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "ca", Key: "ca.crt"}}}},
+	}
+	s := secrets{render.SecretRedisCA: &corev1.Secret{Data: map[string][]byte{"ca.crt": []byte("not a certificate")}}}
+	sample := (&Reconciler{}).collectLag(t.Context(), obj, s)
+	if sample.err == nil {
+		t.Fatal("the lag reader accepted a CA without a certificate")
+	}
+	o := observed{redisChecked: true, redisErr: sample.err, redisCause: sample.cause}
+	c := conditions{st: &v1.RedisTraceExporterStatus{}}
+	setRedisReachable(c, obj, o)
+	if got := c.get(v1.ConditionRedisReachable); got == nil || got.Reason != v1.ReasonRedisTLSFailed {
+		t.Errorf("RedisReachable = %+v, want reason %s", got, v1.ReasonRedisTLSFailed)
+	}
+}

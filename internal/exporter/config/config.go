@@ -6,7 +6,6 @@ package config
 import (
 	"encoding/json"
 	"reflect"
-	"slices"
 	"strconv"
 	"time"
 
@@ -187,25 +186,6 @@ type Redis struct {
 	WriteTimeout Duration `json:"writeTimeout,omitzero"`
 	// PoolSize is the number of connections per Redis node.
 	PoolSize int `json:"poolSize,omitempty"`
-}
-
-// TLSEnabled reports whether connections to Redis use TLS: TLS.Enabled is set or the addresses
-// use the rediss:// scheme (Validate rejects a mix of rediss:// and plain addresses).
-func (r Redis) TLSEnabled() bool {
-	return r.TLS.Files().On(slices.ContainsFunc(r.Addresses, redisconn.AsksTLS))
-}
-
-// HostPorts returns Addresses without their redis:// or rediss:// scheme, as go-redis wants
-// them; an address that redisconn.ParseAddress refuses is left as it is (Validate reports it).
-func (r Redis) HostPorts() []string {
-	out := make([]string, len(r.Addresses))
-	for i, a := range r.Addresses {
-		out[i] = a
-		if hostPort, _, err := redisconn.ParseAddress(a); err == nil {
-			out[i] = hostPort
-		}
-	}
-	return out
 }
 
 // Sentinel configures sentinel mode; Redis.Addresses are then the sentinels.

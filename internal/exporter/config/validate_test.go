@@ -535,31 +535,3 @@ func TestValidateReportsAnUnreadableFile(t *testing.T) {
 		t.Fatalf("Validate() = %v, want a read error naming redis.passwordFile", err)
 	}
 }
-
-func TestRedisTLSEnabledAndHostPorts(t *testing.T) {
-	tests := map[string]struct {
-		redis     Redis
-		wantTLS   bool
-		wantHosts string
-	}{
-		"plain addresses without TLS": {
-			redis: Redis{Addresses: []string{"a:1", "redis://b:2"}}, wantTLS: false, wantHosts: "a:1,b:2",
-		},
-		"plain addresses with TLS enabled": {
-			redis: Redis{Addresses: []string{"a:1"}, TLS: ClientTLS{Enabled: true}}, wantTLS: true, wantHosts: "a:1",
-		},
-		"rediss addresses turn TLS on and lose their scheme": {
-			redis: Redis{Addresses: []string{"rediss://a:1", "rediss://[::1]:2"}}, wantTLS: true, wantHosts: "a:1,[::1]:2",
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := tc.redis.TLSEnabled(); got != tc.wantTLS {
-				t.Errorf("TLSEnabled() = %v, want %v", got, tc.wantTLS)
-			}
-			if got := strings.Join(tc.redis.HostPorts(), ","); got != tc.wantHosts {
-				t.Errorf("HostPorts() = %q, want %q", got, tc.wantHosts)
-			}
-		})
-	}
-}
