@@ -233,9 +233,9 @@ func TestArgoCDHealthCheckEdges(t *testing.T) {
 		"Reconciling wins over a Ready of True, as in kstatus": {
 			obj: object(2, map[string]any{"observedGeneration": int64(2), "conditions": []any{
 				cond("Ready", "True", "Ready", "2/2 exporter pods ready, Redis reachable", 2),
-				cond("Reconciling", "True", "Progressing", "2/3 exporter pods ready and up to date", 2),
+				cond("Reconciling", "True", "Progressing", "2/3 exporter pods up to date, 2/3 ready", 2),
 			}}),
-			wantStatus: "Progressing", wantMessage: "2/3 exporter pods ready and up to date",
+			wantStatus: "Progressing", wantMessage: "2/3 exporter pods up to date, 2/3 ready",
 		},
 		"a False Reconciling or Stalled is ignored": {
 			obj: object(2, map[string]any{"observedGeneration": int64(2), "conditions": []any{

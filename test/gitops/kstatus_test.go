@@ -45,7 +45,7 @@ func TestFluxSeesKstatus(t *testing.T) {
 		"a rollout is InProgress with the Reconciling message": {
 			input: "testdata/progressing_while_pods_roll_out.yaml",
 			argo:  "Progressing",
-			want:  status.InProgressStatus, wantMessage: "1/2 exporter pods ready and up to date",
+			want:  status.InProgressStatus, wantMessage: "1/2 exporter pods up to date, 1/2 ready",
 		},
 		"a resource the operator has not reported on yet is Current": {
 			input: "testdata/progressing_before_the_operator_reports_status.yaml",
