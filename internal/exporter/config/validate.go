@@ -89,11 +89,11 @@ func (c Config) validateReceivers(v *validator) {
 // limit checks this package's.
 func (c Config) validateRedis(v *validator) {
 	r := c.Redis
-	ep, err := r.Endpoint().Resolve(redisKey)
+	ep, err := r.Endpoint().Resolve(RedisKey)
 	v.add(err)
-	v.add(redisconn.CheckCredentialFiles(r.UsernameFile, r.PasswordFile, redisKey))
+	v.add(redisconn.CheckCredentialFiles(r.UsernameFile, r.PasswordFile, RedisKey))
 	tlsFiles := r.TLS.Files()
-	v.add(tlsFiles.Check(tlsFiles.On(ep.AsksTLS), redisKey))
+	v.add(tlsFiles.Check(tlsFiles.On(ep.AsksTLS), RedisKey))
 
 	v.file("redis.usernameFile", r.UsernameFile)
 	v.file("redis.passwordFile", r.PasswordFile)
@@ -110,8 +110,9 @@ func (c Config) validateRedis(v *validator) {
 	}
 }
 
-// redisKey starts the keys of the redis section in redisconn's errors.
-const redisKey = "redis."
+// RedisKey starts the keys of the redis section in redisconn's errors, for whoever checks that
+// section (this package, and the sink that loads its files).
+const RedisKey = "redis."
 
 // Endpoint is where r says to connect, for redisconn's rules and client.
 func (r Redis) Endpoint() redisconn.Endpoint {

@@ -162,7 +162,7 @@ type clientOptions struct {
 // newClientOptions checks cfg with redisconn's rules, then reads the files it names, so that
 // a missing file fails at start-up under its key.
 func newClientOptions(cfg config.Redis) (*clientOptions, error) {
-	ep, err := cfg.Endpoint().Resolve(redisKey)
+	ep, err := cfg.Endpoint().Resolve(config.RedisKey)
 	if err != nil {
 		return nil, err
 	}
@@ -171,10 +171,10 @@ func newClientOptions(cfg config.Redis) (*clientOptions, error) {
 	}
 	o := &clientOptions{mode: ep.Mode, addrs: ep.Addrs, cfg: cfg}
 	tlsFiles := cfg.TLS.Files()
-	if o.tls, err = tlsFiles.Load(tlsFiles.On(ep.AsksTLS), redisKey); err != nil {
+	if o.tls, err = tlsFiles.Load(tlsFiles.On(ep.AsksTLS), config.RedisKey); err != nil {
 		return nil, err
 	}
-	if o.credentials, err = redisconn.FileCredentials(cfg.UsernameFile, cfg.PasswordFile, redisKey); err != nil {
+	if o.credentials, err = redisconn.FileCredentials(cfg.UsernameFile, cfg.PasswordFile, config.RedisKey); err != nil {
 		return nil, err
 	}
 	if cfg.Sentinel.PasswordFile != "" {
@@ -185,8 +185,6 @@ func newClientOptions(cfg config.Redis) (*clientOptions, error) {
 	return o, nil
 }
 
-// redisKey starts the keys the errors name: the sink is configured by the redis section.
-const redisKey = "redis."
 
 // checkNotNegative refuses negative sizes and timeouts; zero means go-redis's default.
 func checkNotNegative(cfg config.Redis) error {
