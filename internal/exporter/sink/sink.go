@@ -185,7 +185,6 @@ func newClientOptions(cfg config.Redis) (*clientOptions, error) {
 	return o, nil
 }
 
-
 // checkNotNegative refuses negative sizes and timeouts; zero means go-redis's default.
 func checkNotNegative(cfg config.Redis) error {
 	if cfg.PoolSize < 0 {
