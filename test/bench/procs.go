@@ -24,10 +24,10 @@ import (
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every Linux we run on).
 const clockTicks = 100
 
-// process is a child the harness started; stop ends it by its PID.
+// process is a child the harness started, with its log; stop ends it by its PID.
 type process struct {
+	*child.Process
 	name string
-	cmd  *exec.Cmd
 	log  string
 }
 
@@ -45,29 +45,24 @@ func start(dir, name, cpus string, argv ...string) (*process, error) {
 	defer func() { _ = f.Close() }()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := child.Start(cmd); err != nil { // dies with the harness even if it is killed
+	cp, err := child.Run(cmd) // dies with the harness even if it is killed
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	return &process{name: name, cmd: cmd, log: logPath}, nil
+	return &process{Process: cp, name: name, log: logPath}, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// stopGrace is how long stop waits after SIGTERM before SIGKILL.
+const stopGrace = 20 * time.Second
 
-// stop sends SIGTERM, waits up to 20 s, then SIGKILL.
+// stop resumes the process first (the memory run pauses redis-server with SIGSTOP, and a
+// stopped process acts on SIGTERM only once continued), then terminates it.
 func (p *process) stop() {
-	if p == nil || p.cmd.ProcessState != nil {
+	if p == nil || p.Exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
+	_ = p.Signal(syscall.SIGCONT)
+	_ = p.Terminate(stopGrace)
 }
 
 // tail is the end of the process's log, for error messages.

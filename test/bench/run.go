@@ -87,7 +87,7 @@ type snapshot struct {
 }
 
 func take(server *otlpServer, rs *redisServer) snapshot {
-	s := snapshot{at: time.Now(), server: cpuSeconds(server.pid()), redis: cpuSeconds(rs.pid()),
+	s := snapshot{at: time.Now(), server: cpuSeconds(server.PID()), redis: cpuSeconds(rs.PID()),
 		self: cpuSeconds(os.Getpid()), busy: machineBusySeconds()}
 	if server.admin != "" {
 		s.metrics, _ = server.metrics()
@@ -277,12 +277,12 @@ func redisBenchmark(ctx context.Context, rs *redisServer, args []string, p int) 
 	cmd := exec.CommandContext(ctx, "redis-benchmark", argv...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	redis0, busy0, t0 := cpuSeconds(rs.pid()), machineBusySeconds(), time.Now()
+	redis0, busy0, t0 := cpuSeconds(rs.PID()), machineBusySeconds(), time.Now()
 	if err := cmd.Run(); err != nil {
 		return rbRun{}, fmt.Errorf("redis-benchmark: %w\n%s", err, out.String())
 	}
 	elapsed := time.Since(t0).Seconds()
-	redisCPU := cpuSeconds(rs.pid()) - redis0
+	redisCPU := cpuSeconds(rs.PID()) - redis0
 	// --csv: a header line, then "test","rps" and six latency columns; the test name is the
 	// command line, commas and all, so the columns are counted from the end.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -453,13 +453,13 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 		if err != nil {
 			return err
 		}
-		startRSS, _ := memoryKB(exp.pid())
+		startRSS, _ := memoryKB(exp.PID())
 		m := &memoryRun{rate: o.fixedRate, startRSS: startRSS}
 		sampleCtx, stopSampling := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for sampleCtx.Err() == nil {
-				if rss, _ := memoryKB(exp.pid()); rss > m.maxRSS {
+				if rss, _ := memoryKB(exp.PID()); rss > m.maxRSS {
 					m.maxRSS = rss
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -472,12 +472,12 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 			// backpressure (not the client's concurrency) is what limits memory.
 			opts.Workers, opts.Connections, opts.Duration = 3000, 32, o.stall+2*o.duration
 			opts.WindowStart = func() {
-				_ = rs.cmd.Process.Signal(syscall.SIGSTOP)
-				time.AfterFunc(o.stall, func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) })
+				_ = rs.Signal(syscall.SIGSTOP)
+				time.AfterFunc(o.stall, func() { _ = rs.Signal(syscall.SIGCONT) })
 			}
 		}
 		res, err := loadgen.Run(ctx, t, opts)
-		_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+		_ = rs.Signal(syscall.SIGCONT)
 		stopSampling()
 		wg.Wait()
 		if err != nil {
