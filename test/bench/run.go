@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 	"github.com/tracestream/tracestream/test/bench/loadgen"
 )
 
@@ -88,7 +89,7 @@ type snapshot struct {
 
 func take(server *otlpServer, rs *redisServer) snapshot {
 	s := snapshot{at: time.Now(), server: cpuSeconds(server.PID()), redis: cpuSeconds(rs.PID()),
-		self: cpuSeconds(os.Getpid()), busy: machineBusySeconds()}
+		self: cpuSeconds(os.Getpid()), busy: proc.MachineBusySeconds()}
 	if server.admin != "" {
 		s.metrics, _ = server.metrics()
 	}
@@ -277,7 +278,7 @@ func redisBenchmark(ctx context.Context, rs *redisServer, args []string, p int) 
 	cmd := exec.CommandContext(ctx, "redis-benchmark", argv...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	redis0, busy0, t0 := cpuSeconds(rs.PID()), machineBusySeconds(), time.Now()
+	redis0, busy0, t0 := cpuSeconds(rs.PID()), proc.MachineBusySeconds(), time.Now()
 	if err := cmd.Run(); err != nil {
 		return rbRun{}, fmt.Errorf("redis-benchmark: %w\n%s", err, out.String())
 	}
@@ -298,7 +299,7 @@ func redisBenchmark(ctx context.Context, rs *redisServer, args []string, p int) 
 		return rbRun{}, fmt.Errorf("redis-benchmark: %d entries in Redis after %d XADDs", got, n)
 	}
 	// redis-benchmark and Redis are the only expected users of the CPU here.
-	rbCPU := (machineBusySeconds() - busy0) - redisCPU
+	rbCPU := (proc.MachineBusySeconds() - busy0) - redisCPU
 	others := max(0, rbCPU-elapsed) / elapsed // redis-benchmark itself is one thread: at most a core
 	return rbRun{xaddPerSec: rps, redisCPU: redisCPU / float64(n) * 1e6, others: others, noisy: others > noisyCores}, nil
 }
@@ -453,13 +454,13 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 		if err != nil {
 			return err
 		}
-		startRSS, _ := memoryKB(exp.PID())
+		startRSS := rssKB(exp.PID())
 		m := &memoryRun{rate: o.fixedRate, startRSS: startRSS}
 		sampleCtx, stopSampling := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for sampleCtx.Err() == nil {
-				if rss, _ := memoryKB(exp.PID()); rss > m.maxRSS {
+				if rss := rssKB(exp.PID()); rss > m.maxRSS {
 					m.maxRSS = rss
 				}
 				time.Sleep(20 * time.Millisecond)

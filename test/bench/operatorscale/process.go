@@ -17,6 +17,7 @@ import (
 
 	"github.com/tracestream/tracestream/internal/testing/child"
 	"github.com/tracestream/tracestream/internal/testing/wait"
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 )
 
 const (
@@ -89,16 +90,6 @@ func (p *process) logTail() string {
 	return "--- tail of " + p.logPath + " ---\n" + strings.Join(lines, "\n")
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free loopback port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // poll is wait.Poll naming what it waited for: a check that returns wait.Stop (the process has
 // exited) ends it at once, and an interrupt or -timeout ends it with check's last error.
 func poll(ctx context.Context, interval time.Duration, what string, check func() error) error {
@@ -131,7 +122,7 @@ func startRedis(ctx context.Context, work string) (*redisServer, error) {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := proc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -190,11 +181,11 @@ func buildManager(ctx context.Context, root, work string) (string, error) {
 // startManager runs the manager against kubeconfig with metrics and health probes on free
 // loopback ports and leader election off.
 func startManager(bin, kubeconfig, work string) (*managerProcess, error) {
-	metricsPort, err := freePort()
+	metricsPort, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	probePort, err := freePort()
+	probePort, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 )
 
 // The stream every RedisTraceExporter reports: seedEntries entries, of which the group has read
@@ -259,12 +260,12 @@ func (r *rig) createAndReconcile(ctx context.Context) (baseline, error) {
 	}
 	res.ReconcileDuration = last.Sub(t0)
 	res.Latency = latencies(createdAt, reconciledAt)
-	cpu1, err := cpuSeconds(mgr.PID())
+	cpu1, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return base, err
 	}
 	res.CPUSeconds = cpu1 - base.cpu
-	if res.RSSBytes, res.HWMBytes, err = memory(mgr.PID()); err != nil {
+	if res.RSSBytes, res.HWMBytes, err = proc.Memory(mgr.PID()); err != nil {
 		return base, err
 	}
 	after, err := mgr.metrics(ctx)
@@ -294,7 +295,7 @@ func (r *rig) takeBaseline(ctx context.Context) (baseline, []string, error) {
 	if err != nil {
 		return base, nil, err
 	}
-	if base.cpu, err = cpuSeconds(r.mgr.PID()); err != nil {
+	if base.cpu, err = proc.CPUSeconds(r.mgr.PID()); err != nil {
 		return base, nil, err
 	}
 	return base, namespaces, nil
@@ -317,7 +318,7 @@ func (r *rig) settle(ctx context.Context, base baseline) error {
 	}
 	res.SettledRequests = requestsBetween(base.metrics, settled)
 	res.SettledReconciles = delta(base.metrics.by(reconcileTotal, reconcileResult), settled.by(reconcileTotal, reconcileResult))
-	cpu2, err := cpuSeconds(mgr.PID())
+	cpu2, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return err
 	}
@@ -544,7 +545,7 @@ func benchExporter(name, namespace, redisAddr string, refresh time.Duration) *v1
 func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProcess, rds *redisServer, api rest.Interface, settled bool, refresh time.Duration) (Steady, error) {
 	st := Steady{Aligned: settled}
 	lg.printf("Steady state: measuring for %s, then to the end of a refresh wave", o.Window)
-	cpuA, err := cpuSeconds(mgr.PID())
+	cpuA, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return st, err
 	}
@@ -575,7 +576,7 @@ func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProce
 		}
 		mB, st.Aligned = end, aligned
 	}
-	cpuB, err := cpuSeconds(mgr.PID())
+	cpuB, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return st, err
 	}
