@@ -19,15 +19,13 @@ import (
 
 	"github.com/tracestream/tracestream/internal/testing/child"
 	"github.com/tracestream/tracestream/internal/testing/wait"
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 )
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on every Linux we run on).
-const clockTicks = 100
-
-// process is a child the harness started; stop ends it by its PID.
+// process is a child the harness started, with its log; stop ends it by its PID.
 type process struct {
+	*child.Process
 	name string
-	cmd  *exec.Cmd
 	log  string
 }
 
@@ -45,29 +43,24 @@ func start(dir, name, cpus string, argv ...string) (*process, error) {
 	defer func() { _ = f.Close() }()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := child.Start(cmd); err != nil { // dies with the harness even if it is killed
+	cp, err := child.Run(cmd) // dies with the harness even if it is killed
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	return &process{name: name, cmd: cmd, log: logPath}, nil
+	return &process{Process: cp, name: name, log: logPath}, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// stopGrace is how long stop waits after SIGTERM before SIGKILL.
+const stopGrace = 20 * time.Second
 
-// stop sends SIGTERM, waits up to 20 s, then SIGKILL.
+// stop resumes the process first (the memory run pauses redis-server with SIGSTOP, and a
+// stopped process acts on SIGTERM only once continued), then terminates it.
 func (p *process) stop() {
-	if p == nil || p.cmd.ProcessState != nil {
+	if p == nil || p.Exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
+	_ = p.Signal(syscall.SIGCONT)
+	_ = p.Terminate(stopGrace)
 }
 
 // tail is the end of the process's log, for error messages.
@@ -79,69 +72,17 @@ func (p *process) tail() string {
 	return string(b)
 }
 
-// cpuSeconds is a process's user+system CPU time so far.
+// cpuSeconds is proc.CPUSeconds, 0 once the process is gone: a snapshot of a process that has
+// exited is discarded with the run it belongs to.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may contain spaces) start after the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / clockTicks
+	s, _ := proc.CPUSeconds(pid)
+	return s
 }
 
-// machineBusySeconds is the CPU time every process on the machine has used so far (user, nice
-// and system, from /proc/stat), plus the time the hypervisor gave our CPUs to other machines
-// (steal). Interrupt time is left out: loopback traffic between our own processes is handled
-// there and would otherwise count as someone else's.
-func machineBusySeconds() float64 {
-	f, err := os.Open("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	sc.Scan()
-	fields := strings.Fields(sc.Text()) // cpu user nice system idle iowait irq softirq steal ...
-	var busy float64
-	for _, i := range []int{1, 2, 3, 8} {
-		if i < len(fields) {
-			n, _ := strconv.ParseFloat(fields[i], 64)
-			busy += n
-		}
-	}
-	return busy / clockTicks
-}
-
-// memoryKB reads VmRSS and VmHWM (peak RSS) of a process.
-func memoryKB(pid int) (rss, hwm int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			hwm = n
-		}
-	}
-	return rss, hwm
-}
-
-// freePort returns a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
+// rssKB is the process's VmRSS in kB, 0 once it is gone.
+func rssKB(pid int) int {
+	rss, _, _ := proc.Memory(pid)
+	return int(rss / 1024)
 }
 
 // redisServer is the sink: one redis-server, pinned alone to its core.
@@ -152,7 +93,7 @@ type redisServer struct {
 }
 
 func startRedis(dir, cpus string) (*redisServer, error) {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +125,7 @@ func startExporter(dir, cpus, bin, redisAddr, format string, extra ...string) (*
 	var ports [3]int
 	for i := range ports {
 		var err error
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = proc.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -214,7 +155,7 @@ func startCollector(dir, bin string) (*otlpServer, error) {
 	var ports [2]int
 	for i := range ports {
 		var err error
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = proc.FreePort(); err != nil {
 			return nil, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 	"github.com/tracestream/tracestream/test/bench/loadgen"
 )
 
@@ -87,8 +88,8 @@ type snapshot struct {
 }
 
 func take(server *otlpServer, rs *redisServer) snapshot {
-	s := snapshot{at: time.Now(), server: cpuSeconds(server.pid()), redis: cpuSeconds(rs.pid()),
-		self: cpuSeconds(os.Getpid()), busy: machineBusySeconds()}
+	s := snapshot{at: time.Now(), server: cpuSeconds(server.PID()), redis: cpuSeconds(rs.PID()),
+		self: cpuSeconds(os.Getpid()), busy: proc.MachineBusySeconds()}
 	if server.admin != "" {
 		s.metrics, _ = server.metrics()
 	}
@@ -277,12 +278,12 @@ func redisBenchmark(ctx context.Context, rs *redisServer, args []string, p int) 
 	cmd := exec.CommandContext(ctx, "redis-benchmark", argv...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	redis0, busy0, t0 := cpuSeconds(rs.pid()), machineBusySeconds(), time.Now()
+	redis0, busy0, t0 := cpuSeconds(rs.PID()), proc.MachineBusySeconds(), time.Now()
 	if err := cmd.Run(); err != nil {
 		return rbRun{}, fmt.Errorf("redis-benchmark: %w\n%s", err, out.String())
 	}
 	elapsed := time.Since(t0).Seconds()
-	redisCPU := cpuSeconds(rs.pid()) - redis0
+	redisCPU := cpuSeconds(rs.PID()) - redis0
 	// --csv: a header line, then "test","rps" and six latency columns; the test name is the
 	// command line, commas and all, so the columns are counted from the end.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -298,7 +299,7 @@ func redisBenchmark(ctx context.Context, rs *redisServer, args []string, p int) 
 		return rbRun{}, fmt.Errorf("redis-benchmark: %d entries in Redis after %d XADDs", got, n)
 	}
 	// redis-benchmark and Redis are the only expected users of the CPU here.
-	rbCPU := (machineBusySeconds() - busy0) - redisCPU
+	rbCPU := (proc.MachineBusySeconds() - busy0) - redisCPU
 	others := max(0, rbCPU-elapsed) / elapsed // redis-benchmark itself is one thread: at most a core
 	return rbRun{xaddPerSec: rps, redisCPU: redisCPU / float64(n) * 1e6, others: others, noisy: others > noisyCores}, nil
 }
@@ -453,13 +454,13 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 		if err != nil {
 			return err
 		}
-		startRSS, _ := memoryKB(exp.pid())
+		startRSS := rssKB(exp.PID())
 		m := &memoryRun{rate: o.fixedRate, startRSS: startRSS}
 		sampleCtx, stopSampling := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for sampleCtx.Err() == nil {
-				if rss, _ := memoryKB(exp.pid()); rss > m.maxRSS {
+				if rss := rssKB(exp.PID()); rss > m.maxRSS {
 					m.maxRSS = rss
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -472,12 +473,12 @@ func measureMemory(ctx context.Context, rep *report, dir string, rs *redisServer
 			// backpressure (not the client's concurrency) is what limits memory.
 			opts.Workers, opts.Connections, opts.Duration = 3000, 32, o.stall+2*o.duration
 			opts.WindowStart = func() {
-				_ = rs.cmd.Process.Signal(syscall.SIGSTOP)
-				time.AfterFunc(o.stall, func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) })
+				_ = rs.Signal(syscall.SIGSTOP)
+				time.AfterFunc(o.stall, func() { _ = rs.Signal(syscall.SIGCONT) })
 			}
 		}
 		res, err := loadgen.Run(ctx, t, opts)
-		_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+		_ = rs.Signal(syscall.SIGCONT)
 		stopSampling()
 		wg.Wait()
 		if err != nil {

@@ -7,11 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tracestream/tracestream/internal/testing/child"
 )
 
 const (
@@ -40,61 +37,6 @@ func lookPath(t testing.TB) string {
 		t.Fatalf("redis-server not found: run hack/install-debs.sh redis (%v)", err)
 	}
 	return path
-}
-
-// process is one run of a server; a restart makes a new one.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once cmd.Wait has reaped the process
-	err  error         // cmd.Wait's result, valid after done is closed
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill signals the whole process group, so that Redis's forked children die with it,
-// and only while the leader is unreaped, so that the group ID cannot have been reused.
-func (p *process) kill() {
-	if !p.exited() {
-		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-	}
-	<-p.done
-}
-
-// terminate lets Redis shut down cleanly (flush the AOF, kill its own children) and
-// falls back to kill when that takes longer than grace.
-func (p *process) terminate(grace time.Duration) {
-	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-	case <-timer.C:
-		p.kill()
-	}
-}
-
-// startProcess starts cmd as a child that dies with the test binary (package child).
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	if err := child.Start(cmd); err != nil {
-		return nil, err
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
 }
 
 func newCommand(bin, dir, confPath, outPath string, sentinel bool) (*exec.Cmd, *os.File, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tracestream/tracestream/internal/testing/child"
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
@@ -39,7 +40,7 @@ type Server struct {
 	standalone bool
 
 	mu   sync.Mutex
-	proc *process
+	proc *child.Process
 }
 
 type serverSpec struct {
@@ -181,7 +182,7 @@ func (s *Server) run() error {
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", s.name, err)
 	}
-	p, err := startProcess(cmd)
+	p, err := child.Run(cmd)
 	_ = out.Close() // the child has its own descriptor
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", s.name, err)
@@ -190,13 +191,13 @@ func (s *Server) run() error {
 	s.proc = p
 	s.mu.Unlock()
 	if err := s.awaitReady(p); err != nil {
-		p.kill()
+		p.Kill()
 		log := readFrom(s.logPath, logOffset)
 		stdout := readFrom(s.outPath, outOffset)
 		if strings.Contains(log+stdout, "Address already in use") {
 			return fmt.Errorf("%s on %s: %w", s.name, s.Addr(), errPortInUse)
 		}
-		msg := fmt.Sprintf("%s (%s, pid %d) did not answer PING: %v", s.name, s.Addr(), p.pid(), err)
+		msg := fmt.Sprintf("%s (%s, pid %d) did not answer PING: %v", s.name, s.Addr(), p.PID(), err)
 		for _, f := range []struct{ path, text string }{{s.logPath, log}, {s.outPath, stdout}} {
 			if strings.TrimSpace(f.text) != "" {
 				msg += fmt.Sprintf("\n--- tail of %s ---\n%s", f.path, tail(f.text, logTailLines))
@@ -207,13 +208,13 @@ func (s *Server) run() error {
 	return nil
 }
 
-func (s *Server) awaitReady(p *process) error {
+func (s *Server) awaitReady(p *child.Process) error {
 	deadline := time.Now().Add(readyTimeout)
 	ticker := time.NewTicker(wait.Interval)
 	defer ticker.Stop()
 	for {
-		if p.exited() {
-			return fmt.Errorf("process exited: %w", p.err)
+		if p.Exited() {
+			return fmt.Errorf("process exited: %w", p.Err())
 		}
 		// A bare TCP dial first: go-redis logs every refused dial, and a busy
 		// machine may need hundreds of polls.
@@ -236,7 +237,7 @@ func (s *Server) awaitReady(p *process) error {
 		}
 		select {
 		case <-ticker.C:
-		case <-p.done:
+		case <-p.Done():
 		}
 	}
 }
@@ -272,10 +273,10 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return 0
 	}
-	return s.proc.pid()
+	return s.proc.PID()
 }
 
 // Start restarts a stopped server on the same port with the same directory, so that
@@ -295,7 +296,7 @@ func (s *Server) Start() {
 // sends SIGKILL if it has not exited within 10 s, and returns once it has been reaped.
 func (s *Server) Stop() {
 	if p := s.takeProcess(); p != nil {
-		p.terminate(stopGrace)
+		_ = p.Terminate(stopGrace)
 	}
 }
 
@@ -303,7 +304,7 @@ func (s *Server) Stop() {
 // the AOF (appendfsync everysec) may be lost. It returns once the process is reaped.
 func (s *Server) Kill() {
 	if p := s.takeProcess(); p != nil {
-		p.kill()
+		p.Kill()
 	}
 }
 
@@ -318,7 +319,7 @@ func (s *Server) SetPassword(t testing.TB, password string) {
 	rotatePassword(t, s.acl, []*Server{s}, nil, "", password)
 }
 
-func (s *Server) takeProcess() *process {
+func (s *Server) takeProcess() *child.Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proc

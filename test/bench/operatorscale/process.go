@@ -11,13 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tracestream/tracestream/internal/testing/child"
 	"github.com/tracestream/tracestream/internal/testing/wait"
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 )
 
 const (
@@ -28,13 +28,11 @@ const (
 	logTailLines = 20
 )
 
-// process is one child process, stopped by its PID.
+// process is one child process with its log, stopped by its PID.
 type process struct {
+	*child.Process
 	name    string
-	cmd     *exec.Cmd
 	logPath string
-	done    chan struct{} // closed once cmd.Wait has reaped it
-	err     error         // cmd.Wait's result, valid once done is closed
 
 	stopOnce sync.Once
 	stopped  time.Duration // how long it took to exit after SIGTERM
@@ -50,53 +48,34 @@ func start(name string, cmd *exec.Cmd, logPath string) (*process, error) {
 	}
 	defer func() { _ = out.Close() }() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := child.Start(cmd); err != nil {
+	cp, err := child.Run(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
+	return &process{Process: cp, name: name, logPath: logPath}, nil
 }
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
 
 // exitErr is non-nil once the process has exited, saying how, with the tail of its log.
 func (p *process) exitErr() error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s (pid %d) exited: %w\n%s", p.name, p.pid(), p.err, p.logTail())
-	default:
+	if !p.Exited() {
 		return nil
 	}
+	return fmt.Errorf("%s (pid %d) exited: %w\n%s", p.name, p.PID(), p.Err(), p.logTail())
 }
 
-// stop sends SIGTERM to the PID, SIGKILL to its process group when it has not exited within
-// grace, and returns cmd.Wait's result (nil for exit status 0). Only the first call signals.
+// stop is child.Process.Terminate, timed, and returns cmd.Wait's result (nil for exit status 0).
+// Only the first call signals; later ones wait for it.
 func (p *process) stop(grace time.Duration) error {
 	p.stopOnce.Do(func() {
-		begin := time.Now()
-		select {
-		case <-p.done:
+		if p.Exited() {
 			return
-		default:
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(grace)
-		defer timer.Stop()
-		select {
-		case <-p.done:
-		case <-timer.C:
-			// Only while unreaped, so the group ID cannot have been reused.
-			_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-			<-p.done
-		}
+		begin := time.Now()
+		_ = p.Terminate(grace)
 		p.stopped = time.Since(begin)
 	})
-	<-p.done
-	return p.err
+	<-p.Done()
+	return p.Err()
 }
 
 func (p *process) logTail() string {
@@ -109,16 +88,6 @@ func (p *process) logTail() string {
 		lines = lines[len(lines)-logTailLines:]
 	}
 	return "--- tail of " + p.logPath + " ---\n" + strings.Join(lines, "\n")
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free loopback port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // poll is wait.Poll naming what it waited for: a check that returns wait.Stop (the process has
@@ -153,7 +122,7 @@ func startRedis(ctx context.Context, work string) (*redisServer, error) {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := proc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -212,11 +181,11 @@ func buildManager(ctx context.Context, root, work string) (string, error) {
 // startManager runs the manager against kubeconfig with metrics and health probes on free
 // loopback ports and leader election off.
 func startManager(bin, kubeconfig, work string) (*managerProcess, error) {
-	metricsPort, err := freePort()
+	metricsPort, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	probePort, err := freePort()
+	probePort, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
+	"github.com/tracestream/tracestream/test/bench/internal/proc"
 )
 
 // The stream every RedisTraceExporter reports: seedEntries entries, of which the group has read
@@ -202,7 +203,7 @@ func (r *rig) startManager(ctx context.Context, bin, work string) error {
 	if err := os.WriteFile(kubeconfig, r.cp.managerKubeconfig, 0o600); err != nil {
 		return err
 	}
-	r.lg.printf("Starting the manager (redis-server pid %d on %s)", r.rds.pid(), r.rds.addr)
+	r.lg.printf("Starting the manager (redis-server pid %d on %s)", r.rds.PID(), r.rds.addr)
 	mgr, err := startManager(bin, kubeconfig, work)
 	if err != nil {
 		return err
@@ -213,7 +214,7 @@ func (r *rig) startManager(ctx context.Context, bin, work string) error {
 	if err := mgr.awaitReady(ctx); err != nil {
 		return err
 	}
-	r.res.ManagerPID = mgr.pid()
+	r.res.ManagerPID = mgr.PID()
 
 	if r.tr, err = startTracker(ctx, r.cp.Config, r.cp.Scheme, r.o.CRs); err != nil {
 		return err
@@ -259,12 +260,12 @@ func (r *rig) createAndReconcile(ctx context.Context) (baseline, error) {
 	}
 	res.ReconcileDuration = last.Sub(t0)
 	res.Latency = latencies(createdAt, reconciledAt)
-	cpu1, err := cpuSeconds(mgr.pid())
+	cpu1, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return base, err
 	}
 	res.CPUSeconds = cpu1 - base.cpu
-	if res.RSSBytes, res.HWMBytes, err = memory(mgr.pid()); err != nil {
+	if res.RSSBytes, res.HWMBytes, err = proc.Memory(mgr.PID()); err != nil {
 		return base, err
 	}
 	after, err := mgr.metrics(ctx)
@@ -282,7 +283,7 @@ func (r *rig) createAndReconcile(ctx context.Context) (baseline, error) {
 // namespaces.
 func (r *rig) takeBaseline(ctx context.Context) (baseline, []string, error) {
 	var base baseline
-	r.lg.printf("Waiting for the manager (pid %d) to go quiet", r.mgr.pid())
+	r.lg.printf("Waiting for the manager (pid %d) to go quiet", r.mgr.PID())
 	var err error
 	if base.metrics, err = awaitQuiet(ctx, r.mgr); err != nil {
 		return base, nil, err
@@ -294,7 +295,7 @@ func (r *rig) takeBaseline(ctx context.Context) (baseline, []string, error) {
 	if err != nil {
 		return base, nil, err
 	}
-	if base.cpu, err = cpuSeconds(r.mgr.pid()); err != nil {
+	if base.cpu, err = proc.CPUSeconds(r.mgr.PID()); err != nil {
 		return base, nil, err
 	}
 	return base, namespaces, nil
@@ -317,7 +318,7 @@ func (r *rig) settle(ctx context.Context, base baseline) error {
 	}
 	res.SettledRequests = requestsBetween(base.metrics, settled)
 	res.SettledReconciles = delta(base.metrics.by(reconcileTotal, reconcileResult), settled.by(reconcileTotal, reconcileResult))
-	cpu2, err := cpuSeconds(mgr.pid())
+	cpu2, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return err
 	}
@@ -355,9 +356,9 @@ func (r *rig) steadyState(ctx context.Context) error {
 // stopManager sends SIGTERM and records how the manager exited and what it logged.
 func (r *rig) stopManager() error {
 	mgr := r.mgr
-	r.lg.printf("Stopping the manager (SIGTERM to pid %d)", mgr.pid())
+	r.lg.printf("Stopping the manager (SIGTERM to pid %d)", mgr.PID())
 	exitErr := mgr.stop(managerStopGrace)
-	r.res.ManagerExitCode = mgr.cmd.ProcessState.ExitCode()
+	r.res.ManagerExitCode = mgr.ExitCode()
 	r.res.ManagerStopDuration = mgr.stopped
 	r.res.ManagerLog = scanLog(mgr.logPath)
 	if exitErr != nil {
@@ -544,7 +545,7 @@ func benchExporter(name, namespace, redisAddr string, refresh time.Duration) *v1
 func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProcess, rds *redisServer, api rest.Interface, settled bool, refresh time.Duration) (Steady, error) {
 	st := Steady{Aligned: settled}
 	lg.printf("Steady state: measuring for %s, then to the end of a refresh wave", o.Window)
-	cpuA, err := cpuSeconds(mgr.pid())
+	cpuA, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return st, err
 	}
@@ -575,7 +576,7 @@ func measureSteady(ctx context.Context, lg *logger, o options, mgr *managerProce
 		}
 		mB, st.Aligned = end, aligned
 	}
-	cpuB, err := cpuSeconds(mgr.pid())
+	cpuB, err := proc.CPUSeconds(mgr.PID())
 	if err != nil {
 		return st, err
 	}
@@ -611,7 +612,7 @@ func awaitWindow(ctx context.Context, lg *logger, window time.Duration, mgr *man
 			if m, err := mgr.metrics(ctx); err == nil {
 				lg.printf("%.0fs into the window: %.0f reconcile passes", time.Since(begin).Seconds(), m.sum(reconcileTotal)-passesA)
 			}
-		case <-mgr.done:
+		case <-mgr.Done():
 			return mgr.exitErr()
 		case <-ctx.Done():
 			return fmt.Errorf("measuring the steady state for %s: %w", window, ctx.Err())
