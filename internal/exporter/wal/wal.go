@@ -15,11 +15,18 @@
 // is waiting, and fsyncs once for all of them. The log is bounded by MaxBytes on disk; an append
 // that does not fit fails with ErrFull and the client is told to retry (backpressure, never a
 // silent drop). Drained segments are deleted.
+//
+// The directory also holds a "lock" file, flocked while a process has the log open (two writers
+// would interleave segments and commits), and a "producer" file: the idempotent-XADD producer id
+// its records are written with, kept with them so that whoever replays the log (the same pod
+// after a restart, or a drain of an orphaned volume) writes under the same id.
 package wal
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -30,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +45,8 @@ const (
 	magic           = "TSWAL01\n"
 	headerSize      = 8 // payload length + CRC-32C
 	checkpointFile  = "checkpoint"
+	lockFile        = "lock"
+	producerFile    = "producer"
 	segmentSuffix   = ".wal"
 	checkpointEvery = 20 * time.Millisecond
 	// MinBytes is the smallest MaxBytes accepted: room for a few full-size requests.
@@ -53,6 +63,10 @@ var ErrTooLarge = errors.New("record larger than the persistent queue can ever h
 // ErrClosed is returned by Append and Next after Close.
 var ErrClosed = errors.New("persistent queue is closed")
 
+// ErrInUse is returned by Open when another Log (in this process or another) has the directory
+// open.
+var ErrInUse = errors.New("in use by another process")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Options configures a Log.
@@ -64,6 +78,10 @@ type Options struct {
 	// SegmentBytes is the size at which the active segment is closed and a new one begun;
 	// default MaxBytes/16, at most 64 MiB. Space is freed a whole segment at a time.
 	SegmentBytes int64
+	// Producer is the prefix of the producer id a new log gets (delivery.producerId, or the
+	// hostname): Producer-<8 random hex digits>. The suffix keeps two logs that start under the
+	// same name (a pod and the drain of its predecessor's volume) from sharing an id.
+	Producer string
 }
 
 // Position is a place in the log: a segment and a byte offset in it.
@@ -127,7 +145,9 @@ type Log struct {
 	corruptB int64
 	closed   bool
 
-	active *os.File // owned by the appender goroutine
+	active   *os.File // owned by the appender goroutine
+	lock     *os.File // flocked until Close
+	producer string
 }
 
 // Open opens (or creates) the log in opts.Dir, checks every record after the last checkpoint
@@ -146,11 +166,13 @@ func Open(opts Options, onCorrupt func(Corruption)) (*Log, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the persistent queue directory: %w", err)
 	}
-	l := &Log{opts: opts, appendc: make(chan appendReq, 256), quit: make(chan struct{}), stopped: make(chan struct{}), onCorrupt: onCorrupt, grew: make(chan struct{})}
-	if err := l.recover(); err != nil {
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
 		return nil, err
 	}
-	if err := l.rotate(); err != nil {
+	l := &Log{opts: opts, appendc: make(chan appendReq, 256), quit: make(chan struct{}), stopped: make(chan struct{}), onCorrupt: onCorrupt, grew: make(chan struct{}), lock: lock}
+	if err := l.recoverAndBegin(); err != nil {
+		_ = lock.Close() // releases the flock
 		return nil, err
 	}
 	l.appenderWG.Add(2)
@@ -158,6 +180,63 @@ func Open(opts Options, onCorrupt func(Corruption)) (*Log, error) {
 	go l.checkpointer()
 	return l, nil
 }
+
+// recoverAndBegin reads what the directory holds, settles the producer id and starts a new
+// segment for appends.
+func (l *Log) recoverAndBegin() error {
+	if err := l.recover(); err != nil {
+		return err
+	}
+	// Before rotate: a log with records to replay but no producer file predates the file.
+	if err := l.loadProducer(); err != nil {
+		return err
+	}
+	return l.rotate()
+}
+
+// lockDir takes an exclusive flock on dir's lock file, without waiting: the lock is the
+// open file's, so a second Open fails even in the same process, and the kernel drops it when the
+// process dies, so a kill -9 leaves no stale lock behind.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the persistent queue's lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("persistent queue %s is %w", dir, ErrInUse)
+		}
+		return nil, fmt.Errorf("locking the persistent queue: %w", err)
+	}
+	return f, nil
+}
+
+// loadProducer reads the producer file, or writes it when absent: a new id, or, for a log whose
+// records were written before the file existed, the bare prefix they were written with.
+func (l *Log) loadProducer() error {
+	b, err := os.ReadFile(l.path(producerFile))
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		l.producer = strings.TrimSpace(string(b))
+		return nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reading the persistent queue's producer id: %w", err)
+	}
+	l.producer = l.opts.Producer
+	if l.records == 0 {
+		var suffix [4]byte
+		_, _ = rand.Read(suffix[:]) // never fails (crypto/rand panics rather)
+		l.producer = l.opts.Producer + "-" + hex.EncodeToString(suffix[:])
+	}
+	if err := writeFileDurably(l.opts.Dir, producerFile, []byte(l.producer+"\n")); err != nil {
+		return fmt.Errorf("writing the persistent queue's producer id: %w", err)
+	}
+	return nil
+}
+
+// Producer is the idempotent-XADD producer id of the log's records, kept in its directory.
+func (l *Log) Producer() string { return l.producer }
 
 func segmentName(id uint64) string { return fmt.Sprintf("%020d%s", id, segmentSuffix) }
 
@@ -725,25 +804,7 @@ func (l *Log) saveCheckpoint() error {
 	binary.LittleEndian.PutUint64(b[:8], pos.Segment)
 	binary.LittleEndian.PutUint64(b[8:16], uint64(pos.Offset))
 	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
-	tmp := l.path(checkpointFile + ".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing the checkpoint: %w", err)
-	}
-	_, err = f.Write(b[:])
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, l.path(checkpointFile))
-	}
-	if err == nil {
-		err = syncDir(l.opts.Dir)
-	}
-	if err != nil {
+	if err := writeFileDurably(l.opts.Dir, checkpointFile, b[:]); err != nil {
 		return fmt.Errorf("writing the checkpoint: %w", err)
 	}
 	l.mu.Lock()
@@ -752,6 +813,31 @@ func (l *Log) saveCheckpoint() error {
 	}
 	l.mu.Unlock()
 	return nil
+}
+
+// writeFileDurably replaces dir/name with data so that a crash leaves the old or the new
+// contents, never a mix, and the new name survives a power cut: write a temporary file, fsync
+// it, rename it over the old one, fsync the directory.
+func writeFileDurably(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return err
 }
 
 // checkpointer saves the commit position every checkpointEvery, so that a crash replays at
@@ -804,5 +890,6 @@ func (l *Log) Close() error {
 		}
 		_ = l.active.Close()
 	}
+	_ = l.lock.Close() // last: releases the flock once every file is settled
 	return err
 }

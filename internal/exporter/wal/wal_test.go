@@ -421,6 +421,10 @@ func TestMain(m *testing.M) {
 		childAppender(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv("WAL_CHILD_HOLD"); dir != "" {
+		childHolder(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
