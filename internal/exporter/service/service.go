@@ -48,25 +48,13 @@ type Service struct {
 // New builds the exporter from a validated configuration. Nothing listens until Start.
 func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	s := &Service{cfg: cfg, log: log, tel: telemetry.New(), errc: make(chan error, 3)}
-	producer := cfg.Delivery.ProducerID
-	if producer == "" {
-		producer, _ = os.Hostname()
-	}
-	snk, err := sink.New(cfg.Redis, cfg.Stream, producer)
-	if err != nil {
+	if err := s.openStores(); err != nil {
 		return nil, err
 	}
-	s.sink = snk
 	enc, err := pipeline.NewSpanEncoder(cfg.Stream, cfg.Filter, int(cfg.Receivers.MaxRequestBytes)*pipeline.MaxEntryBytesPerRequestByte, log)
 	if err != nil {
-		_ = snk.Close()
+		s.closeStores()
 		return nil, err
-	}
-	if q := cfg.Delivery.PersistentQueue; q.Directory != "" {
-		if s.wal, err = openQueue(q, log, s.tel); err != nil {
-			_ = snk.Close()
-			return nil, err
-		}
 	}
 	s.pipe = pipeline.New(pipeline.Options{
 		PipelineSize:         cfg.Stream.PipelineSize,
@@ -78,7 +66,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 		RequestTimeout:       cfg.Delivery.RequestTimeout.Duration,
 		StallTimeout:         cfg.Delivery.StallTimeout.Duration,
 		PersistentQueue:      s.wal,
-	}, enc, snk, s.tel, log)
+	}, enc, s.sink, s.tel, log)
 	s.tel.WatchStreamKeys(enc.KeyStats, cfg.Stream.MaxKeys)
 	mem := admission.New(cfg.Delivery.MaxInFlightBytes)
 	s.tel.WatchMemory(mem)
@@ -95,7 +83,7 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	var extra map[string]http.Handler
 	if cfg.Admin.Debug {
 		extra = map[string]http.Handler{
-			"GET /spans": spansHandler(snk),
+			"GET /spans": spansHandler(s.sink),
 			// The Go profiler, as the Collector's pprof extension offers it: CPU profiles of a
 			// running exporter under its real load (make bench's analysis uses them).
 			"GET /debug/pprof/":        http.HandlerFunc(pprof.Index),
@@ -107,10 +95,38 @@ func New(cfg config.Config, log *slog.Logger) (*Service, error) {
 	return s, nil
 }
 
+// openStores opens the persistent queue, when configured, and the Redis sink. The queue comes
+// first: it owns the producer id its records are written with (delivery.producerId, or the
+// hostname, is only its prefix), so that a replay by another process keeps the id. Without a
+// queue the id is delivery.producerId or the hostname.
+func (s *Service) openStores() error {
+	producer := s.cfg.Delivery.ProducerID
+	if producer == "" {
+		producer, _ = os.Hostname()
+	}
+	if q := s.cfg.Delivery.PersistentQueue; q.Directory != "" {
+		l, err := openQueue(q, producer, s.log, s.tel)
+		if err != nil {
+			return err
+		}
+		s.wal, producer = l, l.Producer()
+	}
+	snk, err := sink.New(s.cfg.Redis, s.cfg.Stream, producer)
+	if err != nil {
+		if s.wal != nil {
+			_ = s.wal.Close()
+		}
+		return err
+	}
+	s.sink = snk
+	s.tel.SetProducer(producer)
+	return nil
+}
+
 // openQueue opens the persistent queue, reporting damaged records it finds in the log and its
 // size in the metrics and /status.
-func openQueue(q config.PersistentQueue, log *slog.Logger, tel *telemetry.Telemetry) (*wal.Log, error) {
-	l, err := wal.Open(wal.Options{Dir: q.Directory, MaxBytes: q.Bound()}, func(c wal.Corruption) {
+func openQueue(q config.PersistentQueue, producer string, log *slog.Logger, tel *telemetry.Telemetry) (*wal.Log, error) {
+	l, err := wal.Open(wal.Options{Dir: q.Directory, MaxBytes: q.Bound(), Producer: producer}, func(c wal.Corruption) {
 		log.Warn("Skipping a damaged stretch of the persistent queue", "segment", c.Segment, "offset", c.Offset, "bytes", c.Bytes, "reason", c.Reason)
 	})
 	if err != nil {

@@ -64,6 +64,7 @@ type Telemetry struct {
 	lastClass string
 	lastError time.Time
 	refusals  map[string]int64 // "protocol/reason"
+	producer  string
 }
 
 // New registers the metrics on a fresh registry.
@@ -251,6 +252,13 @@ func (t *Telemetry) RedisError(class redisconn.Class, n int) {
 // SetReady flips readiness (false while starting and draining).
 func (t *Telemetry) SetReady(v bool) { t.ready.Store(v) }
 
+// SetProducer records the idempotent-XADD producer id the exporter writes with, for /status.
+func (t *Telemetry) SetProducer(id string) {
+	t.mu.Lock()
+	t.producer = id
+	t.mu.Unlock()
+}
+
 // SetRedisReachable records the outcome of the last probe of Redis.
 func (t *Telemetry) SetRedisReachable(v bool) { t.redisReachable.Store(v) }
 
@@ -272,6 +280,9 @@ type Status struct {
 	LastWrite      *time.Time `json:"lastSuccessfulWrite,omitempty"`
 	LastErrorClass string     `json:"lastErrorClass,omitempty"`
 	LastErrorTime  *time.Time `json:"lastErrorTime,omitempty"`
+	// ProducerID is the idempotent-XADD producer id the spans are written with; with the
+	// persistent queue it is the log's, so whoever replays the log reports the same one.
+	ProducerID string `json:"producerId,omitempty"`
 	// PersistentQueue is set when delivery.persistentQueue is on.
 	PersistentQueue *QueueStats `json:"persistentQueue,omitempty"`
 	// RequestsRefused counts the requests answered with an error, by "protocol/reason"
@@ -299,6 +310,7 @@ func (t *Telemetry) Snapshot() Status {
 		s.LastWrite = &w
 	}
 	t.mu.Lock()
+	s.ProducerID = t.producer
 	if len(t.refusals) > 0 {
 		s.RequestsRefused = maps.Clone(t.refusals)
 	}
