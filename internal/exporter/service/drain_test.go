@@ -20,17 +20,24 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
-// TestSIGTERMDrainsAndExitsZero runs the exporter binary under load with Redis holding writes
-// (CLIENT PAUSE), sends SIGTERM, and checks the drain: readiness flips at once, the requests in
-// flight are written and acknowledged when Redis resumes, the process exits 0, and every
-// acknowledged span is in Redis.
-func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
+// buildExporter builds the exporter binary for the test and returns its path.
+func buildExporter(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "exporter")
 	build := exec.Command("go", "build", "-o", bin, "../../../cmd/exporter")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the exporter: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestSIGTERMDrainsAndExitsZero runs the exporter binary under load with Redis holding writes
+// (CLIENT PAUSE), sends SIGTERM, and checks the drain: readiness flips at once, the requests in
+// flight are written and acknowledged when Redis resumes, the process exits 0, and every
+// acknowledged span is in Redis.
+func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
+	bin := buildExporter(t)
 	s := redistest.Standalone(t)
 	rdb := s.Client(t)
 

@@ -155,12 +155,10 @@ func (s *Service) closeStores() {
 // Start binds the endpoints, probes Redis once (a failure is logged, not fatal: the exporter
 // stays not-ready and keeps probing, as Redis may come up later) and starts serving.
 func (s *Service) Start(ctx context.Context) error {
-	adm, err := listenBounded(s.cfg.Admin.Endpoint, s.cfg.Admin.MaxConnections)
-	if err != nil {
-		return fmt.Errorf("admin.endpoint %q: %w", s.cfg.Admin.Endpoint, err)
+	if err := s.listenAdmin(); err != nil {
+		return err
 	}
-	s.admLn = adm
-	s.tel.WatchAdminConnections(adm.Open, adm.Evicted.Load)
+	var err error
 	if s.grpcLn, err = s.listenReceiver("grpc", s.cfg.Receivers.GRPC.Endpoint); err != nil {
 		_ = s.admLn.Close()
 		return fmt.Errorf("receivers.grpc.endpoint %q: %w", s.cfg.Receivers.GRPC.Endpoint, err)
@@ -170,6 +168,30 @@ func (s *Service) Start(ctx context.Context) error {
 		_ = s.grpcLn.Close()
 		return fmt.Errorf("receivers.http.endpoint %q: %w", s.cfg.Receivers.HTTP.Endpoint, err)
 	}
+	s.startWriting(ctx)
+	s.serve("grpc", func() error { return s.grpc.Serve(s.grpcLn) })
+	s.serve("http", func() error { return s.http.Serve(s.httpLn) })
+	s.tel.SetReady(true)
+	s.log.Info("Exporter started", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(),
+		"admin", s.admLn.Addr().String(), "format", s.cfg.Stream.Format, "keyTemplate", s.cfg.Stream.KeyTemplate,
+		"producerId", s.tel.Snapshot().ProducerID)
+	return nil
+}
+
+// listenAdmin binds the admin endpoint, bounded at admin.maxConnections.
+func (s *Service) listenAdmin() error {
+	adm, err := listenBounded(s.cfg.Admin.Endpoint, s.cfg.Admin.MaxConnections)
+	if err != nil {
+		return fmt.Errorf("admin.endpoint %q: %w", s.cfg.Admin.Endpoint, err)
+	}
+	s.admLn = adm
+	s.tel.WatchAdminConnections(adm.Open, adm.Evicted.Load)
+	return nil
+}
+
+// startWriting probes Redis once, starts the pipeline's writers (and the persistent queue's
+// drain), the readiness probe and the admin endpoint: all an exporter runs but its receivers.
+func (s *Service) startWriting(ctx context.Context) {
 	if info, err := s.sink.Probe(ctx); err != nil {
 		class := redisconn.Classify(err)
 		s.log.Warn("Redis not reachable at start-up; will keep trying", "class", class.Label(), "err", err)
@@ -190,12 +212,6 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		return nil
 	})
-	s.serve("grpc", func() error { return s.grpc.Serve(s.grpcLn) })
-	s.serve("http", func() error { return s.http.Serve(s.httpLn) })
-	s.tel.SetReady(true)
-	s.log.Info("Exporter started", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(),
-		"admin", s.admLn.Addr().String(), "format", s.cfg.Stream.Format, "keyTemplate", s.cfg.Stream.KeyTemplate)
-	return nil
 }
 
 // listenReceiver listens for a receiver, bounded at receivers.maxConnections.
@@ -258,14 +274,20 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	go func() { defer wg.Done(); s.http.Stop(ctx) }()
 	wg.Wait()
 	err := s.pipe.Shutdown(ctx)
+	s.stopWriting()
+	s.log.Info("Exporter drained", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
+	return err
+}
+
+// stopWriting ends what startWriting began, once the pipeline has shut down, and closes the
+// Redis connections and the persistent queue.
+func (s *Service) stopWriting() {
 	s.stopProbe()
 	s.wg.Wait()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = s.adm.Shutdown(actx)
 	s.closeStores()
-	s.log.Info("Exporter drained", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
-	return err
 }
 
 // Run starts the exporter and drains it when ctx ends (SIGTERM), bounded by the drain timeout.
