@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -170,4 +171,16 @@ func scrapeText(t *testing.T, h http.Handler) string {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	return rec.Body.String()
+}
+
+// /status names the producer id the exporter writes with, and leaves it out while there is none.
+func TestStatusShowsTheProducerID(t *testing.T) {
+	tel := New()
+	if b, _ := json.Marshal(tel.Snapshot()); strings.Contains(string(b), "producerId") {
+		t.Fatalf("/status without a producer id: %s", b)
+	}
+	tel.SetProducer("durable-2-9f3a1c7e")
+	if b, _ := json.Marshal(tel.Snapshot()); !strings.Contains(string(b), `"producerId":"durable-2-9f3a1c7e"`) {
+		t.Fatalf("/status %s does not name the producer id", b)
+	}
 }
