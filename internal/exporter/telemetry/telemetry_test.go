@@ -175,7 +175,7 @@ func scrapeText(t *testing.T, h http.Handler) string {
 
 // /status names the producer id the exporter writes with, and leaves it out while there is none.
 func TestStatusShowsTheProducerID(t *testing.T) {
-	tel := New()
+	tel := telemetry.New()
 	if b, _ := json.Marshal(tel.Snapshot()); strings.Contains(string(b), "producerId") {
 		t.Fatalf("/status without a producer id: %s", b)
 	}
