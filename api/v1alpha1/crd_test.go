@@ -47,14 +47,16 @@ func at(t *testing.T, s apiextensionsv1.JSONSchemaProps, path string) apiextensi
 func TestCRDDefaultsAreTheGoDefaults(t *testing.T) {
 	root := crdSchema(t)
 	for path, want := range map[string]string{
-		"spec.replicas":                                   fmt.Sprint(v1.DefaultReplicas),
-		"spec.stream.keyTemplate":                         fmt.Sprintf("%q", v1.DefaultKeyTemplate),
-		"spec.receivers.grpcPort":                         fmt.Sprint(v1.DefaultGRPCPort),
-		"spec.receivers.httpPort":                         fmt.Sprint(v1.DefaultHTTPPort),
-		"spec.lag.refreshInterval":                        fmt.Sprintf("%q", v1.DefaultLagRefresh.String()),
-		"spec.lag.maxStreams":                             fmt.Sprint(v1.DefaultLagMaxStreams),
-		"spec.autoscaling.minReplicas":                    fmt.Sprint(v1.DefaultMinReplicas),
-		"spec.autoscaling.targetCPUUtilizationPercentage": fmt.Sprint(v1.DefaultTargetCPUUtilization),
+		"spec.replicas":                                                  fmt.Sprint(v1.DefaultReplicas),
+		"spec.stream.keyTemplate":                                        fmt.Sprintf("%q", v1.DefaultKeyTemplate),
+		"spec.receivers.grpcPort":                                        fmt.Sprint(v1.DefaultGRPCPort),
+		"spec.receivers.httpPort":                                        fmt.Sprint(v1.DefaultHTTPPort),
+		"spec.lag.refreshInterval":                                       fmt.Sprintf("%q", v1.DefaultLagRefresh.String()),
+		"spec.lag.maxStreams":                                            fmt.Sprint(v1.DefaultLagMaxStreams),
+		"spec.autoscaling.minReplicas":                                   fmt.Sprint(v1.DefaultMinReplicas),
+		"spec.autoscaling.targetCPUUtilizationPercentage":                fmt.Sprint(v1.DefaultTargetCPUUtilization),
+		"spec.delivery.persistentQueue.claimRetentionPolicy.whenScaled":  fmt.Sprintf("%q", v1.DefaultClaimRetention),
+		"spec.delivery.persistentQueue.claimRetentionPolicy.whenDeleted": fmt.Sprintf("%q", v1.DefaultClaimRetention),
 	} {
 		s := at(t, root, path)
 		if s.Default == nil {
@@ -63,6 +65,19 @@ func TestCRDDefaultsAreTheGoDefaults(t *testing.T) {
 		}
 		if got := string(s.Default.Raw); got != want {
 			t.Errorf("%s defaults to %s in the CRD, %s in defaults.go", path, got, want)
+		}
+	}
+	// A default the CRD cannot apply (the field is refused outside one mode) is applied by the
+	// operator alone: the field's description must name it, and no marker may set it.
+	for path, want := range map[string]string{
+		"spec.delivery.persistentQueue.accessMode": string(v1.DefaultQueueAccessMode),
+	} {
+		s := at(t, root, path)
+		if s.Default != nil {
+			t.Errorf("%s has a default in the CRD (%s): it would appear where the CRD refuses the field", path, s.Default.Raw)
+		}
+		if !strings.Contains(s.Description, "default "+want) {
+			t.Errorf("%s: the description does not say \"default %s\" (defaults.go): %q", path, want, s.Description)
 		}
 	}
 	if got := config.Default().Stream.KeyTemplate; got != v1.DefaultKeyTemplate {

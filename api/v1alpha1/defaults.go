@@ -1,6 +1,10 @@
 package v1alpha1
 
-import "time"
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // Defaults of optional spec fields. The API server applies them from the CRD's default markers;
 // the operator applies the same values to objects that never went through it (unit tests,
@@ -24,4 +28,15 @@ const (
 	DefaultMinReplicas int32 = 1
 	// DefaultTargetCPUUtilization is spec.autoscaling.targetCPUUtilizationPercentage.
 	DefaultTargetCPUUtilization int32 = 70
+)
+
+// Defaults of the persistent queue's Persistent volume. DefaultQueueAccessMode has no CRD
+// marker: a default would appear on every persistent queue, and the CRD allows accessMode only
+// with volume Persistent. TestCRDDefaultsAreTheGoDefaults checks that its field's description
+// names it instead.
+const (
+	// DefaultQueueAccessMode is spec.delivery.persistentQueue.accessMode.
+	DefaultQueueAccessMode = corev1.ReadWriteOncePod
+	// DefaultClaimRetention is each field of spec.delivery.persistentQueue.claimRetentionPolicy.
+	DefaultClaimRetention = ClaimRetentionDelete
 )

@@ -371,22 +371,88 @@ type DeliverySpec struct {
 	PersistentQueue *PersistentQueueSpec `json:"persistentQueue,omitempty"`
 }
 
+// Persistent-queue volume kinds (spec.delivery.persistentQueue.volume).
+const (
+	// QueueVolumeEmptyDir keeps the log on an emptyDir on the node's disk, gone with the pod.
+	QueueVolumeEmptyDir = "EmptyDir"
+	// QueueVolumeEphemeral gives each pod a PersistentVolumeClaim created and deleted with it (a
+	// generic ephemeral volume).
+	QueueVolumeEphemeral = "Ephemeral"
+	// QueueVolumePersistent gives each replica a PersistentVolumeClaim that outlives its pod (a
+	// StatefulSet's volume claim template): a replacement pod of the replica replays it.
+	QueueVolumePersistent = "Persistent"
+)
+
+// Claim retention policies (spec.delivery.persistentQueue.claimRetentionPolicy).
+const (
+	// ClaimRetentionDelete deletes a replica's claim once its log is drained to Redis.
+	ClaimRetentionDelete = "Delete"
+	// ClaimRetentionRetain keeps a replica's claim, drained, for a later scale-up or a new
+	// resource of the same name.
+	ClaimRetentionRetain = "Retain"
+)
+
 // PersistentQueueSpec sizes the write-ahead log and says where it lives.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.size) || quantity(string(self.size)).compareTo(quantity('64Mi')) >= 0",message="spec.delivery.persistentQueue.size must be at least 64Mi"
+// +kubebuilder:validation:XValidation:rule="!has(self.accessMode) || (has(self.volume) && self.volume == 'Persistent')",message="spec.delivery.persistentQueue.accessMode is only valid when spec.delivery.persistentQueue.volume is Persistent"
+// +kubebuilder:validation:XValidation:rule="!has(self.claimRetentionPolicy) || (has(self.volume) && self.volume == 'Persistent')",message="spec.delivery.persistentQueue.claimRetentionPolicy is only valid when spec.delivery.persistentQueue.volume is Persistent"
+// +kubebuilder:validation:XValidation:rule="!has(self.volume) || self.volume != 'EmptyDir' || !has(self.storageClassName) || size(self.storageClassName) == 0",message="spec.delivery.persistentQueue.storageClassName is not used with volume EmptyDir: remove it, or set volume to Ephemeral or Persistent"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.volume) || oldSelf.volume != 'Persistent' || !has(self.volume) || self.volume != 'Persistent' || (has(self.size) == has(oldSelf.size) && (!has(self.size) || quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) == 0) && has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName) && has(self.accessMode) == has(oldSelf.accessMode) && (!has(self.accessMode) || self.accessMode == oldSelf.accessMode))",message="spec.delivery.persistentQueue size, storageClassName and accessMode cannot change while volume is Persistent: the replicas' claims already exist (changing them is not supported yet)"
 type PersistentQueueSpec struct {
+	// volume is where the log lives: EmptyDir (on the node's disk, gone with the pod), Ephemeral
+	// (a PersistentVolumeClaim per pod, created and deleted with it) or Persistent (a
+	// PersistentVolumeClaim per replica that outlives its pods: a replacement pod of the replica
+	// replays what the old one left). When unset: Ephemeral if storageClassName is set, else
+	// EmptyDir.
+	// +kubebuilder:validation:Enum=EmptyDir;Ephemeral;Persistent
+	// +optional
+	Volume string `json:"volume,omitempty"`
+
 	// size of the volume that holds the log (default 1Gi, at least 64Mi). The log itself is
 	// bounded at 15/16 of it, leaving room for file-system overhead; when it is full, clients are
 	// told to retry (backpressure, never a silent drop).
 	// +optional
 	Size *resource.Quantity `json:"size,omitempty"`
 
-	// storageClassName, when set, gives each exporter pod its own PersistentVolumeClaim of this
-	// class (a generic ephemeral volume, created and deleted with the pod). When empty, the log is
-	// on an emptyDir limited to size on the node's disk.
+	// storageClassName is the class of the claims of an Ephemeral or Persistent volume; when
+	// empty they get the cluster's default StorageClass. Without volume, setting it selects
+	// Ephemeral (a generic ephemeral volume, created and deleted with the pod) and leaving it
+	// empty selects EmptyDir (limited to size on the node's disk).
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// accessMode of a Persistent volume's claims (default ReadWriteOncePod, which keeps two pods
+	// from ever mounting one log; ReadWriteOnce for storage drivers without it). Only with volume
+	// Persistent.
+	// +kubebuilder:validation:Enum=ReadWriteOncePod;ReadWriteOnce
+	// +optional
+	AccessMode corev1.PersistentVolumeAccessMode `json:"accessMode,omitempty"`
+
+	// claimRetentionPolicy says what becomes of a Persistent volume's claim once its replica is
+	// scaled away or the resource is deleted: deleted, or kept. Either way its log is first
+	// written to Redis. Only with volume Persistent.
+	// +optional
+	ClaimRetentionPolicy *QueueClaimRetentionPolicy `json:"claimRetentionPolicy,omitempty"`
+}
+
+// QueueClaimRetentionPolicy mirrors the StatefulSet's persistentVolumeClaimRetentionPolicy, but
+// a claim is deleted only after its log reached Redis.
+type QueueClaimRetentionPolicy struct {
+	// whenScaled applies to the claims of replicas removed by a scale-down: Delete (default) or
+	// Retain.
+	// +kubebuilder:validation:Enum=Delete;Retain
+	// +kubebuilder:default=Delete
+	// +optional
+	WhenScaled string `json:"whenScaled,omitempty"`
+
+	// whenDeleted applies to every claim when the resource is deleted: Delete (default) or
+	// Retain (a new resource of the same name adopts and replays them).
+	// +kubebuilder:validation:Enum=Delete;Retain
+	// +kubebuilder:default=Delete
+	// +optional
+	WhenDeleted string `json:"whenDeleted,omitempty"`
 }
 
 // LagSpec says which streams and consumer groups status reports.

@@ -112,6 +112,37 @@ func TestCRDValidation(t *testing.T) {
 		"an empty persistent queue (emptyDir of 1Gi) is valid": {func(s *v1.RedisTraceExporterSpec) {
 			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{}
 		}, ""},
+		"a Persistent queue with its access mode and retention policy is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent, Size: ptr.To(resource.MustParse("8Gi")),
+				StorageClassName: ptr.To("local-path"), AccessMode: corev1.ReadWriteOnce,
+				ClaimRetentionPolicy: &v1.QueueClaimRetentionPolicy{WhenScaled: v1.ClaimRetentionRetain, WhenDeleted: v1.ClaimRetentionDelete}}
+		}, ""},
+		"a Persistent queue on the default storage class is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent}
+		}, ""},
+		"an Ephemeral queue on the default storage class is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumeEphemeral}
+		}, ""},
+		"an unknown queue volume is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: "HostPath"}
+		}, "spec.delivery.persistentQueue.volume"},
+		"an access mode without a Persistent volume is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{StorageClassName: ptr.To("local-path"), AccessMode: corev1.ReadWriteOncePod}
+		}, "spec.delivery.persistentQueue.accessMode is only valid when spec.delivery.persistentQueue.volume is Persistent"},
+		"an access mode the log cannot be shared with is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent, AccessMode: corev1.ReadWriteMany}
+		}, "spec.delivery.persistentQueue.accessMode"},
+		"a retention policy on an Ephemeral volume is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumeEphemeral,
+				ClaimRetentionPolicy: &v1.QueueClaimRetentionPolicy{WhenScaled: v1.ClaimRetentionRetain}}
+		}, "spec.delivery.persistentQueue.claimRetentionPolicy is only valid when spec.delivery.persistentQueue.volume is Persistent"},
+		"an unknown retention is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent,
+				ClaimRetentionPolicy: &v1.QueueClaimRetentionPolicy{WhenDeleted: "Orphan"}}
+		}, "spec.delivery.persistentQueue.claimRetentionPolicy.whenDeleted"},
+		"a storage class on an EmptyDir volume is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: v1.QueueVolumeEmptyDir, StorageClassName: ptr.To("local-path")}
+		}, "spec.delivery.persistentQueue.storageClassName is not used with volume EmptyDir"},
 		"a lag bound of 0 streams is rejected (it used to read as redislag's 100)": {func(s *v1.RedisTraceExporterSpec) {
 			s.Lag.MaxStreams = ptr.To[int32](0)
 		}, "spec.lag.maxStreams"},
@@ -135,6 +166,76 @@ func TestCRDValidation(t *testing.T) {
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("rejected a valid spec: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted, want a rejection saying %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("rejection %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCRDRefusesClaimTemplateChanges updates RedisTraceExporters on a real API server: a
+// Persistent queue's claim template (size, class, access mode) cannot change once its claims may
+// exist, while the rest of the queue, and every other mode, can.
+func TestCRDRefusesClaimTemplateChanges(t *testing.T) {
+	env := controlplane.Start(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "transitions"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	persistent := func() *v1.PersistentQueueSpec {
+		return &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent, Size: ptr.To(resource.MustParse("1Gi")), StorageClassName: ptr.To("local-path")}
+	}
+	const refused = "size, storageClassName and accessMode cannot change while volume is Persistent"
+	cases := map[string]struct {
+		before *v1.PersistentQueueSpec
+		change func(*v1.PersistentQueueSpec)
+		// want is a substring of the rejection; empty means the update is accepted.
+		want string
+	}{
+		"a Persistent queue's size cannot grow": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.Size = ptr.To(resource.MustParse("2Gi"))
+		}, refused},
+		"the same size written another way is no change": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.Size = ptr.To(resource.MustParse("1024Mi"))
+		}, ""},
+		"a Persistent queue's storage class cannot change": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.StorageClassName = ptr.To("fast-ssd")
+		}, refused},
+		"a Persistent queue's storage class cannot be dropped": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.StorageClassName = nil
+		}, refused},
+		"a Persistent queue's access mode cannot change": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.AccessMode = corev1.ReadWriteOnce
+		}, refused},
+		"a Persistent queue's retention policy can change": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.ClaimRetentionPolicy = &v1.QueueClaimRetentionPolicy{WhenScaled: v1.ClaimRetentionRetain}
+		}, ""},
+		"a Persistent queue can move to another volume with another size": {persistent(), func(q *v1.PersistentQueueSpec) {
+			q.Volume, q.Size = v1.QueueVolumeEphemeral, ptr.To(resource.MustParse("4Gi"))
+		}, ""},
+		"an Ephemeral queue can become Persistent with another size": {&v1.PersistentQueueSpec{StorageClassName: ptr.To("local-path")}, func(q *v1.PersistentQueueSpec) {
+			q.Volume, q.Size = v1.QueueVolumePersistent, ptr.To(resource.MustParse("4Gi"))
+		}, ""},
+		"an EmptyDir queue can grow": {&v1.PersistentQueueSpec{}, func(q *v1.PersistentQueueSpec) {
+			q.Size = ptr.To(resource.MustParse("4Gi"))
+		}, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := valid()
+			spec.Delivery.PersistentQueue = tc.before
+			obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-", Namespace: ns.Name}, Spec: spec}
+			if err := env.Client.Create(ctx, obj); err != nil {
+				t.Fatalf("creating: %v", err)
+			}
+			tc.change(obj.Spec.Delivery.PersistentQueue)
+			err := env.Client.Update(ctx, obj)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused a valid change: %v", err)
 			case tc.want != "" && err == nil:
 				t.Fatalf("accepted, want a rejection saying %q", tc.want)
 			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
