@@ -15,7 +15,7 @@ type Child struct {
 }
 
 // Children are every object of the resource's workload, in the order they are applied: the
-// ServiceAccount before the Deployment whose pods need it. The exporter configuration is
+// ServiceAccount before the Deployment or StatefulSet whose pods need it. The exporter configuration is
 // rendered and validated once, for both the ConfigMap and the pod-template hash; a
 // configuration the exporter would refuse is an *InvalidConfigError.
 func Children(rte *v1.RedisTraceExporter, in Inputs) ([]Child, error) {
@@ -26,7 +26,11 @@ func Children(rte *v1.RedisTraceExporter, in Inputs) ([]Child, error) {
 	return []Child{
 		{"ConfigMap", ConfigMapName(rte), configMap(rte, y)},
 		{"ServiceAccount", OwnServiceAccountName(rte), orNil(ServiceAccount(rte))},
-		{"Deployment", rte.Name, deployment(rte, in, y)},
+		// One of the two runs the pods (WorkloadKind); the other is nil, so the controller
+		// deletes it. Switching kinds while an old pod's log holds records is not handed over
+		// yet: the controller refuses a Persistent queue until it is (see its queue gate).
+		{KindDeployment, rte.Name, orNil(deployment(rte, in, y))},
+		{KindStatefulSet, rte.Name, orNil(statefulSet(rte, in, y))},
 		{"Service", rte.Name, Service(rte)},
 		{"PodDisruptionBudget", rte.Name, orNil(PodDisruptionBudget(rte))},
 		{"HorizontalPodAutoscaler", rte.Name, orNil(HorizontalPodAutoscaler(rte))},

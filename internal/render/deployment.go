@@ -14,8 +14,29 @@ import (
 )
 
 // deployment runs the exporter pods under the "restricted" Pod Security Standard, mounting the
-// referenced Secrets as files, and rolls them when the configuration or a Secret changes.
+// referenced Secrets as files, and rolls them when the configuration or a Secret changes; nil
+// when the queue is on Persistent claims (the StatefulSet runs the pods then).
 func deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv1ac.DeploymentApplyConfiguration {
+	if WorkloadKind(rte) != KindDeployment {
+		return nil
+	}
+	spec := appsv1ac.DeploymentSpec().
+		WithSelector(labelSelectorFor(SelectorLabels(rte))).
+		WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+				WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
+		WithTemplate(podTemplate(rte, in, configYAML))
+	if n, ok := replicas(rte); ok {
+		spec.WithReplicas(n)
+	}
+	return appsv1ac.Deployment(rte.Name, rte.Namespace).
+		WithLabels(Labels(rte)).WithOwnerReferences(ownerRef(rte)).
+		WithSpec(spec)
+}
+
+// podTemplate is the exporter pod, the same for the Deployment and the StatefulSet: its
+// annotations carry the hash of the configuration and of the Secrets' data.
+func podTemplate(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *corev1ac.PodTemplateSpecApplyConfiguration {
 	s := rte.Spec
 	annotations := map[string]string{}
 	for k, v := range s.PodAnnotations {
@@ -24,25 +45,23 @@ func deployment(rte *v1.RedisTraceExporter, in Inputs, configYAML string) *appsv
 	annotations[ConfigHashKey] = Hash(configYAML, in.SecretsHash)
 	volumes, mounts := podVolumes(rte, in)
 	c := container(rte, in).WithVolumeMounts(mounts...)
-	spec := appsv1ac.DeploymentSpec().
-		WithSelector(labelSelectorFor(SelectorLabels(rte))).
-		WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
-			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-				WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
-		WithTemplate(corev1ac.PodTemplateSpec().
-			WithLabels(mergeLabels(Labels(rte), s.PodLabels)).
-			WithAnnotations(annotations).
-			WithSpec(podSpec(rte, c, volumes)))
-	if s.Autoscaling == nil { // else the HPA owns the replica count
-		replicas := v1.DefaultReplicas
-		if s.Replicas != nil {
-			replicas = *s.Replicas
-		}
-		spec.WithReplicas(replicas)
+	return corev1ac.PodTemplateSpec().
+		WithLabels(mergeLabels(Labels(rte), s.PodLabels)).
+		WithAnnotations(annotations).
+		WithSpec(podSpec(rte, c, volumes))
+}
+
+// replicas is the workload's replica count, and false while autoscaling is set (the HPA owns
+// the count then).
+func replicas(rte *v1.RedisTraceExporter) (int32, bool) {
+	s := rte.Spec
+	if s.Autoscaling != nil {
+		return 0, false
 	}
-	return appsv1ac.Deployment(rte.Name, rte.Namespace).
-		WithLabels(Labels(rte)).WithOwnerReferences(ownerRef(rte)).
-		WithSpec(spec)
+	if s.Replicas != nil {
+		return *s.Replicas, true
+	}
+	return v1.DefaultReplicas, true
 }
 
 // container is the exporter container, without its volume mounts.
@@ -154,8 +173,13 @@ func podVolumes(rte *v1.RedisTraceExporter, in Inputs) ([]*corev1ac.VolumeApplyC
 		mounts = append(mounts, corev1ac.VolumeMount().WithName(string(ref.Use)).WithMountPath(ref.Dir()).WithReadOnly(true))
 	}
 	if q := rte.Spec.Delivery.PersistentQueue; q != nil {
-		volumes = append(volumes, queueVolume(q))
-		mounts = append(mounts, corev1ac.VolumeMount().WithName("persistent-queue").WithMountPath(queueDir))
+		name := queueVolumeName
+		if vol := queueVolume(q); vol != nil {
+			volumes = append(volumes, vol)
+		} else { // the StatefulSet's claim template is the volume
+			name = QueueClaimTemplate
+		}
+		mounts = append(mounts, corev1ac.VolumeMount().WithName(name).WithMountPath(queueDir))
 	}
 	return volumes, mounts
 }

@@ -45,19 +45,31 @@ func Service(rte *v1.RedisTraceExporter) *corev1ac.ServiceApplyConfiguration {
 			))
 }
 
-// queueVolume is the persistent queue's volume: an emptyDir limited to its size, or with a
-// storage class a PersistentVolumeClaim per pod (a generic ephemeral volume).
+// queueVolumeName names the persistent queue's volume in the pod when the pod carries it.
+const queueVolumeName = "persistent-queue"
+
+// queueVolume is the persistent queue's volume in the pod: an emptyDir limited to its size, or a
+// PersistentVolumeClaim per pod (a generic ephemeral volume, of the cluster's default class when
+// none is named); nil for a Persistent volume, whose claims come from the StatefulSet.
 func queueVolume(q *v1.PersistentQueueSpec) *corev1ac.VolumeApplyConfiguration {
-	size := queueSize(q)
-	vol := corev1ac.Volume().WithName("persistent-queue")
-	if q.StorageClassName == nil || *q.StorageClassName == "" {
-		return vol.WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(size))
+	vol := corev1ac.Volume().WithName(queueVolumeName)
+	switch queueVolumeKind(q) {
+	case v1.QueueVolumeEmptyDir:
+		return vol.WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(queueSize(q)))
+	case v1.QueueVolumeEphemeral:
+		return vol.WithEphemeral(corev1ac.EphemeralVolumeSource().WithVolumeClaimTemplate(
+			corev1ac.PersistentVolumeClaimTemplate().WithSpec(queueClaimSpec(q, corev1.ReadWriteOnce))))
 	}
-	return vol.WithEphemeral(corev1ac.EphemeralVolumeSource().WithVolumeClaimTemplate(
-		corev1ac.PersistentVolumeClaimTemplate().WithSpec(corev1ac.PersistentVolumeClaimSpec().
-			WithAccessModes(corev1.ReadWriteOnce).
-			WithStorageClassName(*q.StorageClassName).
-			WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: size})))))
+	return nil
+}
+
+// queueClaimSpec is the spec of a claim holding the persistent queue.
+func queueClaimSpec(q *v1.PersistentQueueSpec, mode corev1.PersistentVolumeAccessMode) *corev1ac.PersistentVolumeClaimSpecApplyConfiguration {
+	spec := corev1ac.PersistentVolumeClaimSpec().WithAccessModes(mode)
+	if q.StorageClassName != nil && *q.StorageClassName != "" {
+		spec.WithStorageClassName(*q.StorageClassName)
+	}
+	return spec.WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: queueSize(q)}))
 }
 
 // PodDisruptionBudget keeps all but one pod through voluntary disruptions (or what the spec
@@ -79,7 +91,8 @@ func PodDisruptionBudget(rte *v1.RedisTraceExporter) *policyv1ac.PodDisruptionBu
 		WithLabels(Labels(rte)).WithOwnerReferences(ownerRef(rte)).WithSpec(spec)
 }
 
-// HorizontalPodAutoscaler scales the Deployment on CPU; nil unless spec.autoscaling is set.
+// HorizontalPodAutoscaler scales the workload (the Deployment, or the StatefulSet of a
+// Persistent queue) on CPU; nil unless spec.autoscaling is set.
 func HorizontalPodAutoscaler(rte *v1.RedisTraceExporter) *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration {
 	a := rte.Spec.Autoscaling
 	if a == nil {
@@ -96,7 +109,7 @@ func HorizontalPodAutoscaler(rte *v1.RedisTraceExporter) *autoscalingv2ac.Horizo
 		WithLabels(Labels(rte)).WithOwnerReferences(ownerRef(rte)).
 		WithSpec(autoscalingv2ac.HorizontalPodAutoscalerSpec().
 			WithScaleTargetRef(autoscalingv2ac.CrossVersionObjectReference().
-				WithAPIVersion("apps/v1").WithKind("Deployment").WithName(rte.Name)).
+				WithAPIVersion("apps/v1").WithKind(WorkloadKind(rte)).WithName(rte.Name)).
 			WithMinReplicas(minReplicas).WithMaxReplicas(a.MaxReplicas).
 			WithMetrics(autoscalingv2ac.MetricSpec().WithType(autoscalingv2.ResourceMetricSourceType).
 				WithResource(autoscalingv2ac.ResourceMetricSource().WithName(corev1.ResourceCPU).

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -76,6 +78,17 @@ var cases = map[string]struct {
 			Redis: v1.RedisSpec{Addresses: []string{"redis.tracing.svc:6379"}},
 			Delivery: v1.DeliverySpec{PersistentQueue: &v1.PersistentQueueSpec{
 				Size: ptr.To(resource.MustParse("8Gi")), StorageClassName: ptr.To("fast-ssd")}},
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}},
+		}),
+		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
+	},
+	"persistent-queue-statefulset": {
+		rte: rte("durable", v1.RedisTraceExporterSpec{
+			Redis:    v1.RedisSpec{Addresses: []string{"redis.tracing.svc:6379"}},
+			Replicas: ptr.To[int32](3),
+			Delivery: v1.DeliverySpec{PersistentQueue: &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent,
+				Size: ptr.To(resource.MustParse("8Gi")), StorageClassName: ptr.To("local-path"),
+				ClaimRetentionPolicy: &v1.QueueClaimRetentionPolicy{WhenScaled: v1.ClaimRetentionRetain, WhenDeleted: v1.ClaimRetentionDelete}}},
 			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}},
 		}),
 		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0"},
@@ -251,5 +264,121 @@ func TestSecretRefsListEveryReference(t *testing.T) {
 		"spec.receivers.bearerTokenSecretRef=otlp-token"}
 	if !slices.Equal(got, want) {
 		t.Errorf("SecretRefs = %q, want %q", got, want)
+	}
+}
+
+// workloadOf renders the children and returns the Deployment and the StatefulSet (either nil)
+// and the HorizontalPodAutoscaler's target kind ("" without one).
+func workloadOf(t *testing.T, r *v1.RedisTraceExporter) (*appsv1ac.DeploymentApplyConfiguration, *appsv1ac.StatefulSetApplyConfiguration, string) {
+	t.Helper()
+	children, err := render.Children(r, render.Inputs{Image: "tracestream:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d *appsv1ac.DeploymentApplyConfiguration
+	var s *appsv1ac.StatefulSetApplyConfiguration
+	var target string
+	for _, c := range children {
+		switch o := c.Object.(type) {
+		case *appsv1ac.DeploymentApplyConfiguration:
+			d = o
+		case *appsv1ac.StatefulSetApplyConfiguration:
+			s = o
+		case *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration:
+			target = *o.Spec.ScaleTargetRef.Kind
+		}
+	}
+	return d, s, target
+}
+
+// TestQueueVolumePicksTheWorkload: an unset volume keeps what the storage class always chose
+// (emptyDir, or an ephemeral claim), an explicit one says it, and only Persistent turns the
+// Deployment into a StatefulSet whose claim template is the pod's queue volume.
+func TestQueueVolumePicksTheWorkload(t *testing.T) {
+	tests := map[string]struct {
+		queue *v1.PersistentQueueSpec
+		// volume is the pod's persistent-queue volume source: "emptyDir", "ephemeral:<class>"
+		// or "claim template" (the StatefulSet's).
+		volume string
+	}{
+		"unset without a class is an emptyDir":                                 {&v1.PersistentQueueSpec{}, "emptyDir"},
+		"unset with a class is an ephemeral claim of it":                       {&v1.PersistentQueueSpec{StorageClassName: ptr.To("fast")}, "ephemeral:fast"},
+		"EmptyDir is an emptyDir":                                              {&v1.PersistentQueueSpec{Volume: v1.QueueVolumeEmptyDir}, "emptyDir"},
+		"Ephemeral without a class is an ephemeral claim of the default class": {&v1.PersistentQueueSpec{Volume: v1.QueueVolumeEphemeral}, "ephemeral:"},
+		"Persistent is the StatefulSet's claim template":                       {&v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent}, "claim template"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := rte("q", v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis:6379"}},
+				Delivery: v1.DeliverySpec{PersistentQueue: tc.queue}})
+			d, s, _ := workloadOf(t, r)
+			if (s != nil) != (tc.volume == "claim template") || (d == nil) == (s == nil) {
+				t.Fatalf("Deployment %v, StatefulSet %v: want exactly one, the StatefulSet only for Persistent", d != nil, s != nil)
+			}
+			if s != nil {
+				checkClaimTemplate(t, s)
+				return
+			}
+			vols := d.Spec.Template.Spec.Volumes
+			q := vols[len(vols)-1]
+			got := "other"
+			switch {
+			case q.EmptyDir != nil:
+				got = "emptyDir"
+			case q.Ephemeral != nil:
+				got = "ephemeral:" + ptr.Deref(q.Ephemeral.VolumeClaimTemplate.Spec.StorageClassName, "")
+			}
+			if *q.Name != "persistent-queue" || got != tc.volume {
+				t.Errorf("queue volume %s is %s, want persistent-queue %s", *q.Name, got, tc.volume)
+			}
+		})
+	}
+}
+
+// checkClaimTemplate: the pod mounts the claim template "queue" and carries no queue volume of
+// its own; the claims default to ReadWriteOncePod and the StatefulSet never deletes them.
+func checkClaimTemplate(t *testing.T, s *appsv1ac.StatefulSetApplyConfiguration) {
+	t.Helper()
+	for _, v := range s.Spec.Template.Spec.Volumes {
+		if *v.Name != "config" {
+			t.Errorf("the StatefulSet's pod has its own volume %s", *v.Name)
+		}
+	}
+	mounts := s.Spec.Template.Spec.Containers[0].VolumeMounts
+	if m := mounts[len(mounts)-1]; *m.Name != render.QueueClaimTemplate || *m.MountPath != "/var/lib/tracestream/queue" {
+		t.Errorf("queue mount %s at %s", *m.Name, *m.MountPath)
+	}
+	tpl := s.Spec.VolumeClaimTemplates
+	if len(tpl) != 1 || *tpl[0].Name != render.QueueClaimTemplate || !slices.Equal(tpl[0].Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}) {
+		t.Errorf("claim templates %+v, want one named queue, ReadWriteOncePod", tpl)
+	}
+	if p := s.Spec.PersistentVolumeClaimRetentionPolicy; *p.WhenScaled != appsv1.RetainPersistentVolumeClaimRetentionPolicyType || *p.WhenDeleted != appsv1.RetainPersistentVolumeClaimRetentionPolicyType {
+		t.Errorf("claim retention %s/%s, want Retain/Retain whatever the spec says", *p.WhenScaled, *p.WhenDeleted)
+	}
+}
+
+// TestAutoscaledStatefulSet: under autoscaling the HPA targets the StatefulSet, which then
+// leaves its replica count to it, and a given access mode reaches the claims.
+func TestAutoscaledStatefulSet(t *testing.T) {
+	r := rte("q", v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis:6379"}},
+		Autoscaling: &v1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 5},
+		Delivery: v1.DeliverySpec{PersistentQueue: &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent,
+			AccessMode: corev1.ReadWriteOnce, ClaimRetentionPolicy: &v1.QueueClaimRetentionPolicy{WhenScaled: v1.ClaimRetentionDelete}}}})
+	d, s, target := workloadOf(t, r)
+	if d != nil || s == nil || target != "StatefulSet" {
+		t.Fatalf("Deployment %v, StatefulSet %v, HPA target %q; want only a StatefulSet, the HPA's target", d != nil, s != nil, target)
+	}
+	if s.Spec.Replicas != nil {
+		t.Errorf("replicas %d under autoscaling: the HPA owns the count", *s.Spec.Replicas)
+	}
+	if got := s.Spec.VolumeClaimTemplates[0].Spec.AccessModes; !slices.Equal(got, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("access modes %v, want ReadWriteOnce from the spec", got)
+	}
+	if p := s.Spec.PersistentVolumeClaimRetentionPolicy; *p.WhenScaled != appsv1.RetainPersistentVolumeClaimRetentionPolicyType {
+		t.Errorf("whenScaled %s: the StatefulSet must never delete a claim (the operator drains it first)", *p.WhenScaled)
+	}
+	if _, _, target := workloadOf(t, rte("d", v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis:6379"}},
+		Autoscaling: &v1.AutoscalingSpec{MaxReplicas: 5}})); target != "Deployment" {
+		t.Errorf("HPA target %q without a Persistent queue, want Deployment", target)
 	}
 }
