@@ -27,7 +27,10 @@ const (
 	ReasonRedisError         = "RedisError"
 	ReasonDeploymentReady    = "DeploymentAvailable"
 	ReasonDeploymentNotReady = "DeploymentNotAvailable"
-	ReasonExportersHealthy   = "ExportersHealthy"
-	ReasonExportersFailing   = "ExportersFailing"
-	ReasonExportersUnknown   = "ExporterStatusUnknown"
+	// The StatefulSet's, for a Persistent queue: the reason names the kind to look at.
+	ReasonStatefulSetReady    = "StatefulSetAvailable"
+	ReasonStatefulSetNotReady = "StatefulSetNotAvailable"
+	ReasonExportersHealthy    = "ExportersHealthy"
+	ReasonExportersFailing    = "ExportersFailing"
+	ReasonExportersUnknown    = "ExporterStatusUnknown"
 )

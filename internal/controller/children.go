@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -20,6 +21,9 @@ const FieldOwner = client.FieldOwner("tracestream-operator")
 // prunable are the kinds of child the spec can stop asking for, as empty objects to read and
 // delete.
 var prunable = map[string]func() client.Object{
+	// One of the two runs the pods (render.WorkloadKind): the other is deleted.
+	render.KindDeployment:     func() client.Object { return &appsv1.Deployment{} },
+	render.KindStatefulSet:    func() client.Object { return &appsv1.StatefulSet{} },
 	"ServiceAccount":          func() client.Object { return &corev1.ServiceAccount{} },
 	"PodDisruptionBudget":     func() client.Object { return &policyv1.PodDisruptionBudget{} },
 	"HorizontalPodAutoscaler": func() client.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },

@@ -35,7 +35,8 @@ import (
 )
 
 // startManager runs the real controller against the envtest API server until the test ends.
-func startManager(t *testing.T, env *controlplane.Env) {
+// Options change the Reconciler before it starts.
+func startManager(t *testing.T, env *controlplane.Env, options ...func(*controller.Reconciler)) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own manager in the same process.
@@ -43,10 +44,14 @@ func startManager(t *testing.T, env *controlplane.Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (&controller.Reconciler{
+	r := &controller.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("tracestream-operator"), Image: "tracestream:test",
-	}).SetupWithManager(mgr); err != nil {
+	}
+	for _, o := range options {
+		o(r)
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -37,6 +37,10 @@ type Reconciler struct {
 	HTTP *http.Client
 	// Collect reads streams and lag from Redis (redislag.Collect; replaceable in tests).
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
+	// EnablePersistentQueue lets spec.delivery.persistentQueue.volume Persistent through the
+	// queue gate (queue_gate.go). The manager leaves it off until the orphaned-claim drain
+	// exists; tests turn it on to cover the StatefulSet.
+	EnablePersistentQueue bool
 
 	mu     sync.Mutex
 	memory map[types.NamespacedName]*memo
@@ -57,7 +61,7 @@ type memo struct {
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -94,6 +98,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, o *observed) (ctrl.Result, error) {
 	in, s, err := r.reconcileSecrets(ctx, obj)
 	var children []render.Child
+	if err == nil {
+		err = r.queueGate(obj)
+	}
 	if err == nil {
 		children, err = render.Children(obj, in)
 	}

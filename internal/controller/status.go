@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/redisconn"
 	"github.com/tracestream/tracestream/internal/redislag"
+	"github.com/tracestream/tracestream/internal/render"
 )
 
 // observed is what one reconcile pass saw. Steps fill it; computeStatus turns it into status.
@@ -22,9 +22,12 @@ type observed struct {
 	applyErr error
 	applied  bool
 
-	deployment *appsv1.Deployment
-	desired    int32
-	selector   string
+	// workloadKind is the kind the spec asks to run the pods (render.WorkloadKind); workload is
+	// that Deployment or StatefulSet, nil until it exists.
+	workloadKind string
+	workload     *workload
+	desired      int32
+	selector     string
 
 	redisChecked bool
 	redisErr     error
@@ -74,39 +77,53 @@ func (c conditions) get(typ string) *metav1.Condition {
 	return apimeta.FindStatusCondition(c.st.Conditions, typ)
 }
 
-// setWorkloadAvailable reports the Deployment's rollout and the replica counts; it returns
-// whether every desired pod is up to date, ready and available.
+// setWorkloadAvailable reports the Deployment's or StatefulSet's rollout and the replica
+// counts; it returns whether every desired pod is up to date, ready and available.
 func setWorkloadAvailable(c conditions, o observed) bool {
 	st := c.st
 	st.Replicas, st.ReadyReplicas = 0, 0
 	if o.selector != "" {
 		st.Selector = o.selector
 	}
-	d := o.deployment
-	if d != nil {
-		st.Replicas, st.ReadyReplicas = d.Status.Replicas, d.Status.ReadyReplicas
+	w, kind := o.workload, o.kind()
+	if w != nil {
+		st.Replicas, st.ReadyReplicas = w.replicas, w.ready
 	}
 	st.ReplicasSummary = fmt.Sprintf("%d/%d", st.ReadyReplicas, o.desired)
+	available, notAvailable := workloadReasons(kind)
 	switch {
-	case d == nil && o.applyErr != nil:
+	case w == nil && o.applyErr != nil:
 		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonApplyFailed, "applying the exporter's objects failed: "+o.applyErr.Error())
 		return false
-	case d == nil && o.specErr != nil:
-		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, o.specReason, "the exporter Deployment is not applied until the spec is fixed: "+o.specErr.Error())
+	case w == nil && o.specErr != nil:
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, o.specReason, "the exporter "+kind+" is not applied until the spec is fixed: "+o.specErr.Error())
 		return false
-	case d == nil:
-		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, "the exporter Deployment does not exist yet")
+	case w == nil:
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, notAvailable, "the exporter "+kind+" does not exist yet")
 		return false
 	}
-	upToDate := d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= o.desired
-	if upToDate && d.Status.ReadyReplicas >= o.desired && d.Status.AvailableReplicas >= o.desired {
-		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionTrue, v1.ReasonDeploymentReady, fmt.Sprintf("%d/%d exporter pods ready", d.Status.ReadyReplicas, o.desired))
+	if w.upToDate(o.desired) && w.ready >= o.desired && w.available >= o.desired {
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionTrue, available, fmt.Sprintf("%d/%d exporter pods ready", w.ready, o.desired))
 		return true
 	}
 	// During a rollout the old pods are ready but not up to date: count the updated ones.
-	c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonDeploymentNotReady,
-		fmt.Sprintf("%d/%d exporter pods up to date, %d/%d ready", d.Status.UpdatedReplicas, o.desired, d.Status.ReadyReplicas, o.desired))
+	msg := fmt.Sprintf("%d/%d exporter pods up to date, %d/%d ready", w.updated, o.desired, w.ready, o.desired)
+	if w.currentRevision != w.updateRevision {
+		msg += fmt.Sprintf(", revision %s rolling out", w.updateRevision)
+	}
+	c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, notAvailable, msg)
 	return false
+}
+
+// kind is the workload kind status speaks of: the one observed, else the one the spec asks for.
+func (o observed) kind() string {
+	switch {
+	case o.workload != nil:
+		return o.workload.kind
+	case o.workloadKind != "":
+		return o.workloadKind
+	}
+	return render.KindDeployment
 }
 
 // setRedisReachable reports the lag reader's last connection to Redis, once it tried one.
@@ -185,7 +202,8 @@ func setSummary(c conditions, o observed, workloadReady bool) {
 		c.remove(v1.ConditionStalled)
 		msg := c.get(v1.ConditionWorkloadAvailable).Message
 		c.set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, msg)
-		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeploymentNotReady, msg)
+		_, notAvailable := workloadReasons(o.kind())
+		c.set(v1.ConditionReady, metav1.ConditionFalse, notAvailable, msg)
 	case !redisOK:
 		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
 		reason, msg := v1.ReasonRedisUnreachable, "Redis has not been checked yet"

@@ -2,11 +2,13 @@ package controller
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
@@ -18,6 +20,14 @@ func readyDeployment(ready int32) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Generation: 3},
 		Status:     appsv1.DeploymentStatus{ObservedGeneration: 3, Replicas: 2, ReadyReplicas: ready, AvailableReplicas: ready, UpdatedReplicas: 2},
+	}
+}
+
+func readyStatefulSet(ready int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Generation: 3},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 3, Replicas: 2, ReadyReplicas: ready, AvailableReplicas: ready, UpdatedReplicas: 2,
+			CurrentRevision: "durable-7c9f", UpdateRevision: "durable-7c9f"},
 	}
 }
 
@@ -36,11 +46,11 @@ func TestComputeStatus(t *testing.T) {
 		want want
 	}{
 		"everything ready is Ready and neither Reconciling nor Stalled": {
-			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, lag: report},
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(2)), desired: 2, redisChecked: true, lag: report},
 			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
 		},
 		"pods not ready yet is Reconciling, not Ready": {
-			observed{applied: true, deployment: readyDeployment(1), desired: 2, redisChecked: true},
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(1)), desired: 2, redisChecked: true},
 			want{ready: "False", reconciling: "True", redis: "True", readyReason: v1.ReasonDeploymentNotReady, observedGeneration: 5},
 		},
 		"a missing Secret is Stalled at the new generation, so kstatus says Failed": {
@@ -48,15 +58,15 @@ func TestComputeStatus(t *testing.T) {
 			want{ready: "False", stalled: "True", readyReason: v1.ReasonSecretNotFound, observedGeneration: 5},
 		},
 		"pods unready because Redis is unreachable report Unreachable, not a rollout": {
-			observed{applied: true, deployment: readyDeployment(0), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(0)), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
 		},
 		"Redis refusing credentials is not Ready, with the auth reason": {
-			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("WRONGPASS"), redisCause: redisconn.CauseAuth},
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(2)), desired: 2, redisChecked: true, redisErr: errors.New("WRONGPASS"), redisCause: redisconn.CauseAuth},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisAuthFailed, observedGeneration: 5},
 		},
 		"an unreachable Redis says Unreachable": {
-			observed{applied: true, deployment: readyDeployment(2), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(2)), desired: 2, redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable},
 			want{ready: "False", redis: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
 		},
 		"an invalid spec is Stalled with InvalidSpec": {
@@ -64,8 +74,20 @@ func TestComputeStatus(t *testing.T) {
 			want{ready: "False", stalled: "True", readyReason: v1.ReasonInvalidSpec, observedGeneration: 5},
 		},
 		"Redis not checked yet is not Ready": {
-			observed{applied: true, deployment: readyDeployment(2), desired: 2},
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(2)), desired: 2},
 			want{ready: "False", readyReason: v1.ReasonRedisUnreachable, observedGeneration: 5},
+		},
+		"a StatefulSet whose pods are ready is Ready": {
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true},
+			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
+		},
+		"a StatefulSet with pods not ready yet is Reconciling, with the StatefulSet's reason": {
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(1)), desired: 2, redisChecked: true},
+			want{ready: "False", reconciling: "True", redis: "True", readyReason: v1.ReasonStatefulSetNotReady, observedGeneration: 5},
+		},
+		"a Persistent queue refused by the gate is Stalled with InvalidSpec": {
+			observed{workloadKind: "StatefulSet", specErr: errors.New(queueGateMessage), specReason: v1.ReasonInvalidSpec},
+			want{ready: "False", stalled: "True", readyReason: v1.ReasonInvalidSpec, observedGeneration: 5},
 		},
 		"a failed apply is Reconciling": {
 			observed{applyErr: errors.New("applying Deployment: conflict")},
@@ -148,6 +170,17 @@ func TestMemoryIsPerResourceAndForgotten(t *testing.T) {
 func TestSetWorkloadAvailable(t *testing.T) {
 	rolling := readyDeployment(2)
 	rolling.Status.UpdatedReplicas = 1 // old pods still ready, one new pod so far
+	stsRolling := readyStatefulSet(2)
+	stsRolling.Status.UpdatedReplicas, stsRolling.Status.UpdateRevision = 1, "durable-5d2a"
+	// Every pod counted as updated and ready, but the StatefulSet has not closed the rollout:
+	// a pod of the old revision is still there (scaling down, or the status lags).
+	stsClosing := readyStatefulSet(2)
+	stsClosing.Status.UpdateRevision = "durable-5d2a"
+	stsUnobserved := readyStatefulSet(2)
+	stsUnobserved.Generation = 4
+	sts := func(s *appsv1.StatefulSet) observed {
+		return observed{workloadKind: "StatefulSet", workload: statefulSetWorkload(s), desired: 2}
+	}
 	tests := map[string]struct {
 		o          observed
 		status     metav1.ConditionStatus
@@ -155,9 +188,21 @@ func TestSetWorkloadAvailable(t *testing.T) {
 		msg        string
 		wantsReady bool
 	}{
-		"every pod ready is available": {observed{deployment: readyDeployment(2), desired: 2},
+		"every StatefulSet pod ready is available": {sts(readyStatefulSet(2)),
+			"True", v1.ReasonStatefulSetReady, "2/2 exporter pods ready", true},
+		"a StatefulSet rollout counts the pods of the update revision": {sts(stsRolling),
+			"False", v1.ReasonStatefulSetNotReady, "1/2 exporter pods up to date, 2/2 ready, revision durable-5d2a rolling out", false},
+		"a StatefulSet is not up to date until its current revision is the update revision": {sts(stsClosing),
+			"False", v1.ReasonStatefulSetNotReady, "2/2 exporter pods up to date, 2/2 ready, revision durable-5d2a rolling out", false},
+		"a StatefulSet whose controller has not seen the new generation is not available": {sts(stsUnobserved),
+			"False", v1.ReasonStatefulSetNotReady, "2/2 exporter pods up to date, 2/2 ready", false},
+		"no StatefulSet yet": {observed{workloadKind: "StatefulSet", desired: 3},
+			"False", v1.ReasonStatefulSetNotReady, "the exporter StatefulSet does not exist yet", false},
+		"a refused Persistent queue names the StatefulSet that is not applied": {observed{workloadKind: "StatefulSet", specErr: errors.New("no"), specReason: v1.ReasonInvalidSpec, desired: 1},
+			"False", v1.ReasonInvalidSpec, "the exporter StatefulSet is not applied until the spec is fixed: no", false},
+		"every pod ready is available": {observed{workload: deploymentWorkload(readyDeployment(2)), desired: 2},
 			"True", v1.ReasonDeploymentReady, "2/2 exporter pods ready", true},
-		"a rollout counts the updated pods, not the ready old ones": {observed{deployment: rolling, desired: 2},
+		"a rollout counts the updated pods, not the ready old ones": {observed{workload: deploymentWorkload(rolling), desired: 2},
 			"False", v1.ReasonDeploymentNotReady, "1/2 exporter pods up to date, 2/2 ready", false},
 		"a failed apply says the apply failed, not that the Deployment is yet to come": {observed{applyErr: errors.New("applying Deployment ns/a: conflict"), desired: 1},
 			"False", v1.ReasonApplyFailed, "applying the exporter's objects failed: applying Deployment ns/a: conflict", false},
@@ -233,5 +278,51 @@ func TestSetExporterHealthy(t *testing.T) {
 				t.Errorf("status.exporter = %+v with %d pods", st.Exporter, len(tc.pods))
 			}
 		})
+	}
+}
+
+// TestQueueGate: only volume Persistent is refused, as a spec error saying why, and only while
+// the Reconciler does not enable it.
+func TestQueueGate(t *testing.T) {
+	queue := func(q *v1.PersistentQueueSpec) *v1.RedisTraceExporter {
+		return &v1.RedisTraceExporter{Spec: v1.RedisTraceExporterSpec{Delivery: v1.DeliverySpec{PersistentQueue: q}}}
+	}
+	class := "local-path"
+	tests := map[string]struct {
+		obj     *v1.RedisTraceExporter
+		enabled bool
+		refused bool
+	}{
+		"no queue passes":                         {queue(nil), false, false},
+		"an unset volume on a class passes":       {queue(&v1.PersistentQueueSpec{StorageClassName: &class}), false, false},
+		"an Ephemeral volume passes":              {queue(&v1.PersistentQueueSpec{Volume: v1.QueueVolumeEphemeral}), false, false},
+		"a Persistent volume is refused":          {queue(&v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent}), false, true},
+		"a Persistent volume passes when enabled": {queue(&v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent}), true, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := (&Reconciler{EnablePersistentQueue: tc.enabled}).queueGate(tc.obj)
+			var spec *specError
+			switch {
+			case !tc.refused && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refused && (!errors.As(err, &spec) || spec.reason != v1.ReasonInvalidSpec ||
+				!strings.Contains(spec.msg, "Persistent is not available yet: needs the orphaned-claim drain")):
+				t.Errorf("gate = %v, want an InvalidSpec error saying Persistent is not available yet", err)
+			}
+		})
+	}
+}
+
+// TestReplicasComeFromTheStatefulSet: status.replicas, readyReplicas and the summary read the
+// StatefulSet as they read the Deployment.
+func TestReplicasComeFromTheStatefulSet(t *testing.T) {
+	s := readyStatefulSet(1)
+	s.Spec.Replicas = ptr.To[int32](3)
+	s.Status.Replicas = 3
+	st := v1.RedisTraceExporterStatus{}
+	setWorkloadAvailable(conditions{st: &st}, observed{workloadKind: "StatefulSet", workload: statefulSetWorkload(s), desired: 3, selector: "a=b"})
+	if st.Replicas != 3 || st.ReadyReplicas != 1 || st.ReplicasSummary != "1/3" || st.Selector != "a=b" {
+		t.Errorf("replicas %d, ready %d, summary %q, selector %q; want 3, 1, 1/3, a=b", st.Replicas, st.ReadyReplicas, st.ReplicasSummary, st.Selector)
 	}
 }
