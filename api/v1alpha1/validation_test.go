@@ -19,6 +19,17 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
 )
 
+// startAPI starts a real API server with the CRD and creates a namespace in it.
+func startAPI(t *testing.T, namespace string) (*controlplane.Env, string) {
+	t.Helper()
+	env := controlplane.Start(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return env, namespace
+}
+
 func valid() v1.RedisTraceExporterSpec {
 	return v1.RedisTraceExporterSpec{Redis: v1.RedisSpec{Addresses: []string{"redis.default.svc:6379"}}}
 }
@@ -27,12 +38,8 @@ func valid() v1.RedisTraceExporterSpec {
 // rejected by the CRD itself (OpenAPI bounds and CEL rules) with a message naming the field, and
 // each valid one accepted.
 func TestCRDValidation(t *testing.T) {
-	env := controlplane.Start(t)
+	env, ns := startAPI(t, "validation")
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "validation"}}
-	if err := env.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
 	cases := map[string]struct {
 		mutate func(*v1.RedisTraceExporterSpec)
 		// want is a substring of the rejection; empty means the spec is valid.
@@ -159,19 +166,25 @@ func TestCRDValidation(t *testing.T) {
 			spec := valid()
 			tc.mutate(&spec)
 			obj := &v1.RedisTraceExporter{
-				ObjectMeta: metav1.ObjectMeta{GenerateName: "v-", Namespace: ns.Name},
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "v-", Namespace: ns},
 				Spec:       spec,
 			}
-			err := env.Client.Create(ctx, obj)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("rejected a valid spec: %v", err)
-			case tc.want != "" && err == nil:
-				t.Fatalf("accepted, want a rejection saying %q", tc.want)
-			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("rejection %q does not say %q", err, tc.want)
-			}
+			expectRejection(t, env.Client.Create(ctx, obj), tc.want)
 		})
+	}
+}
+
+// expectRejection checks the API server's answer: an error saying want, or none when want is
+// empty.
+func expectRejection(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("rejected a valid spec: %v", err)
+	case want != "" && err == nil:
+		t.Fatalf("accepted, want a rejection saying %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("rejection %q does not say %q", err, want)
 	}
 }
 
@@ -179,12 +192,8 @@ func TestCRDValidation(t *testing.T) {
 // Persistent queue's claim template (size, class, access mode) cannot change once its claims may
 // exist, while the rest of the queue, and every other mode, can.
 func TestCRDRefusesClaimTemplateChanges(t *testing.T) {
-	env := controlplane.Start(t)
+	env, ns := startAPI(t, "transitions")
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "transitions"}}
-	if err := env.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
 	persistent := func() *v1.PersistentQueueSpec {
 		return &v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent, Size: ptr.To(resource.MustParse("1Gi")), StorageClassName: ptr.To("local-path")}
 	}
@@ -227,32 +236,20 @@ func TestCRDRefusesClaimTemplateChanges(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			spec := valid()
 			spec.Delivery.PersistentQueue = tc.before
-			obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-", Namespace: ns.Name}, Spec: spec}
+			obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-", Namespace: ns}, Spec: spec}
 			if err := env.Client.Create(ctx, obj); err != nil {
 				t.Fatalf("creating: %v", err)
 			}
 			tc.change(obj.Spec.Delivery.PersistentQueue)
-			err := env.Client.Update(ctx, obj)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused a valid change: %v", err)
-			case tc.want != "" && err == nil:
-				t.Fatalf("accepted, want a rejection saying %q", tc.want)
-			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("rejection %q does not say %q", err, tc.want)
-			}
+			expectRejection(t, env.Client.Update(ctx, obj), tc.want)
 		})
 	}
 }
 
 // TestSamplesAreAccepted creates every sample in config/samples on a real API server.
 func TestSamplesAreAccepted(t *testing.T) {
-	env := controlplane.Start(t)
+	env, ns := startAPI(t, "samples")
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "samples"}}
-	if err := env.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
 	files, err := filepath.Glob("../../config/samples/tracestream_*.yaml")
 	if err != nil || len(files) < 4 {
 		t.Fatalf("samples: %v %v", files, err)
@@ -266,7 +263,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 		if err := yaml.UnmarshalStrict(b, &obj); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		obj.Namespace = ns.Name
+		obj.Namespace = ns
 		if err := env.Client.Create(ctx, &obj); err != nil {
 			t.Errorf("%s rejected: %v", f, err)
 		}
