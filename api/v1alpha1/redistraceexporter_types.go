@@ -404,7 +404,8 @@ type PersistentQueueSpec struct {
 	// (a PersistentVolumeClaim per pod, created and deleted with it) or Persistent (a
 	// PersistentVolumeClaim per replica that outlives its pods: a replacement pod of the replica
 	// replays what the old one left). When unset: Ephemeral if storageClassName is set, else
-	// EmptyDir.
+	// EmptyDir. Persistent is not available yet: the operator refuses it (Stalled, InvalidSpec)
+	// until it drains the claims of replicas scaled away, leaving a running workload untouched.
 	// +kubebuilder:validation:Enum=EmptyDir;Ephemeral;Persistent
 	// +optional
 	Volume string `json:"volume,omitempty"`
