@@ -2,7 +2,8 @@
 # Tears down the cluster hack/cluster-up.sh started and leaves the host as it found it: every
 # process stopped by PID, every mount under the cluster dir unmounted, pod network namespaces,
 # the bridge and its veths deleted, Kubernetes/CNI iptables chains removed, sysctls restored,
-# kubepods cgroups removed and the cluster dir deleted. Safe to run when nothing is up.
+# kubepods cgroups removed and the cluster dir deleted, with the storage volumes in it. Safe to
+# run when nothing is up.
 source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "tearing down the local cluster needs root"
@@ -131,9 +132,15 @@ for root in /sys/fs/cgroup/*/kubepods; do
 	[ -d "$root" ] && find "$root" -depth -type d -exec rmdir {} + 2>/dev/null
 done
 
-# 9. Host paths that did not exist before, then the cluster dir itself.
+# 9. Host paths that did not exist before, then the cluster dir itself. It holds the volumes the
+# local-path-provisioner made (one directory per claim, unmounted in step 4): every claim's data
+# goes with the cluster, whatever its reclaim policy said.
 if [ -f "$CLUSTER_DIR/host-paths.created" ]; then
 	while read -r p; do [ -n "$p" ] && rm -rf "$p"; done <"$CLUSTER_DIR/host-paths.created"
+fi
+if [ -d "$LOCAL_PATH_VOLUMES" ]; then
+	n=$(find "$LOCAL_PATH_VOLUMES" -mindepth 1 -maxdepth 1 | wc -l)
+	[ "$n" -eq 0 ] || log "removing $n local-path volumes"
 fi
 rm -rf "$CLUSTER_DIR"
 log "cluster down"

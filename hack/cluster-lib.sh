@@ -17,13 +17,20 @@ ETCD_CLIENT_PORT=12379
 ETCD_PEER_PORT=12380
 PAUSE_IMAGE="tracestream.local/pause:1"
 
+# Storage: rancher's local-path-provisioner runs on the host and makes each volume a directory
+# under LOCAL_PATH_VOLUMES (inside CLUSTER_DIR, so cluster-down removes them all). Its helper pods
+# run hack/local-path-helper from this image; its settings live in LOCAL_PATH_DIR.
+LOCAL_PATH_DIR="$CLUSTER_DIR/local-path"
+LOCAL_PATH_VOLUMES="$CLUSTER_DIR/volumes"
+LOCAL_PATH_HELPER_IMAGE="tracestream.local/local-path-helper:1"
+
 # The demo (hack/demo.sh) runs a redis-server on this host for the cluster's pods; its files live
 # in DEMO_DIR, and cluster-down stops it with the cluster.
 DEMO_DIR="$REPO_ROOT/.demo"
 DEMO_REDIS_PIDFILE="$DEMO_DIR/redis.pid"
 
 # Components in start order; cluster-down stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy local-path-provisioner)
 
 # Sysctls that the kubelet, kube-proxy or the bridge CNI plugin change; saved at cluster-up and
 # restored at cluster-down.

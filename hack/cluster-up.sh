@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts a real single-node Kubernetes cluster on this machine: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, containerd + runc, kubelet, kube-proxy (iptables) and the
-# bridge CNI plugin. Binaries are built from Go modules (cached by version), the rest comes from
-# Debian's packages. All state lives under CLUSTER_DIR; hack/cluster-down.sh undoes everything.
+# kube-controller-manager, kube-scheduler, containerd + runc, kubelet, kube-proxy (iptables), the
+# bridge CNI plugin, and rancher's local-path-provisioner behind a default StorageClass. Binaries
+# are built from Go modules (cached by version), the rest comes from Debian's packages. All state
+# lives under CLUSTER_DIR; hack/cluster-down.sh undoes everything.
 #
 # Idempotent: when the cluster is already up and healthy it only prints the kubeconfig path.
 # Needs root (containerd, network namespaces, iptables).
@@ -44,6 +45,7 @@ start() {
 "$REPO_ROOT/hack/install-debs.sh" cluster
 KUBE_BIN=$("$REPO_ROOT/hack/build-kube.sh" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 ETCD_BIN=$("$REPO_ROOT/hack/build-etcd.sh")
+LOCAL_PATH_BIN=$("$REPO_ROOT/hack/build-local-path.sh")
 
 if [ -d "$CLUSTER_DIR/pids" ]; then
 	if healthy; then
@@ -56,7 +58,7 @@ if [ -d "$CLUSTER_DIR/pids" ]; then
 fi
 
 NODE_IP=$(node_ip)
-mkdir -p "$CLUSTER_DIR"/{pids,logs,pki,etcd,containerd,cni/net.d,cni/ipam,cni/cache,kubelet,images}
+mkdir -p "$CLUSTER_DIR"/{pids,logs,pki,etcd,containerd,cni/net.d,cni/ipam,cni/cache,kubelet,images} "$LOCAL_PATH_DIR" "$LOCAL_PATH_VOLUMES"
 chmod 700 "$CLUSTER_DIR"
 
 # --- record host state that the cluster changes (restored by cluster-down) ---------------------
@@ -102,6 +104,7 @@ openssl_cert controller-manager system:kube-controller-manager "" "" client
 openssl_cert scheduler system:kube-scheduler "" "" client
 openssl_cert kube-proxy system:kube-proxy "" "" client
 openssl_cert kubelet "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME" both
+openssl_cert local-path-provisioner tracestream:local-path-provisioner "" "" client
 openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
 openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
 chmod 600 "$PKI"/*.key
@@ -126,7 +129,7 @@ contexts:
 current-context: tracestream-local
 KC
 }
-for n in controller-manager scheduler kube-proxy kubelet; do kubeconfig "$n" "https://$NODE_IP:$API_PORT"; done
+for n in controller-manager scheduler kube-proxy kubelet local-path-provisioner; do kubeconfig "$n" "https://$NODE_IP:$API_PORT"; done
 kubeconfig admin "https://127.0.0.1:$API_PORT"
 # The admin kubeconfig embeds its certificates so that it can be copied elsewhere.
 KUBECONFIG="$CLUSTER_DIR/admin.kubeconfig" "$KUBE_BIN/kubectl" config view --flatten --raw >"$KUBECONFIG_PATH"
@@ -242,15 +245,25 @@ ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 start containerd containerd --config "$CTRD/config.toml"
 wait_for "containerd socket" 60 ctr --address "$CTRD/containerd.sock" version
 
-# The sandbox image: a tiny static program, since there is no registry to pull pause from.
-PAUSE_TAR="$TRACESTREAM_CACHE/images/pause.tar"
-if [ ! -f "$PAUSE_TAR" ]; then
-	log "building the pause image"
-	mkdir -p "$(dirname "$PAUSE_TAR")"
-	(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CLUSTER_DIR/images/pause" ./hack/pause &&
-		go run ./hack/image --tag "$PAUSE_IMAGE" --out "$PAUSE_TAR" --file "$CLUSTER_DIR/images/pause:/pause" --entrypoint /pause --ca-bundle /nonexistent)
-fi
-ctr --address "$CTRD/containerd.sock" -n k8s.io images import "$PAUSE_TAR" >/dev/null
+# import_program_image TAR TAG PACKAGE NAME: the image TAG holding only the static program PACKAGE
+# (as /NAME, its entrypoint), built with hack/image into TAR unless it is already there, then
+# imported into containerd. There is no registry here to pull such small images from.
+import_program_image() {
+	local tar="$1" tag="$2" pkg="$3" name="$4"
+	if [ ! -f "$tar" ]; then
+		log "building the $tag image"
+		mkdir -p "$(dirname "$tar")"
+		(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CLUSTER_DIR/images/$name" "$pkg" &&
+			go run ./hack/image --tag "$tag" --out "$tar.tmp" --file "$CLUSTER_DIR/images/$name:/$name" --entrypoint "/$name" --ca-bundle /nonexistent)
+		mv "$tar.tmp" "$tar"
+	fi
+	ctr --address "$CTRD/containerd.sock" -n k8s.io images import "$tar" >/dev/null
+}
+# The sandbox ("pause") image.
+import_program_image "$TRACESTREAM_CACHE/images/pause.tar" "$PAUSE_IMAGE" ./hack/pause pause
+# The local-path-provisioner's helper (setup and teardown of volume directories), cached by its source.
+helper_sum=$(sha256sum <"$REPO_ROOT/hack/local-path-helper/main.go" | cut -c1-16)
+import_program_image "$TRACESTREAM_CACHE/images/local-path-helper-$helper_sum.tar" "$LOCAL_PATH_HELPER_IMAGE" ./hack/local-path-helper helper
 
 cat >"$CLUSTER_DIR/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -304,6 +317,54 @@ node_ready() { kubectl_ get node "$NODE_NAME" -o jsonpath='{.status.conditions[?
 wait_for "node $NODE_NAME Ready" 180 node_ready
 default_sa() { kubectl_ -n default get serviceaccount default; }
 wait_for "the default ServiceAccount" 60 default_sa
+
+# --- storage: local-path-provisioner and the default StorageClass ------------------------------
+# The provisioner runs on the host like the other components (its own certificate, real RBAC). For
+# each claim it runs a helper pod on the node that creates (or, once the claim is deleted, removes)
+# a directory under LOCAL_PATH_VOLUMES, and makes a hostPath PersistentVolume of it. With
+# setupCommand and teardownCommand set it needs no ConfigMap: the helper image has its program.
+cat >"$LOCAL_PATH_DIR/config.json" <<JSON
+{
+  "nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$LOCAL_PATH_VOLUMES"]}],
+  "setupCommand": "/helper",
+  "teardownCommand": "/helper",
+  "cmdTimeoutSeconds": 60
+}
+JSON
+# The provisioner adds the command, its arguments, the volume's parent directory (hostPath, at the
+# same path), the node and the ServiceAccount. Root, since the parent directory is root's; of
+# root's privileges only those needed to remove what a pod's user left in its volume.
+cat >"$LOCAL_PATH_DIR/helperPod.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: helper-pod
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - name: helper-pod
+    image: $LOCAL_PATH_HELPER_IMAGE
+    imagePullPolicy: Never
+    env:
+    - name: LOCAL_PATH_BASE
+      value: $LOCAL_PATH_VOLUMES
+    securityContext:
+      runAsUser: 0
+      runAsGroup: 0
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL], add: [DAC_OVERRIDE, FOWNER]}
+YAML
+kubectl_ apply -f "$REPO_ROOT/hack/local-path/namespace.yaml" -f "$REPO_ROOT/hack/local-path/rbac.yaml" \
+	-f "$REPO_ROOT/hack/local-path/storageclass.yaml" >/dev/null
+storage_sa() { kubectl_ -n local-path-storage get serviceaccount default; }
+wait_for "the default ServiceAccount in local-path-storage" 60 storage_sa
+start local-path-provisioner "$LOCAL_PATH_BIN/local-path-provisioner" start \
+	--kubeconfig "$CLUSTER_DIR/local-path-provisioner.kubeconfig" \
+	--config "$LOCAL_PATH_DIR/config.json" --helper-pod-file "$LOCAL_PATH_DIR/helperPod.yaml" \
+	--namespace local-path-storage --service-account-name default
+provisioner_started() { grep -q "Started provisioner controller" "$CLUSTER_DIR/logs/local-path-provisioner.log"; }
+wait_for "local-path-provisioner to sync its caches" 60 provisioner_started
 
 log "cluster up in ${SECONDS}s (node $NODE_NAME at $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR)"
 echo "export KUBECONFIG=$KUBECONFIG_PATH"

@@ -8,6 +8,8 @@ set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.37.1}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
+# rancher's local-path-provisioner: the local cluster's storage (hack/build-local-path.sh).
+LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
 TRACESTREAM_CACHE="${TRACESTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tracestream}"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
