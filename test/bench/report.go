@@ -123,7 +123,7 @@ func noisyRuns(ws []window) int {
 // page is the markdown report being written; p appends one formatted piece.
 type page struct{ strings.Builder }
 
-func (d *page) p(format string, args ...any) { fmt.Fprintf(d, format, args...) }
+func (d *page) p(format string, args ...any) { _, _ = fmt.Fprintf(d, format, args...) } // a strings.Builder never fails
 
 // markdown is the report for docs/performance.md: one section per measurement that ran.
 func (r *report) markdown() string {

@@ -247,7 +247,7 @@ func TestARequestThatRunsOutOfTimeIsAbandonedAndCountedByHowItEnded(t *testing.T
 			if !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("error %v, want unavailable", err)
 			}
-			if canceled := c.end == context.Canceled; errors.Is(err, context.Canceled) != canceled {
+			if canceled := errors.Is(c.end, context.Canceled); errors.Is(err, context.Canceled) != canceled {
 				t.Fatalf("error %v: wraps context.Canceled %v, want %v (the receivers count refusals by it)", err, !canceled, canceled)
 			}
 			if n := value(t, tel.SpansFailed.WithLabelValues(c.want)); n != 1 {

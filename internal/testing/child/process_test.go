@@ -51,10 +51,10 @@ func TestTerminateEndsAProcessThatObeysSIGTERMWithoutKillingIt(t *testing.T) {
 	if sig := exitSignal(t, err); sig != syscall.SIGTERM {
 		t.Errorf("ended by %v, want SIGTERM", sig)
 	}
-	if !p.Exited() || p.Err() != err {
+	if !p.Exited() || !errors.Is(p.Err(), err) {
 		t.Errorf("after Terminate: Exited %v, Err %v, want true and %v", p.Exited(), p.Err(), err)
 	}
-	if again := p.Terminate(time.Minute); again != err {
+	if again := p.Terminate(time.Minute); !errors.Is(again, err) {
 		t.Errorf("a second Terminate returned %v, want %v", again, err)
 	}
 }
