@@ -39,8 +39,9 @@ type Reconciler struct {
 	// Collect reads streams and lag from Redis (redislag.Collect; replaceable in tests).
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
 	// EnablePersistentQueue lets spec.delivery.persistentQueue.volume Persistent through the
-	// queue gate (queue_gate.go). The manager leaves it off until the orphaned-claim drain
-	// exists; tests turn it on to cover the StatefulSet.
+	// queue gate (queue_gate.go), and turns on the drain of orphaned queue claims
+	// (queue_drain.go). The manager leaves it off until deletion and the Deployment/StatefulSet
+	// handover wait for the claims' logs; tests turn it on to cover the StatefulSet.
 	EnablePersistentQueue bool
 	// DrainStallAfter is how long an orphaned claim's drain may make no progress with a Redis
 	// error before Ready turns False (DefaultDrainStallAfter when zero; tests shorten it).

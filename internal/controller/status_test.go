@@ -391,7 +391,7 @@ func TestQueueGate(t *testing.T) {
 			case !tc.refused && err != nil:
 				t.Errorf("refused: %v", err)
 			case tc.refused && (!errors.As(err, &spec) || spec.reason != v1.ReasonInvalidSpec ||
-				!strings.Contains(spec.msg, "Persistent is not available yet: needs the orphaned-claim drain")):
+				!strings.Contains(spec.msg, "Persistent is not available yet: needs the drain of its claims on deletion")):
 				t.Errorf("gate = %v, want an InvalidSpec error saying Persistent is not available yet", err)
 			}
 		})
