@@ -64,6 +64,9 @@ func scaleDownDrains(t *testing.T, c client.Client, redisAddr, retention string)
 	waitQueue(t, c, key, "two drains, Ready unchanged", func(obj *v1.RedisTraceExporter) error {
 		return expectQueue(obj, 3, 2, v1.ReasonDraining, v1.ReasonReady)
 	})
+	if res, _ := kstatusOf(t, c, key); res.Status != status.CurrentStatus {
+		t.Errorf("kstatus %s while claims drain after a scale-down, want Current (unchanged)", res.Status)
+	}
 	for _, i := range []int{1, 2} {
 		checkDrainJob(t, c, rte, i)
 	}
