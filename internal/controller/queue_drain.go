@@ -72,6 +72,7 @@ func (r *Reconciler) drainStallAfter() time.Duration {
 // it. Only with the queue gate open: until then no claim of the operator's exists.
 func (r *Reconciler) reconcileQueue(ctx context.Context, obj *v1.RedisTraceExporter, in render.Inputs, o *observed) error {
 	if !r.EnablePersistentQueue {
+		o.queueChecked = true
 		return nil
 	}
 	claims, jobs, pods, err := r.listQueue(ctx, obj)
@@ -114,6 +115,7 @@ func (r *Reconciler) reconcileQueue(ctx context.Context, obj *v1.RedisTraceExpor
 	if persistent || q.claims > 0 {
 		o.queue = q
 	}
+	o.queueChecked = true
 	return nil
 }
 

@@ -38,9 +38,10 @@ type observed struct {
 
 	exporter *v1.ExporterStatus
 
-	// queue is the queue claims and their drains; nil without claims unless the queue is
-	// Persistent.
-	queue *queueObserved
+	// queue is the queue claims and their drains once queueChecked; nil without claims unless
+	// the queue is Persistent. A pass that did not get that far leaves status.queue as it was.
+	queueChecked bool
+	queue        *queueObserved
 }
 
 // computeStatus derives the whole status from what was observed: pure, table-tested. Each
@@ -190,9 +191,13 @@ const maxDrains = 1000
 // setQueueDrained reports the queue claims and whether the orphaned ones' logs are in Redis: a
 // failed drain Job (DrainFailed), else a drain without progress for stallAfter while its pod
 // reports a Redis error (DrainStalled), else drains in progress (Draining), else True. Without
-// claims of a Persistent queue both status.queue and the condition go.
+// claims of a Persistent queue both status.queue and the condition go; when the pass did not
+// look at the claims, both stay as they were.
 func setQueueDrained(c conditions, o observed) {
 	q := o.queue
+	if !o.queueChecked {
+		return
+	}
 	if q == nil {
 		c.st.Queue = nil
 		c.remove(v1.ConditionQueueDrained)

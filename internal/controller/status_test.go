@@ -91,17 +91,17 @@ func TestComputeStatus(t *testing.T) {
 			want{ready: "False", stalled: "True", readyReason: v1.ReasonInvalidSpec, observedGeneration: 5},
 		},
 		"a scaled-down claim draining leaves Ready True (kstatus and Argo verdicts unchanged)": {
-			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true,
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
 				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-2", 40, "", time.Time{})}}},
 			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
 		},
 		"a failed drain Job is not Ready (QueueDrainStalled) and not Reconciling": {
-			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true,
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
 				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{{claim: "queue-durable-2", phase: v1.DrainFailed, message: "Job durable-drain-2 failed: BackoffLimitExceeded"}}}},
 			want{ready: "False", redis: "True", readyReason: v1.ReasonQueueDrainStalled, observedGeneration: 5},
 		},
 		"a drain without progress and a Redis error past stallAfter is not Ready (QueueDrainStalled)": {
-			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true,
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
 				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-2", 40, "oom", time.Now().Add(-2*time.Minute))}}},
 			want{ready: "False", redis: "True", readyReason: v1.ReasonQueueDrainStalled, observedGeneration: 5},
 		},
@@ -191,7 +191,7 @@ func TestSetQueueDrained(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := &v1.RedisTraceExporterStatus{Queue: &v1.QueueStatus{Claims: 9}}
 			apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionQueueDrained, Status: "True", Reason: "Old"})
-			setQueueDrained(conditions{st: st, now: metav1.NewTime(now)}, observed{queue: tc.q})
+			setQueueDrained(conditions{st: st, now: metav1.NewTime(now)}, observed{queueChecked: true, queue: tc.q})
 			c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionQueueDrained)
 			if tc.status == "" {
 				if c != nil || st.Queue != nil {
@@ -210,6 +210,17 @@ func TestSetQueueDrained(t *testing.T) {
 				t.Errorf("orphanedRecords = %v, want %v", ptr.Deref(q.OrphanedRecords, -1), ptr.Deref(tc.records, -1))
 			}
 		})
+	}
+}
+
+// TestQueueStatusKeptWhenNotChecked: a pass that did not reach the claims (an apply failed)
+// keeps status.queue and QueueDrained rather than dropping them.
+func TestQueueStatusKeptWhenNotChecked(t *testing.T) {
+	st := &v1.RedisTraceExporterStatus{Queue: &v1.QueueStatus{Claims: 3, OrphanedClaims: 1}}
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionQueueDrained, Status: "False", Reason: v1.ReasonDraining})
+	setQueueDrained(conditions{st: st, now: metav1.Now()}, observed{applyErr: errors.New("conflict")})
+	if st.Queue == nil || st.Queue.OrphanedClaims != 1 || apimeta.FindStatusCondition(st.Conditions, v1.ConditionQueueDrained) == nil {
+		t.Errorf("queue %+v, conditions %+v: want both kept", st.Queue, st.Conditions)
 	}
 }
 
