@@ -59,8 +59,23 @@ func scaleDownDrains(t *testing.T, c client.Client, redisAddr, retention string)
 		return expectQueue(obj, 3, 0, v1.ReasonNoOrphanedRecords, v1.ReasonReady)
 	})
 
+	// Pod 2 still stops (its own drain at SIGTERM): its claim is not orphaned until it is gone.
+	pod2 := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "durable-2", Namespace: ns, Labels: render.SelectorLabels(rte)},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "exporter", Image: "tracestream:test"}}}}
+	if err := c.Create(ctx, pod2); err != nil {
+		t.Fatal(err)
+	}
 	scale(t, c, key, 1)
 	statefulSetReady(t, c, key, 1)
+	waitQueue(t, c, key, "one drain while pod 2 stops", func(obj *v1.RedisTraceExporter) error {
+		return expectQueue(obj, 3, 1, v1.ReasonDraining, v1.ReasonReady)
+	})
+	if exists(t, c, client.ObjectKey{Namespace: ns, Name: "durable-drain-2"}, &batchv1.Job{}) {
+		t.Error("claim 2 is drained while its pod still runs")
+	}
+	if err := c.Delete(ctx, pod2); err != nil {
+		t.Fatal(err)
+	}
 	waitQueue(t, c, key, "two drains, Ready unchanged", func(obj *v1.RedisTraceExporter) error {
 		return expectQueue(obj, 3, 2, v1.ReasonDraining, v1.ReasonReady)
 	})
