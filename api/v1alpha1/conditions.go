@@ -9,6 +9,9 @@ const (
 	ConditionRedisReachable    = "RedisReachable"
 	ConditionWorkloadAvailable = "WorkloadAvailable"
 	ConditionExporterHealthy   = "ExporterHealthy"
+	// ConditionQueueDrained says whether the logs of a Persistent queue's orphaned claims are in
+	// Redis; present only while the resource has queue claims.
+	ConditionQueueDrained = "QueueDrained"
 )
 
 // Condition reasons, PascalCase as kstatus and Flux use them. Messages that go with them never
@@ -33,4 +36,12 @@ const (
 	ReasonExportersHealthy    = "ExportersHealthy"
 	ReasonExportersFailing    = "ExportersFailing"
 	ReasonExportersUnknown    = "ExporterStatusUnknown"
+	// QueueDrained's: no orphaned claim holds records, drains in progress, a drain with a Redis
+	// error and no progress (DrainStalled) or a failed drain Job (DrainFailed).
+	ReasonNoOrphanedRecords = "NoOrphanedRecords"
+	ReasonDraining          = "Draining"
+	ReasonDrainStalled      = "DrainStalled"
+	ReasonDrainFailed       = "DrainFailed"
+	// ReasonQueueDrainStalled is Ready's when a drain is stalled or failed.
+	ReasonQueueDrainStalled = "QueueDrainStalled"
 )

@@ -405,7 +405,8 @@ type PersistentQueueSpec struct {
 	// PersistentVolumeClaim per replica that outlives its pods: a replacement pod of the replica
 	// replays what the old one left). When unset: Ephemeral if storageClassName is set, else
 	// EmptyDir. Persistent is not available yet: the operator refuses it (Stalled, InvalidSpec)
-	// until it drains the claims of replicas scaled away, leaving a running workload untouched.
+	// until a deletion or a change of volume waits for the claims' logs, leaving a running
+	// workload untouched.
 	// +kubebuilder:validation:Enum=EmptyDir;Ephemeral;Persistent
 	// +optional
 	Volume string `json:"volume,omitempty"`
@@ -532,7 +533,7 @@ type RedisTraceExporterStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready (summary), Reconciling and Stalled (present only while true), and the
-	// domain conditions RedisReachable, WorkloadAvailable and ExporterHealthy.
+	// domain conditions RedisReachable, WorkloadAvailable, ExporterHealthy and QueueDrained.
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
@@ -588,6 +589,63 @@ type RedisTraceExporterStatus struct {
 	// exporter summarises the exporter pods' own health (their /status endpoints).
 	// +optional
 	Exporter *ExporterStatus `json:"exporter,omitempty"`
+
+	// queue reports a Persistent queue's claims and the drains of those whose replica is gone.
+	// +optional
+	Queue *QueueStatus `json:"queue,omitempty"`
+}
+
+// Phases of a claim's drain (status.queue.drains[].phase).
+const (
+	// DrainPending: the drain Job is created, its pod not running yet.
+	DrainPending = "Pending"
+	// DrainDraining: the drain pod writes the claim's log to Redis.
+	DrainDraining = "Draining"
+	// DrainDrained: the drain Job succeeded, the log is empty.
+	DrainDrained = "Drained"
+	// DrainFailed: the drain Job failed (its pods failed past the backoff limit).
+	DrainFailed = "Failed"
+)
+
+// QueueStatus is what a Persistent queue's claims hold. A claim is orphaned when its replica is
+// gone (its ordinal is past the replicas, or the queue is no longer Persistent) and its pod
+// exited: the operator drains its log to Redis with a Job, then deletes the claim or keeps it
+// (spec.delivery.persistentQueue.claimRetentionPolicy).
+type QueueStatus struct {
+	// claims is the number of the resource's queue claims.
+	// +required
+	Claims int32 `json:"claims"`
+	// orphanedClaims counts the orphaned claims whose log is not known to be empty yet.
+	// +optional
+	OrphanedClaims int32 `json:"orphanedClaims,omitempty"`
+	// orphanedRecords is the total of records left in those claims' logs, as their drain pods
+	// report them; unset until every one of them has reported.
+	// +optional
+	OrphanedRecords *int64 `json:"orphanedRecords,omitempty"`
+	// drains are the orphaned claims, by name, with their drain's progress.
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=atomic
+	// +optional
+	Drains []ClaimDrain `json:"drains,omitempty"`
+}
+
+// ClaimDrain is the drain of one orphaned claim's log.
+type ClaimDrain struct {
+	// claim is the PersistentVolumeClaim's name.
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Claim string `json:"claim"`
+	// phase is Pending, Draining, Drained or Failed.
+	// +kubebuilder:validation:Enum=Pending;Draining;Drained;Failed
+	// +required
+	Phase string `json:"phase"`
+	// records left in the claim's log, once its drain pod reported them.
+	// +optional
+	Records *int64 `json:"records,omitempty"`
+	// message says what the drain waits for (a pod not scheduled, a Redis error).
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // StreamStatus is one stream's length and consumer groups.

@@ -12,11 +12,15 @@ import (
 	"os"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -61,9 +65,14 @@ func parseFlags() options {
 
 // cacheOptions limits every watch (Secrets included) to the given namespaces, so that the
 // manager needs only Roles in those namespaces instead of a ClusterRole that reads Secrets
-// everywhere.
+// everywhere. Of the Jobs and PersistentVolumeClaims, only the operator's own (queue drains and
+// claims) are cached, not every one of the cluster's.
 func cacheOptions(watchNamespaces string) cache.Options {
-	var opts cache.Options
+	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "tracestream-operator"})
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&batchv1.Job{}:                  {Label: managed},
+		&corev1.PersistentVolumeClaim{}: {Label: managed},
+	}}
 	for ns := range strings.SplitSeq(watchNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			if opts.DefaultNamespaces == nil {

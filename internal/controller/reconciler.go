@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,9 +39,13 @@ type Reconciler struct {
 	// Collect reads streams and lag from Redis (redislag.Collect; replaceable in tests).
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
 	// EnablePersistentQueue lets spec.delivery.persistentQueue.volume Persistent through the
-	// queue gate (queue_gate.go). The manager leaves it off until the orphaned-claim drain
-	// exists; tests turn it on to cover the StatefulSet.
+	// queue gate (queue_gate.go), and turns on the drain of orphaned queue claims
+	// (queue_drain.go). The manager leaves it off until deletion and the Deployment/StatefulSet
+	// handover wait for the claims' logs; tests turn it on to cover the StatefulSet.
 	EnablePersistentQueue bool
+	// DrainStallAfter is how long an orphaned claim's drain may make no progress with a Redis
+	// error before Ready turns False (DefaultDrainStallAfter when zero; tests shorten it).
+	DrainStallAfter time.Duration
 
 	mu     sync.Mutex
 	memory map[types.NamespacedName]*memo
@@ -54,6 +59,8 @@ type memo struct {
 	rate      *rateSample
 	lastEvent string
 	series    series
+	// drains is the progress of the orphaned claims' drains, by claim.
+	drains map[string]drainProgress
 }
 
 // +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters,verbs=get;list;watch
@@ -61,6 +68,8 @@ type memo struct {
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
@@ -127,9 +136,17 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	}
 	o.applied = true
 	r.observeWorkload(ctx, obj, o)
+	if err := r.reconcileQueue(ctx, obj, in, o); err != nil {
+		o.applyErr = err
+		return ctrl.Result{}, err
+	}
 	r.observeRedis(ctx, obj, s, o)
 	r.observeExporters(ctx, obj, o)
-	return ctrl.Result{RequeueAfter: render.LagRefresh(obj)}, nil
+	requeue := render.LagRefresh(obj)
+	if o.queue != nil && o.queue.active() {
+		requeue = min(requeue, drainRequeue)
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // writeStatus computes the status from what the pass observed and writes it, only when it

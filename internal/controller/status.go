@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,6 +37,11 @@ type observed struct {
 	lagTime      metav1.Time
 
 	exporter *v1.ExporterStatus
+
+	// queue is the queue claims and their drains once queueChecked; nil without claims unless
+	// the queue is Persistent. A pass that did not get that far leaves status.queue as it was.
+	queueChecked bool
+	queue        *queueObserved
 }
 
 // computeStatus derives the whole status from what was observed: pure, table-tested. Each
@@ -47,6 +53,7 @@ func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.R
 	setRedisReachable(c, obj, o)
 	setLag(&st, o)
 	setExporterHealthy(c, o)
+	setQueueDrained(c, o)
 	setSummary(c, o, workloadReady)
 	// The generation is observed once the pass reached a verdict on it: applied, or stalled on
 	// something only the user can fix (so kstatus reports Failed rather than InProgress).
@@ -178,11 +185,83 @@ func setExporterHealthy(c conditions, o observed) {
 	}
 }
 
+// maxDrains bounds status.queue.drains (the CRD's MaxItems).
+const maxDrains = 1000
+
+// setQueueDrained reports the queue claims and whether the orphaned ones' logs are in Redis: a
+// failed drain Job (DrainFailed), else a drain without progress for stallAfter while its pod
+// reports a Redis error (DrainStalled), else drains in progress (Draining), else True. Without
+// claims of a Persistent queue both status.queue and the condition go; when the pass did not
+// look at the claims, both stay as they were.
+func setQueueDrained(c conditions, o observed) {
+	q := o.queue
+	if !o.queueChecked {
+		return
+	}
+	if q == nil {
+		c.st.Queue = nil
+		c.remove(v1.ConditionQueueDrained)
+		return
+	}
+	st := &v1.QueueStatus{Claims: q.claims}
+	var total int64
+	known := true
+	var failed, stalled []string
+	for _, d := range q.drains {
+		cd := v1.ClaimDrain{Claim: d.claim, Phase: d.phase, Records: d.records, Message: d.message}
+		if d.phase != v1.DrainDrained {
+			st.OrphanedClaims++
+			if d.records == nil {
+				known = false
+			} else {
+				total += *d.records
+			}
+		}
+		switch {
+		case d.phase == v1.DrainFailed:
+			failed = append(failed, d.claim+" ("+d.message+")")
+		case d.redisError != "" && !d.noProgressSince.IsZero() && c.now.Sub(d.noProgressSince) >= q.stallAfter:
+			cd.Message = fmt.Sprintf("Redis error (%s), no progress for %s", d.redisError, c.now.Sub(d.noProgressSince).Truncate(time.Second))
+			stalled = append(stalled, d.claim+": "+cd.Message)
+		}
+		if len(st.Drains) < maxDrains {
+			st.Drains = append(st.Drains, cd)
+		}
+	}
+	if known {
+		st.OrphanedRecords = &total
+	}
+	c.st.Queue = st
+	switch {
+	case len(failed) > 0:
+		c.set(v1.ConditionQueueDrained, metav1.ConditionFalse, v1.ReasonDrainFailed, "queue drain failed for claims "+strings.Join(failed, ", ")+
+			"; their logs stay on the claims: delete the failed Job to drain again")
+	case len(stalled) > 0:
+		c.set(v1.ConditionQueueDrained, metav1.ConditionFalse, v1.ReasonDrainStalled, "queue drains make no progress: "+strings.Join(stalled, "; "))
+	case st.OrphanedClaims > 0:
+		msg := fmt.Sprintf("draining %d orphaned queue claims", st.OrphanedClaims)
+		if known {
+			msg += fmt.Sprintf(", %d records left", total)
+		}
+		c.set(v1.ConditionQueueDrained, metav1.ConditionFalse, v1.ReasonDraining, msg)
+	default:
+		c.set(v1.ConditionQueueDrained, metav1.ConditionTrue, v1.ReasonNoOrphanedRecords, fmt.Sprintf("%d queue claims, no orphaned claim holds records", st.Claims))
+	}
+}
+
+// queueStalled says a drain failed or stalled (QueueDrained's reason).
+func queueStalled(c conditions) bool {
+	q := c.get(v1.ConditionQueueDrained)
+	return q != nil && (q.Reason == v1.ReasonDrainFailed || q.Reason == v1.ReasonDrainStalled)
+}
+
 // setSummary sets the kstatus conditions. The first verdict that holds wins, in this order:
 // a spec only the user can fix (Stalled), a failed apply (Reconciling, retried), Redis refusing
 // or unreachable (before unready pods, whose readiness includes Redis; not Reconciling, since
-// nothing progresses until Redis or the spec is fixed), pods rolling out (Reconciling), Redis
-// not checked yet, then Ready.
+// nothing progresses until Redis or the spec is fixed), pods rolling out (Reconciling), an
+// orphaned claim's drain failed or stalled (not Reconciling: it waits for Redis or the user; a
+// drain in progress changes nothing, so a scale-down keeps its verdict), Redis not checked yet,
+// then Ready.
 func setSummary(c conditions, o observed, workloadReady bool) {
 	redis := c.get(v1.ConditionRedisReachable)
 	redisOK := redis != nil && redis.Status == metav1.ConditionTrue
@@ -204,6 +283,9 @@ func setSummary(c conditions, o observed, workloadReady bool) {
 		c.set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, msg)
 		_, notAvailable := workloadReasons(o.kind())
 		c.set(v1.ConditionReady, metav1.ConditionFalse, notAvailable, msg)
+	case queueStalled(c):
+		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonQueueDrainStalled, c.get(v1.ConditionQueueDrained).Message)
 	case !redisOK:
 		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
 		reason, msg := v1.ReasonRedisUnreachable, "Redis has not been checked yet"

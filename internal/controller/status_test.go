@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -89,6 +90,21 @@ func TestComputeStatus(t *testing.T) {
 			observed{workloadKind: "StatefulSet", specErr: errors.New(queueGateMessage), specReason: v1.ReasonInvalidSpec},
 			want{ready: "False", stalled: "True", readyReason: v1.ReasonInvalidSpec, observedGeneration: 5},
 		},
+		"a scaled-down claim draining leaves Ready True (kstatus and Argo verdicts unchanged)": {
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
+				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-2", 40, "", time.Time{})}}},
+			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
+		},
+		"a failed drain Job is not Ready (QueueDrainStalled) and not Reconciling": {
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
+				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{{claim: "queue-durable-2", phase: v1.DrainFailed, message: "Job durable-drain-2 failed: BackoffLimitExceeded"}}}},
+			want{ready: "False", redis: "True", readyReason: v1.ReasonQueueDrainStalled, observedGeneration: 5},
+		},
+		"a drain without progress and a Redis error past stallAfter is not Ready (QueueDrainStalled)": {
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
+				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-2", 40, "oom", time.Now().Add(-2*time.Minute))}}},
+			want{ready: "False", redis: "True", readyReason: v1.ReasonQueueDrainStalled, observedGeneration: 5},
+		},
 		"a failed apply is Reconciling": {
 			observed{applyErr: errors.New("applying Deployment: conflict")},
 			want{ready: "False", reconciling: "True", readyReason: v1.ReasonApplyFailed, observedGeneration: 4},
@@ -126,6 +142,85 @@ func TestComputeStatus(t *testing.T) {
 				t.Errorf("observedGeneration = %d, want %d", st.ObservedGeneration, tc.want.observedGeneration)
 			}
 		})
+	}
+}
+
+// draining is a drain pod that reported records, with a Redis error class since noProgress.
+func draining(claim string, records int64, redisError string, noProgress time.Time) drainObserved {
+	if noProgress.IsZero() {
+		noProgress = time.Now()
+	}
+	return drainObserved{claim: claim, phase: v1.DrainDraining, records: &records, redisError: redisError, noProgressSince: noProgress}
+}
+
+// TestSetQueueDrained table-tests QueueDrained and status.queue from the claims' drains.
+func TestSetQueueDrained(t *testing.T) {
+	now := time.Now()
+	zero := int64(0)
+	drained := drainObserved{claim: "queue-d-3", phase: v1.DrainDrained, records: &zero}
+	tests := map[string]struct {
+		q       *queueObserved
+		status  metav1.ConditionStatus // "" = absent
+		reason  string
+		msg     string
+		orphans int32
+		records *int64 // nil = unset
+	}{
+		"no claims and no Persistent queue: no condition, no status.queue": {nil, "", "", "", 0, nil},
+		"claims all in use: True": {&queueObserved{claims: 2}, "True", v1.ReasonNoOrphanedRecords,
+			"2 queue claims, no orphaned claim holds records", 0, &zero},
+		"a Retained drained claim counts as no orphaned records": {&queueObserved{claims: 3, drains: []drainObserved{drained}}, "True", v1.ReasonNoOrphanedRecords,
+			"3 queue claims, no orphaned claim holds records", 0, &zero},
+		"a drain pod not reporting yet leaves the records unset": {&queueObserved{claims: 3, stallAfter: time.Minute,
+			drains: []drainObserved{draining("queue-d-1", 5, "", now), {claim: "queue-d-2", phase: v1.DrainPending}}},
+			"False", v1.ReasonDraining, "draining 2 orphaned queue claims", 2, nil},
+		"drains reporting records: Draining with the total": {&queueObserved{claims: 3, stallAfter: time.Minute,
+			drains: []drainObserved{draining("queue-d-1", 5, "", now), draining("queue-d-2", 7, "connection", now.Add(-30*time.Second))}},
+			"False", v1.ReasonDraining, "draining 2 orphaned queue claims, 12 records left", 2, ptr.To[int64](12)},
+		"a Redis error without progress past stallAfter: DrainStalled": {&queueObserved{claims: 2, stallAfter: time.Minute,
+			drains: []drainObserved{draining("queue-d-1", 5, "connection", now.Add(-90*time.Second))}},
+			"False", v1.ReasonDrainStalled, "queue drains make no progress: queue-d-1: Redis error (connection), no progress for 1m30s", 1, ptr.To[int64](5)},
+		"no progress without a Redis error is not stalled": {&queueObserved{claims: 2, stallAfter: time.Minute,
+			drains: []drainObserved{draining("queue-d-1", 5, "", now.Add(-time.Hour))}},
+			"False", v1.ReasonDraining, "draining 1 orphaned queue claims, 5 records left", 1, ptr.To[int64](5)},
+		"a failed Job wins over a stall: DrainFailed": {&queueObserved{claims: 3, stallAfter: time.Minute,
+			drains: []drainObserved{draining("queue-d-1", 5, "connection", now.Add(-time.Hour)), {claim: "queue-d-2", phase: v1.DrainFailed, message: "Job d-drain-2 failed: BackoffLimitExceeded"}}},
+			"False", v1.ReasonDrainFailed, "queue drain failed for claims queue-d-2 (Job d-drain-2 failed: BackoffLimitExceeded); their logs stay on the claims: delete the failed Job to drain again", 2, nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := &v1.RedisTraceExporterStatus{Queue: &v1.QueueStatus{Claims: 9}}
+			apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionQueueDrained, Status: "True", Reason: "Old"})
+			setQueueDrained(conditions{st: st, now: metav1.NewTime(now)}, observed{queueChecked: true, queue: tc.q})
+			c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionQueueDrained)
+			if tc.status == "" {
+				if c != nil || st.Queue != nil {
+					t.Fatalf("QueueDrained %+v, queue %+v; want neither", c, st.Queue)
+				}
+				return
+			}
+			if c == nil || c.Status != tc.status || c.Reason != tc.reason || c.Message != tc.msg {
+				t.Errorf("QueueDrained = %+v, want %s %s %q", c, tc.status, tc.reason, tc.msg)
+			}
+			q := st.Queue
+			if q == nil || q.Claims != tc.q.claims || q.OrphanedClaims != tc.orphans || len(q.Drains) != len(tc.q.drains) {
+				t.Fatalf("status.queue %+v, want %d claims, %d orphaned, %d drains", q, tc.q.claims, tc.orphans, len(tc.q.drains))
+			}
+			if (q.OrphanedRecords == nil) != (tc.records == nil) || (q.OrphanedRecords != nil && *q.OrphanedRecords != *tc.records) {
+				t.Errorf("orphanedRecords = %v, want %v", ptr.Deref(q.OrphanedRecords, -1), ptr.Deref(tc.records, -1))
+			}
+		})
+	}
+}
+
+// TestQueueStatusKeptWhenNotChecked: a pass that did not reach the claims (an apply failed)
+// keeps status.queue and QueueDrained rather than dropping them.
+func TestQueueStatusKeptWhenNotChecked(t *testing.T) {
+	st := &v1.RedisTraceExporterStatus{Queue: &v1.QueueStatus{Claims: 3, OrphanedClaims: 1}}
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionQueueDrained, Status: "False", Reason: v1.ReasonDraining})
+	setQueueDrained(conditions{st: st, now: metav1.Now()}, observed{applyErr: errors.New("conflict")})
+	if st.Queue == nil || st.Queue.OrphanedClaims != 1 || apimeta.FindStatusCondition(st.Conditions, v1.ConditionQueueDrained) == nil {
+		t.Errorf("queue %+v, conditions %+v: want both kept", st.Queue, st.Conditions)
 	}
 }
 
@@ -307,7 +402,7 @@ func TestQueueGate(t *testing.T) {
 			case !tc.refused && err != nil:
 				t.Errorf("refused: %v", err)
 			case tc.refused && (!errors.As(err, &spec) || spec.reason != v1.ReasonInvalidSpec ||
-				!strings.Contains(spec.msg, "Persistent is not available yet: needs the orphaned-claim drain")):
+				!strings.Contains(spec.msg, "Persistent is not available yet: needs the drain of its claims on deletion")):
 				t.Errorf("gate = %v, want an InvalidSpec error saying Persistent is not available yet", err)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/klog/v2"
@@ -49,7 +50,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret)).
+		// A queue claim and a drain Job are owned by no resource (the claim by none, the Job by its
+		// claim): they name theirs by the instance label.
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(forInstance)).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(forInstance)).
 		Complete(r)
+}
+
+// forInstance maps an object the operator manages (a queue claim, a drain Job) to the resource
+// its app.kubernetes.io/instance label names, in its namespace.
+func forInstance(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l["app.kubernetes.io/managed-by"] != "tracestream-operator" || l["app.kubernetes.io/instance"] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: l["app.kubernetes.io/instance"]}}}
 }
 
 // forSecret maps a Secret to the resources that reference it.

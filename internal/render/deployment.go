@@ -156,8 +156,25 @@ func env(rte *v1.RedisTraceExporter) []*corev1ac.EnvVarApplyConfiguration {
 // podVolumes are the config, every referenced Secret (from SecretRefs) and the persistent
 // queue, with the container's mounts of them.
 func podVolumes(rte *v1.RedisTraceExporter, in Inputs) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+	volumes, mounts := configAndSecretVolumes(rte, in, ConfigMapName(rte))
+	if q := rte.Spec.Delivery.PersistentQueue; q != nil {
+		name := queueVolumeName
+		if vol := queueVolume(q); vol != nil {
+			volumes = append(volumes, vol)
+		} else { // the StatefulSet's claim template is the volume
+			name = QueueClaimTemplate
+		}
+		mounts = append(mounts, corev1ac.VolumeMount().WithName(name).WithMountPath(queueDir))
+	}
+	return volumes, mounts
+}
+
+// configAndSecretVolumes are the configuration from the named ConfigMap and every referenced
+// Secret (from SecretRefs), with the container's mounts of them: the exporter pods' and the
+// queue drains' alike.
+func configAndSecretVolumes(rte *v1.RedisTraceExporter, in Inputs, configMap string) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
 	volumes := []*corev1ac.VolumeApplyConfiguration{
-		corev1ac.Volume().WithName("config").WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(ConfigMapName(rte))),
+		corev1ac.Volume().WithName("config").WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(configMap)),
 	}
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
 		corev1ac.VolumeMount().WithName("config").WithMountPath(configDir).WithReadOnly(true),
@@ -171,15 +188,6 @@ func podVolumes(rte *v1.RedisTraceExporter, in Inputs) ([]*corev1ac.VolumeApplyC
 		}
 		volumes = append(volumes, corev1ac.Volume().WithName(string(ref.Use)).WithSecret(src))
 		mounts = append(mounts, corev1ac.VolumeMount().WithName(string(ref.Use)).WithMountPath(ref.Dir()).WithReadOnly(true))
-	}
-	if q := rte.Spec.Delivery.PersistentQueue; q != nil {
-		name := queueVolumeName
-		if vol := queueVolume(q); vol != nil {
-			volumes = append(volumes, vol)
-		} else { // the StatefulSet's claim template is the volume
-			name = QueueClaimTemplate
-		}
-		mounts = append(mounts, corev1ac.VolumeMount().WithName(name).WithMountPath(queueDir))
 	}
 	return volumes, mounts
 }

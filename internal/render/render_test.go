@@ -118,29 +118,36 @@ func TestBuildersMatchGoldenFiles(t *testing.T) {
 					objs = append(objs, c.Object)
 				}
 			}
-			var docs []string
-			for _, o := range objs {
-				b, err := yaml.Marshal(o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				docs = append(docs, string(b))
-			}
-			got := strings.Join(docs, "---\n")
-			path := filepath.Join("testdata", name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs from the builders' output; if the change is intended, run go test ./internal/render -update and review the diff", path)
-			}
+			matchGolden(t, name, objs)
 		})
+	}
+}
+
+// matchGolden compares the objects, as YAML documents, with testdata/<name>.golden.yaml (and
+// rewrites it with -update).
+func matchGolden(t *testing.T, name string, objs []any) {
+	t.Helper()
+	var docs []string
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(b))
+	}
+	got := strings.Join(docs, "---\n")
+	path := filepath.Join("testdata", name+".golden.yaml")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the builders' output; if the change is intended, run go test ./internal/render -update and review the diff", path)
 	}
 }
 
