@@ -296,12 +296,14 @@ func TestEveryTestdataFileIsACase(t *testing.T) {
 // field cannot make a case pass that the operator could never produce.
 func TestTestdataObjectsAreRedisTraceExporters(t *testing.T) {
 	conditionTypes := []string{v1.ConditionReady, v1.ConditionReconciling, v1.ConditionStalled,
-		v1.ConditionRedisReachable, v1.ConditionWorkloadAvailable, v1.ConditionExporterHealthy}
+		v1.ConditionRedisReachable, v1.ConditionWorkloadAvailable, v1.ConditionExporterHealthy,
+		v1.ConditionQueueDrained}
 	reasons := []string{v1.ReasonReady, v1.ReasonProgressing, v1.ReasonSecretNotFound,
 		v1.ReasonSecretKeyMissing, v1.ReasonInvalidSpec, v1.ReasonApplyFailed, v1.ReasonRedisReachable,
 		v1.ReasonRedisAuthFailed, v1.ReasonRedisTLSFailed, v1.ReasonRedisUnreachable, v1.ReasonRedisError,
 		v1.ReasonDeploymentReady, v1.ReasonDeploymentNotReady, v1.ReasonExportersHealthy,
-		v1.ReasonExportersFailing, v1.ReasonExportersUnknown}
+		v1.ReasonExportersFailing, v1.ReasonExportersUnknown, v1.ReasonNoOrphanedRecords, v1.ReasonDraining,
+		v1.ReasonDrainStalled, v1.ReasonDrainFailed, v1.ReasonQueueDrainStalled}
 	for _, tc := range readHealthTests(t) {
 		t.Run(filepath.Base(tc.InputPath), func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(healthDir, tc.InputPath))

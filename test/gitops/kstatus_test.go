@@ -72,6 +72,16 @@ func TestFluxSeesKstatus(t *testing.T) {
 			argo:  "Degraded",
 			want:  status.InProgressStatus, wantMessage: `Redis at redis.tracing.svc:6379 refused the credentials from Secret "redis-auth" (check the username/password keys and the ACL user)`,
 		},
+		"a scaled-down queue draining its orphaned claims stays Current": {
+			input: "testdata/healthy_while_a_scaled_down_queue_drains.yaml",
+			argo:  "Healthy",
+			want:  status.CurrentStatus, wantMessage: "Resource is Ready",
+		},
+		"an orphaned queue that cannot drain is InProgress until Flux times out": {
+			input: "testdata/degraded_when_an_orphaned_queue_cannot_drain.yaml",
+			argo:  "Degraded",
+			want:  status.InProgressStatus, wantMessage: "queue drains make no progress: queue-traces-1: Redis error (oom), no progress for 2m10s; queue-traces-2: Redis error (oom), no progress for 2m10s",
+		},
 	}
 
 	argo := map[string]string{}
