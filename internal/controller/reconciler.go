@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
@@ -63,7 +64,8 @@ type memo struct {
 	drains map[string]drainProgress
 }
 
-// +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters/finalizers,verbs=update
 // +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
@@ -95,11 +97,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	logger := log.FromContext(ctx).WithValues("redistraceexporter", klog.KObj(obj))
 	ctx = log.IntoContext(ctx, logger)
-	if !obj.DeletionTimestamp.IsZero() {
+	deleting := !obj.DeletionTimestamp.IsZero()
+	if deleting && !controllerutil.ContainsFinalizer(obj, PersistentQueueFinalizer) {
 		return ctrl.Result{}, nil // children go with their ownerReferences
 	}
 	var o observed
 	defer r.writeStatus(ctx, obj, &o, &retErr)
+	if deleting {
+		return r.reconcileDelete(ctx, obj, &o)
+	}
 	return r.reconcile(ctx, obj, &o)
 }
 
@@ -129,6 +135,13 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 		r.observeWorkload(ctx, obj, o)
 		return ctrl.Result{}, nil
 	}
+	// The finalizer is there before the StatefulSet can create a claim; it goes only once the
+	// claims were looked at.
+	if r.wantsFinalizer(obj, o) {
+		if err := r.setFinalizer(ctx, obj, true); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if err := r.reconcileChildren(ctx, obj, children); err != nil {
 		o.applyErr = err
 		r.observeWorkload(ctx, obj, o)
@@ -138,6 +151,9 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	r.observeWorkload(ctx, obj, o)
 	if err := r.reconcileQueue(ctx, obj, in, o); err != nil {
 		o.applyErr = err
+		return ctrl.Result{}, err
+	}
+	if err := r.setFinalizer(ctx, obj, r.wantsFinalizer(obj, o)); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.observeRedis(ctx, obj, s, o)
