@@ -41,8 +41,9 @@ type Reconciler struct {
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
 	// EnablePersistentQueue lets spec.delivery.persistentQueue.volume Persistent through the
 	// queue gate (queue_gate.go), and turns on the drain of orphaned queue claims
-	// (queue_drain.go). The manager leaves it off until deletion and the Deployment/StatefulSet
-	// handover wait for the claims' logs; tests turn it on to cover the StatefulSet.
+	// (queue_drain.go) and, on deletion, through the persistent-queue finalizer (queue_delete.go).
+	// The manager leaves it off until the Deployment/StatefulSet handover waits for the old pods'
+	// logs; tests turn it on to cover the StatefulSet.
 	EnablePersistentQueue bool
 	// DrainStallAfter is how long an orphaned claim's drain may make no progress with a Redis
 	// error before Ready turns False (DefaultDrainStallAfter when zero; tests shorten it).

@@ -416,7 +416,7 @@ func TestQueueGate(t *testing.T) {
 			case !tc.refused && err != nil:
 				t.Errorf("refused: %v", err)
 			case tc.refused && (!errors.As(err, &spec) || spec.reason != v1.ReasonInvalidSpec ||
-				!strings.Contains(spec.msg, "Persistent is not available yet: needs the drain of its claims on deletion")):
+				!strings.Contains(spec.msg, "Persistent is not available yet: needs the handover between a Deployment and a StatefulSet")):
 				t.Errorf("gate = %v, want an InvalidSpec error saying Persistent is not available yet", err)
 			}
 		})
