@@ -24,16 +24,35 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
-// TestDeletionDrainsQueueClaims, with the gate open and whenDeleted Delete: the deleted resource
-// stays (its finalizer) while its StatefulSet is scaled to 0, a pod that still stops keeps its
-// claim from draining, a failed drain keeps it waiting (Ready False DrainingQueue), and it goes
-// once every claim's Job succeeded and the claim was deleted. envtest runs no StatefulSet, Job or
-// garbage collector controller: the test plays them.
-func TestDeletionDrainsQueueClaims(t *testing.T) {
+// TestDeletionWaitsForQueueClaims, with the gate open: what a deletion does with the claims of
+// a Persistent queue (drain and delete them, keep them, leave them to a namespace's deletion), and
+// that a resource without claims is deleted as before. envtest runs no StatefulSet, Job, garbage
+// collector or namespace controller: the tests play them.
+func TestDeletionWaitsForQueueClaims(t *testing.T) {
 	env := controlplane.Start(t)
 	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
-	ctx := context.Background()
 	c := env.Client
+	t.Run("whenDeleted Delete drains and deletes every claim, then the resource goes", func(t *testing.T) { deletionDrains(t, c) })
+	t.Run("whenDeleted Retain keeps the claims", func(t *testing.T) {
+		deletionKeeps(t, c, "keep-retain", func(rte *v1.RedisTraceExporter) {
+			rte.Spec.Delivery.PersistentQueue.ClaimRetentionPolicy = &v1.QueueClaimRetentionPolicy{WhenDeleted: v1.ClaimRetentionRetain}
+		})
+	})
+	t.Run("the Keep annotation keeps the claims under whenDeleted Delete", func(t *testing.T) {
+		deletionKeeps(t, c, "keep-annotation", func(rte *v1.RedisTraceExporter) {
+			rte.Annotations = map[string]string{v1.QueueOnDeleteAnnotation: v1.QueueOnDeleteKeep}
+		})
+	})
+	t.Run("a resource without claims never gets the finalizer", func(t *testing.T) { deletionWithoutClaims(t, c) })
+	t.Run("a terminating namespace releases the resource", func(t *testing.T) { deletionInATerminatingNamespace(t, c) })
+}
+
+// deletionDrains, with the gate open and whenDeleted Delete: the deleted resource
+// stays (its finalizer) while its StatefulSet is scaled to 0, a pod that still stops keeps its
+// claim from draining, a failed drain keeps it waiting (Ready False DrainingQueue), and it goes
+// once every claim's Job succeeded and the claim was deleted.
+func deletionDrains(t *testing.T, c client.Client) {
+	ctx := context.Background()
 	rte, key := durableWithClaims(t, c, "delete-drains", nil)
 	pod0 := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "durable-0", Namespace: key.Namespace, Labels: render.SelectorLabels(rte)},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "exporter", Image: "tracestream:test"}}}}
@@ -78,65 +97,37 @@ func TestDeletionDrainsQueueClaims(t *testing.T) {
 		return nil
 	})
 	finishJob(t, c, client.ObjectKey{Namespace: key.Namespace, Name: "durable-drain-0"}, true)
-	wait.For(t, 30*time.Second, "the resource gone once every claim is drained and deleted", func() error {
-		if exists(t, c, key, &v1.RedisTraceExporter{}) {
-			return fmt.Errorf("still there")
-		}
-		return nil
-	})
+	waitGone(t, c, key, "the resource gone once every claim is drained and deleted")
 	if claimLeft(t, c, key.Namespace, 0) {
 		t.Error("claim 0 drained but not deleted")
 	}
 }
 
-// TestDeletionKeepsQueueClaims: whenDeleted Retain, or the annotation queue-on-delete: Keep under
-// the default Delete, releases the resource at once; the claims stay untouched (no drain Job),
-// and an event names them.
-func TestDeletionKeepsQueueClaims(t *testing.T) {
-	env := controlplane.Start(t)
-	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
-	cases := map[string]func(*v1.RedisTraceExporter){
-		"retain": func(rte *v1.RedisTraceExporter) {
-			rte.Spec.Delivery.PersistentQueue.ClaimRetentionPolicy = &v1.QueueClaimRetentionPolicy{WhenDeleted: v1.ClaimRetentionRetain}
-		},
-		"annotation": func(rte *v1.RedisTraceExporter) {
-			rte.Annotations = map[string]string{v1.QueueOnDeleteAnnotation: v1.QueueOnDeleteKeep}
-		},
+// deletionKeeps: whenDeleted Retain, or the annotation queue-on-delete: Keep under the default
+// Delete, releases the resource at once; the claims stay untouched (no drain Job), and an event
+// names them.
+func deletionKeeps(t *testing.T, c client.Client, ns string, edit func(*v1.RedisTraceExporter)) {
+	rte, key := durableWithClaims(t, c, ns, edit)
+	if err := c.Delete(context.Background(), rte); err != nil {
+		t.Fatal(err)
 	}
-	for name, edit := range cases {
-		t.Run(name, func(t *testing.T) {
-			c := env.Client
-			rte, key := durableWithClaims(t, c, "keep-"+name, edit)
-			if err := c.Delete(context.Background(), rte); err != nil {
-				t.Fatal(err)
-			}
-			wait.For(t, 30*time.Second, "the resource gone", func() error {
-				if exists(t, c, key, &v1.RedisTraceExporter{}) {
-					return fmt.Errorf("still there")
-				}
-				return nil
-			})
-			for i := range 2 {
-				if !claimLeft(t, c, key.Namespace, i) {
-					t.Errorf("claim %d not kept", i)
-				}
-			}
-			var jobs batchv1.JobList
-			if err := c.List(context.Background(), &jobs, client.InNamespace(key.Namespace)); err != nil || len(jobs.Items) > 0 {
-				t.Errorf("drain Jobs %d (%v), want none: kept claims are untouched", len(jobs.Items), err)
-			}
-			waitEvent(t, c, key.Namespace, v1.EventQueueClaimsKept, "kept queue claims queue-durable-0, queue-durable-1")
-		})
+	waitGone(t, c, key, "the resource gone")
+	for i := range 2 {
+		if !claimLeft(t, c, key.Namespace, i) {
+			t.Errorf("claim %d not kept", i)
+		}
 	}
+	var jobs batchv1.JobList
+	if err := c.List(context.Background(), &jobs, client.InNamespace(key.Namespace)); err != nil || len(jobs.Items) > 0 {
+		t.Errorf("drain Jobs %d (%v), want none: kept claims are untouched", len(jobs.Items), err)
+	}
+	waitEvent(t, c, key.Namespace, v1.EventQueueClaimsKept, "kept queue claims queue-durable-0, queue-durable-1")
 }
 
-// TestDeletionWithoutClaimsIsImmediate: a resource whose queue is not Persistent never gets the
+// deletionWithoutClaims: a resource whose queue is not Persistent never gets the
 // finalizer, even with the gate open, and goes at once as before.
-func TestDeletionWithoutClaimsIsImmediate(t *testing.T) {
-	env := controlplane.Start(t)
-	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
+func deletionWithoutClaims(t *testing.T, c client.Client) {
 	ctx := context.Background()
-	c := env.Client
 	namespace(t, c, "no-claims")
 	rte := queueRTE("no-claims", v1.QueueVolumeEphemeral)
 	if err := c.Create(ctx, rte); err != nil {
@@ -156,22 +147,14 @@ func TestDeletionWithoutClaimsIsImmediate(t *testing.T) {
 	if err := c.Delete(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 10*time.Second, "the resource gone", func() error {
-		if exists(t, c, key, &v1.RedisTraceExporter{}) {
-			return fmt.Errorf("still there")
-		}
-		return nil
-	})
+	waitGone(t, c, key, "the resource gone")
 }
 
-// TestDeletionInATerminatingNamespace: no drain Job can be created in a namespace being deleted,
+// deletionInATerminatingNamespace: no drain Job can be created in a namespace being deleted,
 // so the finalizer goes and the claims are left to the namespace's deletion. (envtest runs no
 // namespace controller: the namespace stays Terminating and the test deletes the resource.)
-func TestDeletionInATerminatingNamespace(t *testing.T) {
-	env := controlplane.Start(t)
-	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
+func deletionInATerminatingNamespace(t *testing.T, c client.Client) {
 	ctx := context.Background()
-	c := env.Client
 	rte, key := durableWithClaims(t, c, "ns-gone", nil)
 	if err := c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: key.Namespace}}); err != nil {
 		t.Fatal(err)
@@ -179,12 +162,7 @@ func TestDeletionInATerminatingNamespace(t *testing.T) {
 	if err := c.Delete(ctx, rte); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 30*time.Second, "the resource gone", func() error {
-		if exists(t, c, key, &v1.RedisTraceExporter{}) {
-			return fmt.Errorf("still there")
-		}
-		return nil
-	})
+	waitGone(t, c, key, "the resource gone")
 	if !claimLeft(t, c, key.Namespace, 0) {
 		t.Error("claim 0 deleted by the operator: the namespace's deletion owns it")
 	}
@@ -255,5 +233,16 @@ func waitEvent(t *testing.T, c client.Client, ns, reason, note string) {
 			}
 		}
 		return fmt.Errorf("%d events, none %s saying %q", len(list.Items), reason, note)
+	})
+}
+
+// waitGone waits until the resource is gone from the API server.
+func waitGone(t *testing.T, c client.Client, key client.ObjectKey, what string) {
+	t.Helper()
+	wait.For(t, 30*time.Second, what, func() error {
+		if exists(t, c, key, &v1.RedisTraceExporter{}) {
+			return fmt.Errorf("still there")
+		}
+		return nil
 	})
 }
