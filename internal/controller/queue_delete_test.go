@@ -73,6 +73,8 @@ func deletionDrains(t *testing.T, c client.Client) {
 		exists(t, c, client.ObjectKey{Namespace: key.Namespace, Name: "durable-drain-0"}, &batchv1.Job{}) {
 		t.Fatal("want a drain Job for claim 1 only while pod 0 stops")
 	}
+	checkDrainJob(t, c, rte, 1)
+	checkDrainOutlivesResource(t, c, rte, 1)
 	if err := c.Delete(ctx, pod0); err != nil {
 		t.Fatal(err)
 	}
@@ -245,4 +247,24 @@ func waitGone(t *testing.T, c client.Client, key client.ObjectKey, what string) 
 		}
 		return nil
 	})
+}
+
+// checkDrainOutlivesResource: replica i's drain Job uses nothing a foreground deletion of the
+// resource removes first (its ConfigMap, its own ServiceAccount): only its own ConfigMap, the
+// namespace's default ServiceAccount, and the user's Secrets.
+func checkDrainOutlivesResource(t *testing.T, c client.Client, rte *v1.RedisTraceExporter, i int) {
+	t.Helper()
+	var job batchv1.Job
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: rte.Namespace, Name: render.DrainJobName(rte, i)}, &job); err != nil {
+		t.Fatal(err)
+	}
+	pod := job.Spec.Template.Spec
+	if pod.ServiceAccountName != "default" || pod.ServiceAccountName == render.OwnServiceAccountName(rte) {
+		t.Errorf("drain pod ServiceAccount %q, want the namespace's default", pod.ServiceAccountName)
+	}
+	for _, v := range pod.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name != job.Name {
+			t.Errorf("drain pod mounts ConfigMap %q, want only its own %q", v.ConfigMap.Name, job.Name)
+		}
+	}
 }

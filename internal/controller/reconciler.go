@@ -102,6 +102,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if deleting && !controllerutil.ContainsFinalizer(obj, PersistentQueueFinalizer) {
 		return ctrl.Result{}, nil // children go with their ownerReferences
 	}
+	if !deleting && r.wantsFinalizer(obj, &observed{}) {
+		// Before the StatefulSet can create a claim; it goes only once the claims were looked
+		// at. Before the status write: a conflict retries the pass without a status built from
+		// nothing.
+		if err := r.setFinalizer(ctx, obj, true); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	var o observed
 	defer r.writeStatus(ctx, obj, &o, &retErr)
 	if deleting {
@@ -135,13 +143,6 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 		// Secrets) bring us back once the user fixes it.
 		r.observeWorkload(ctx, obj, o)
 		return ctrl.Result{}, nil
-	}
-	// The finalizer is there before the StatefulSet can create a claim; it goes only once the
-	// claims were looked at.
-	if r.wantsFinalizer(obj, o) {
-		if err := r.setFinalizer(ctx, obj, true); err != nil {
-			return ctrl.Result{}, err
-		}
 	}
 	if err := r.reconcileChildren(ctx, obj, children); err != nil {
 		o.applyErr = err
