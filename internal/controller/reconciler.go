@@ -102,6 +102,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if deleting && !controllerutil.ContainsFinalizer(obj, PersistentQueueFinalizer) {
 		return ctrl.Result{}, nil // children go with their ownerReferences
 	}
+	if deleting && keepOnDelete(obj) {
+		return ctrl.Result{}, r.keepClaims(ctx, obj) // nothing to wait for, nothing to report
+	}
 	if !deleting && r.wantsFinalizer(obj, &observed{}) {
 		// Before the StatefulSet can create a claim; it goes only once the claims were looked
 		// at. Before the status write: a conflict retries the pass without a status built from
