@@ -69,9 +69,9 @@ func keepOnDelete(obj *v1.RedisTraceExporter) bool {
 }
 
 // reconcileDelete runs while a resource with PersistentQueueFinalizer is being deleted and its
-// claims are not kept (keepOnDelete: keepClaims releases it at once). The StatefulSet is scaled to 0 (its pods
-// drain their logs at SIGTERM), every claim whose pod is gone is drained by a Job and deleted,
-// and the finalizer goes when no claim is left. It waits as long as Redis refuses the logs: no
+// claims are not kept (keepOnDelete: keepClaims releases it at once). The StatefulSet is scaled
+// to 0 (its pods drain their logs at SIGTERM), every claim whose pod is gone is drained by a Job
+// and deleted, and the finalizer goes when no claim is left. It waits as long as Redis refuses the logs: no
 // timeout drops them. In a namespace being deleted no Job can be created: the claims go with it.
 func (r *Reconciler) reconcileDelete(ctx context.Context, obj *v1.RedisTraceExporter, o *observed) (ctrl.Result, error) {
 	o.deleting = true
