@@ -45,3 +45,25 @@ const (
 	// ReasonQueueDrainStalled is Ready's when a drain is stalled or failed.
 	ReasonQueueDrainStalled = "QueueDrainStalled"
 )
+
+// ReasonDrainingQueue is Ready's while a deleted resource waits for its queue claims: their pods
+// to stop, then their drain Jobs to write the logs to Redis (whenDeleted Delete).
+const ReasonDrainingQueue = "DrainingQueue"
+
+// Event reasons of a deleted resource's queue claims.
+const (
+	// EventQueueClaimsKept: the resource went, its queue claims stay untouched (whenDeleted
+	// Retain, or the QueueOnDeleteAnnotation); the event names them.
+	EventQueueClaimsKept = "QueueClaimsKept"
+	// EventQueueDeletedWithNamespace: the resource's namespace is being deleted, so no drain can
+	// run there; the claims go with the namespace.
+	EventQueueDeletedWithNamespace = "QueueDeletedWithNamespace"
+)
+
+// QueueOnDeleteAnnotation, set to QueueOnDeleteKeep on a resource, keeps its queue claims when it
+// is deleted, whatever whenDeleted says: the explicit way out of a deletion that waits for a
+// Redis that refuses the claims' logs.
+const (
+	QueueOnDeleteAnnotation = "tracestream.io/queue-on-delete"
+	QueueOnDeleteKeep       = "Keep"
+)

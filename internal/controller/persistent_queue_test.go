@@ -77,7 +77,7 @@ func TestPersistentQueueIsRefusedUntilItsDrainExists(t *testing.T) {
 		res, obj := kstatusOf(t, c, key)
 		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionStalled)
 		if res.Status != status.FailedStatus || cond == nil || cond.Reason != v1.ReasonInvalidSpec ||
-			!strings.Contains(cond.Message, "not available yet: needs the drain of its claims on deletion") {
+			!strings.Contains(cond.Message, "not available yet: needs the handover between a Deployment and a StatefulSet") {
 			return fmt.Errorf("kstatus %s, Stalled %+v", res.Status, cond)
 		}
 		return nil

@@ -30,6 +30,8 @@ const drainRequeue = 10 * time.Second
 // queueObserved is what a pass saw of a resource's queue claims.
 type queueObserved struct {
 	claims int32
+	// stopping counts the claims whose replica is not wanted but whose pod still stops.
+	stopping int32
 	// drains are the orphaned claims, by name.
 	drains     []drainObserved
 	stallAfter time.Duration
@@ -75,14 +77,29 @@ func (r *Reconciler) reconcileQueue(ctx context.Context, obj *v1.RedisTraceExpor
 		o.queueChecked = true
 		return nil
 	}
-	claims, jobs, pods, err := r.listQueue(ctx, obj)
-	if err != nil {
-		return err
-	}
 	persistent := render.WorkloadKind(obj) == render.KindStatefulSet
 	desired := 0
 	if persistent {
 		desired = int(o.desired)
+	}
+	q, err := r.drainOrphans(ctx, obj, in, desired, claimRetention(obj))
+	if err != nil {
+		return err
+	}
+	if persistent || q.claims > 0 {
+		o.queue = q
+	}
+	o.queueChecked = true
+	return nil
+}
+
+// drainOrphans moves every queue claim of the resource on, given the replicas wanted: a wanted
+// ordinal's claim loses its drain Job, a claim whose pod still stops waits, the others are
+// drained, then deleted or kept as retention says.
+func (r *Reconciler) drainOrphans(ctx context.Context, obj *v1.RedisTraceExporter, in render.Inputs, desired int, retention string) (*queueObserved, error) {
+	claims, jobs, pods, err := r.listQueue(ctx, obj)
+	if err != nil {
+		return nil, err
 	}
 	q := &queueObserved{stallAfter: r.drainStallAfter()}
 	for i := range claims {
@@ -96,14 +113,15 @@ func (r *Reconciler) reconcileQueue(ctx context.Context, obj *v1.RedisTraceExpor
 		case ord < desired:
 			q.claims++
 			if err := r.deleteDrainJob(ctx, job); err != nil {
-				return err
+				return nil, err
 			}
 		case pods[obj.Name+"-"+strconv.Itoa(ord)]:
 			q.claims++ // its pod still drains its log at SIGTERM
+			q.stopping++
 		default:
-			d, gone, err := r.drainClaim(ctx, obj, in, pvc, ord, job)
+			d, gone, err := r.drainClaim(ctx, obj, in, pvc, ord, job, retention)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !gone {
 				q.claims++
@@ -112,11 +130,7 @@ func (r *Reconciler) reconcileQueue(ctx context.Context, obj *v1.RedisTraceExpor
 		}
 	}
 	r.forgetDrains(obj, q)
-	if persistent || q.claims > 0 {
-		o.queue = q
-	}
-	o.queueChecked = true
-	return nil
+	return q, nil
 }
 
 // listQueue lists the resource's queue claims, its drain Jobs by claim, and the names of its
@@ -147,9 +161,9 @@ func (r *Reconciler) listQueue(ctx context.Context, obj *v1.RedisTraceExporter) 
 }
 
 // drainClaim moves one orphaned claim's drain on: a Job when it has none (or one left from an
-// earlier claim of that name), its outcome once finished, else its pod's progress. gone says the
-// claim was drained and deleted.
-func (r *Reconciler) drainClaim(ctx context.Context, obj *v1.RedisTraceExporter, in render.Inputs, pvc *corev1.PersistentVolumeClaim, ord int, job *batchv1.Job) (d drainObserved, gone bool, err error) {
+// earlier claim of that name), its outcome once finished, else its pod's progress. A drained
+// claim is deleted or kept as retention says; gone says it was deleted.
+func (r *Reconciler) drainClaim(ctx context.Context, obj *v1.RedisTraceExporter, in render.Inputs, pvc *corev1.PersistentVolumeClaim, ord int, job *batchv1.Job, retention string) (d drainObserved, gone bool, err error) {
 	d = drainObserved{claim: pvc.Name, phase: v1.DrainPending}
 	claim := render.QueueClaim{Name: pvc.Name, UID: pvc.UID, Ordinal: ord, Size: pvc.Spec.Resources.Requests[corev1.ResourceStorage]}
 	if job != nil && !metav1.IsControlledBy(job, pvc) {
@@ -162,7 +176,7 @@ func (r *Reconciler) drainClaim(ctx context.Context, obj *v1.RedisTraceExporter,
 	case cond != nil && cond.Type == batchv1.JobComplete:
 		zero := int64(0)
 		d.phase, d.records = v1.DrainDrained, &zero
-		if claimRetention(obj) == v1.ClaimRetentionRetain {
+		if retention == v1.ClaimRetentionRetain {
 			return d, false, nil // the succeeded Job marks the claim drained
 		}
 		return d, true, r.deleteDrainedClaim(ctx, pvc)

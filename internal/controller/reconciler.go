@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
@@ -40,8 +41,9 @@ type Reconciler struct {
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
 	// EnablePersistentQueue lets spec.delivery.persistentQueue.volume Persistent through the
 	// queue gate (queue_gate.go), and turns on the drain of orphaned queue claims
-	// (queue_drain.go). The manager leaves it off until deletion and the Deployment/StatefulSet
-	// handover wait for the claims' logs; tests turn it on to cover the StatefulSet.
+	// (queue_drain.go) and, on deletion, through the persistent-queue finalizer (queue_delete.go).
+	// The manager leaves it off until the Deployment/StatefulSet handover waits for the old pods'
+	// logs; tests turn it on to cover the StatefulSet.
 	EnablePersistentQueue bool
 	// DrainStallAfter is how long an orphaned claim's drain may make no progress with a Redis
 	// error before Ready turns False (DefaultDrainStallAfter when zero; tests shorten it).
@@ -63,7 +65,8 @@ type memo struct {
 	drains map[string]drainProgress
 }
 
-// +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters/finalizers,verbs=update
 // +kubebuilder:rbac:groups=tracestream.io,resources=redistraceexporters/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
@@ -95,11 +98,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	logger := log.FromContext(ctx).WithValues("redistraceexporter", klog.KObj(obj))
 	ctx = log.IntoContext(ctx, logger)
-	if !obj.DeletionTimestamp.IsZero() {
+	deleting := !obj.DeletionTimestamp.IsZero()
+	if deleting && !controllerutil.ContainsFinalizer(obj, PersistentQueueFinalizer) {
 		return ctrl.Result{}, nil // children go with their ownerReferences
+	}
+	if deleting && keepOnDelete(obj) {
+		return ctrl.Result{}, r.keepClaims(ctx, obj) // nothing to wait for, nothing to report
+	}
+	if !deleting && r.wantsFinalizer(obj, &observed{}) {
+		// Before the StatefulSet can create a claim; it goes only once the claims were looked
+		// at. Before the status write: a conflict retries the pass without a status built from
+		// nothing.
+		if err := r.setFinalizer(ctx, obj, true); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	var o observed
 	defer r.writeStatus(ctx, obj, &o, &retErr)
+	if deleting {
+		return r.reconcileDelete(ctx, obj, &o)
+	}
 	return r.reconcile(ctx, obj, &o)
 }
 
@@ -138,6 +156,9 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	r.observeWorkload(ctx, obj, o)
 	if err := r.reconcileQueue(ctx, obj, in, o); err != nil {
 		o.applyErr = err
+		return ctrl.Result{}, err
+	}
+	if err := r.setFinalizer(ctx, obj, r.wantsFinalizer(obj, o)); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.observeRedis(ctx, obj, s, o)

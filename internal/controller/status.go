@@ -42,6 +42,11 @@ type observed struct {
 	// the queue is Persistent. A pass that did not get that far leaves status.queue as it was.
 	queueChecked bool
 	queue        *queueObserved
+
+	// deleting says the resource is deleted and waits for its queue claims (its finalizer);
+	// deleteBlocked is what keeps their drains from starting (a Secret they need is gone).
+	deleting      bool
+	deleteBlocked error
 }
 
 // computeStatus derives the whole status from what was observed: pure, table-tested. Each
@@ -256,7 +261,7 @@ func queueStalled(c conditions) bool {
 }
 
 // setSummary sets the kstatus conditions. The first verdict that holds wins, in this order:
-// a spec only the user can fix (Stalled), a failed apply (Reconciling, retried), Redis refusing
+// a deletion waiting for the queue claims (DrainingQueue: kstatus says Terminating anyway), a spec only the user can fix (Stalled), a failed apply (Reconciling, retried), Redis refusing
 // or unreachable (before unready pods, whose readiness includes Redis; not Reconciling, since
 // nothing progresses until Redis or the spec is fixed), pods rolling out (Reconciling), an
 // orphaned claim's drain failed or stalled (not Reconciling: it waits for Redis or the user; a
@@ -266,6 +271,9 @@ func setSummary(c conditions, o observed, workloadReady bool) {
 	redis := c.get(v1.ConditionRedisReachable)
 	redisOK := redis != nil && redis.Status == metav1.ConditionTrue
 	switch {
+	case o.deleting:
+		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDrainingQueue, deletingMessage(c, o))
 	case o.specErr != nil:
 		c.remove(v1.ConditionReconciling)
 		c.set(v1.ConditionStalled, metav1.ConditionTrue, o.specReason, o.specErr.Error())
@@ -297,6 +305,24 @@ func setSummary(c conditions, o observed, workloadReady bool) {
 		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
 		c.set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonReady, fmt.Sprintf("%d/%d exporter pods ready, Redis reachable", c.st.ReadyReplicas, o.desired))
 	}
+}
+
+// deletingMessage says what a deletion waits for: a Secret the drains need, pods that stop, the
+// drains (QueueDrained's message), and the way out.
+func deletingMessage(c conditions, o observed) string {
+	msg := "the resource is deleted once its queue claims are drained to Redis and deleted"
+	switch q := o.queue; {
+	case o.deleteBlocked != nil:
+		msg += "; the drains cannot start: " + o.deleteBlocked.Error()
+	case o.applyErr != nil:
+		msg += "; " + o.applyErr.Error()
+	case q != nil && q.stopping > 0:
+		msg += fmt.Sprintf("; waiting for %d exporter pods to stop (they drain their logs at SIGTERM)", q.stopping)
+	}
+	if d := c.get(v1.ConditionQueueDrained); o.queue != nil && d != nil && d.Status != metav1.ConditionTrue {
+		msg += "; " + d.Message
+	}
+	return msg + "; to keep the claims instead, annotate it " + v1.QueueOnDeleteAnnotation + "=" + v1.QueueOnDeleteKeep
 }
 
 // redisUnreachable is the reason and message of a RedisReachable condition that is False: what

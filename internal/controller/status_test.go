@@ -105,6 +105,20 @@ func TestComputeStatus(t *testing.T) {
 				queue: &queueObserved{claims: 3, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-2", 40, "oom", time.Now().Add(-2*time.Minute))}}},
 			want{ready: "False", redis: "True", readyReason: v1.ReasonQueueDrainStalled, observedGeneration: 5},
 		},
+		"a deletion waiting for its queue claims' drains is DrainingQueue, neither Reconciling nor Stalled (kstatus says Terminating)": {
+			observed{deleting: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(0)), queueChecked: true,
+				queue: &queueObserved{claims: 2, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-0", 40, "", time.Time{})}}},
+			want{ready: "False", readyReason: v1.ReasonDrainingQueue, observedGeneration: 4},
+		},
+		"a deletion whose drain Redis refuses stays DrainingQueue, not QueueDrainStalled": {
+			observed{deleting: true, workloadKind: "StatefulSet", redisChecked: true, redisErr: errors.New("dial"), redisCause: redisconn.CauseUnreachable, queueChecked: true,
+				queue: &queueObserved{claims: 1, stallAfter: time.Minute, drains: []drainObserved{draining("queue-durable-0", 40, "connection", time.Now().Add(-time.Hour))}}},
+			want{ready: "False", redis: "False", readyReason: v1.ReasonDrainingQueue, observedGeneration: 4},
+		},
+		"a deletion whose drains miss a Secret is DrainingQueue, not Stalled": {
+			observed{deleting: true, workloadKind: "StatefulSet", deleteBlocked: errors.New(`Secret "auth" does not exist`)},
+			want{ready: "False", readyReason: v1.ReasonDrainingQueue, observedGeneration: 4},
+		},
 		"a failed apply is Reconciling": {
 			observed{applyErr: errors.New("applying Deployment: conflict")},
 			want{ready: "False", reconciling: "True", readyReason: v1.ReasonApplyFailed, observedGeneration: 4},
@@ -402,7 +416,7 @@ func TestQueueGate(t *testing.T) {
 			case !tc.refused && err != nil:
 				t.Errorf("refused: %v", err)
 			case tc.refused && (!errors.As(err, &spec) || spec.reason != v1.ReasonInvalidSpec ||
-				!strings.Contains(spec.msg, "Persistent is not available yet: needs the drain of its claims on deletion")):
+				!strings.Contains(spec.msg, "Persistent is not available yet: needs the handover between a Deployment and a StatefulSet")):
 				t.Errorf("gate = %v, want an InvalidSpec error saying Persistent is not available yet", err)
 			}
 		})
