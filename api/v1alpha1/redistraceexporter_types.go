@@ -405,8 +405,8 @@ type PersistentQueueSpec struct {
 	// PersistentVolumeClaim per replica that outlives its pods: a replacement pod of the replica
 	// replays what the old one left). When unset: Ephemeral if storageClassName is set, else
 	// EmptyDir. Persistent is not available yet: the operator refuses it (Stalled, InvalidSpec)
-	// until a deletion or a change of volume waits for the claims' logs, leaving a running
-	// workload untouched.
+	// until a change of volume hands the old pods' logs over safely, leaving a running workload
+	// untouched.
 	// +kubebuilder:validation:Enum=EmptyDir;Ephemeral;Persistent
 	// +optional
 	Volume string `json:"volume,omitempty"`
