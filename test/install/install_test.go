@@ -140,6 +140,9 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"the metrics port cannot take the probe port":    {"metrics.port=8081", "/metrics/port"},
 		"a memory limit must be a quantity":              {"resources.limits.memory=lots", "/resources/limits/memory"},
 		"an empty image repository is refused":           {"image.repository=", "/image/repository"},
+		"a misspelt rule value is refused":               {"prometheusRule.rules.exporterNotReady.severty=page", "additional properties 'severty' not allowed"},
+		"an alert's for must be a duration":              {"prometheusRule.rules.redisErrors.for=soon", "/prometheusRule/rules/redisErrors/for"},
+		"a dashboard label must be a label key":          {"dashboards.label=grafana dashboard", "/dashboards/label"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := run(t, "helm", "template", release, chart, "--set", tc.set)
@@ -296,7 +299,7 @@ func TestChartCRDsAreConfigCRDs(t *testing.T) {
 func TestInstallsApplyToARealAPIServer(t *testing.T) {
 	env := controlplane.Start(t)
 	ctx := context.Background()
-	installServiceMonitorCRD(t, env.Client)
+	installPrometheusOperatorCRDs(t, env.Client)
 	for _, ns := range []string{namespace, "team-a", "team-b"} {
 		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)
@@ -306,9 +309,11 @@ func TestInstallsApplyToARealAPIServer(t *testing.T) {
 		"the chart with its defaults":     helmTemplate(t),
 		"the chart for two namespaces":    helmTemplate(t, "--set", "watchNamespaces={team-a,team-b}"),
 		"the chart with a ServiceMonitor": helmTemplate(t, "--set", "metrics.serviceMonitor.enabled=true", "--set", "replicas=2"),
-		"kustomize config/default":        kustomize(t, "../../config/default"),
-		"kustomize config/prometheus":     kustomize(t, "../../config/prometheus"),
-		"kustomize config/samples":        kustomize(t, "../../config/samples"),
+		"the chart with dashboards and alert rules": helmTemplate(t, "--set", "dashboards.enabled=true",
+			"--set", "prometheusRule.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"),
+		"kustomize config/default":    kustomize(t, "../../config/default"),
+		"kustomize config/prometheus": kustomize(t, "../../config/prometheus"),
+		"kustomize config/samples":    kustomize(t, "../../config/samples"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, u := range objs {
@@ -334,37 +339,40 @@ func isNamespaced(u *unstructured.Unstructured) bool {
 	return true
 }
 
-// installServiceMonitorCRD installs the prometheus-operator's real ServiceMonitor CRD
-// (PROMETHEUS_OPERATOR_CRDS, set by make test from hack/prometheus-operator-crds.sh).
-func installServiceMonitorCRD(t *testing.T, c client.Client) {
+// installPrometheusOperatorCRDs installs the prometheus-operator's real ServiceMonitor and
+// PrometheusRule CRDs (PROMETHEUS_OPERATOR_CRDS, set by make test from
+// hack/prometheus-operator-crds.sh).
+func installPrometheusOperatorCRDs(t *testing.T, c client.Client) {
 	t.Helper()
 	dir := os.Getenv("PROMETHEUS_OPERATOR_CRDS")
 	if dir == "" {
 		t.Fatal("PROMETHEUS_OPERATOR_CRDS: not set; run the tests with make test")
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "monitoring.coreos.com_servicemonitors.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	crd := decode(t, string(b))[0]
-	ctx := context.Background()
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(crd), client.FieldOwner("install-test")); err != nil {
-		t.Fatal(err)
-	}
-	wait.For(t, 30*time.Second, "the ServiceMonitor CRD established", func() error {
-		got := &unstructured.Unstructured{}
-		got.SetGroupVersionKind(crd.GroupVersionKind())
-		if err := c.Get(ctx, client.ObjectKeyFromObject(crd), got); err != nil {
-			return err
+	for _, file := range []string{"monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
 		}
-		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, cond := range conds {
-			if m := cond.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-				return nil
+		crd := decode(t, string(b))[0]
+		ctx := context.Background()
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(crd), client.FieldOwner("install-test")); err != nil {
+			t.Fatal(err)
+		}
+		wait.For(t, 30*time.Second, "the CRD "+crd.GetName()+" established", func() error {
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(crd.GroupVersionKind())
+			if err := c.Get(ctx, client.ObjectKeyFromObject(crd), got); err != nil {
+				return err
 			}
-		}
-		return fmt.Errorf("conditions %v", conds)
-	})
+			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+			for _, cond := range conds {
+				if m := cond.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+					return nil
+				}
+			}
+			return fmt.Errorf("conditions %v", conds)
+		})
+	}
 }
 
 func container(t *testing.T, dep *unstructured.Unstructured) corev1.Container {
