@@ -25,10 +25,18 @@ var (
 		Name: "tracestream_redistraceexporter_group_lag",
 		Help: "Entries of the stream not yet delivered to the consumer group; absent when Redis cannot tell.",
 	}, []string{"namespace", "name", "stream", "group"})
+	unknownLagGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tracestream_redistraceexporter_unknown_lag_groups",
+		Help: "Consumer groups whose lag Redis cannot tell (status.unknownLagGroups): they have no group_lag series.",
+	}, []string{"namespace", "name"})
+	lagUpdateGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tracestream_redistraceexporter_lag_update_timestamp_seconds",
+		Help: "When the reported streams and lag last changed (status.lagUpdateTime), as Unix seconds; absent before the first read.",
+	}, []string{"namespace", "name"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(readyGauge, streamLengthGauge, groupLagGauge)
+	metrics.Registry.MustRegister(readyGauge, streamLengthGauge, groupLagGauge, unknownLagGauge, lagUpdateGauge)
 }
 
 // series are the label values a resource's stream and group gauges were last set with.
@@ -45,6 +53,7 @@ func exportMetrics(key types.NamespacedName, st v1.RedisTraceExporterStatus, pre
 		ready = 1
 	}
 	readyGauge.WithLabelValues(key.Namespace, key.Name).Set(ready)
+	exportLagState(key, st)
 	now := series{streams: map[[2]string]bool{}, groups: map[[2]string]bool{}}
 	for _, s := range st.Streams {
 		streamLengthGauge.WithLabelValues(key.Namespace, key.Name, s.Name).Set(float64(s.Length))
@@ -69,10 +78,22 @@ func exportMetrics(key types.NamespacedName, st v1.RedisTraceExporterStatus, pre
 	return now
 }
 
+// exportLagState sets the gauges that say how much of the lag is known and how fresh it is.
+func exportLagState(key types.NamespacedName, st v1.RedisTraceExporterStatus) {
+	unknownLagGauge.WithLabelValues(key.Namespace, key.Name).Set(float64(st.UnknownLagGroups))
+	if st.LagUpdateTime == nil {
+		lagUpdateGauge.DeleteLabelValues(key.Namespace, key.Name)
+		return
+	}
+	lagUpdateGauge.WithLabelValues(key.Namespace, key.Name).Set(float64(st.LagUpdateTime.Unix()))
+}
+
 // forgetMetrics removes every series of the resource.
 func forgetMetrics(key types.NamespacedName) {
 	l := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
 	readyGauge.DeletePartialMatch(l)
 	streamLengthGauge.DeletePartialMatch(l)
 	groupLagGauge.DeletePartialMatch(l)
+	unknownLagGauge.DeletePartialMatch(l)
+	lagUpdateGauge.DeletePartialMatch(l)
 }

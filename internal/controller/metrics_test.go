@@ -2,9 +2,11 @@ package controller
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
@@ -37,6 +39,28 @@ func TestExportMetricsKeepsWhatStillExists(t *testing.T) {
 	forgetMetrics(key)
 	if got := seriesOf(readyGauge, key.Namespace); len(got) != 0 {
 		t.Errorf("ready series %v after forgetting, want none", got)
+	}
+}
+
+// TestExportMetricsSaysHowMuchLagIsKnownAndWhen: unknown-lag groups are a count per resource,
+// and the time of the last lag change is a timestamp gauge, absent before the first read.
+func TestExportMetricsSaysHowMuchLagIsKnownAndWhen(t *testing.T) {
+	key := types.NamespacedName{Namespace: "lag-state-test", Name: "rte"}
+	exportMetrics(key, v1.RedisTraceExporterStatus{}, series{})
+	if got := seriesOf(lagUpdateGauge, key.Namespace); len(got) != 0 {
+		t.Errorf("lag update series %v before any read, want none", got)
+	}
+	at := metav1.NewTime(time.Unix(1772443021, 0))
+	exportMetrics(key, v1.RedisTraceExporterStatus{UnknownLagGroups: 2, LagUpdateTime: &at}, series{})
+	if got := seriesOf(unknownLagGauge, key.Namespace); got["/"] != 2 {
+		t.Errorf("unknown lag groups %v, want 2", got)
+	}
+	if got := seriesOf(lagUpdateGauge, key.Namespace); got["/"] != 1772443021 {
+		t.Errorf("lag update timestamp %v, want 1772443021", got)
+	}
+	forgetMetrics(key)
+	if n := len(seriesOf(unknownLagGauge, key.Namespace)) + len(seriesOf(lagUpdateGauge, key.Namespace)); n != 0 {
+		t.Errorf("%d lag state series after forgetting, want 0", n)
 	}
 }
 
