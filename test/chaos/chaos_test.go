@@ -39,22 +39,14 @@ import (
 var exporterBin, managerBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tracestream-chaos-")
+	bins, cleanup, err := child.BuildMains("tracestream-chaos-", "../../cmd/exporter", "../../cmd/manager")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	exporterBin, managerBin = filepath.Join(dir, "exporter"), filepath.Join(dir, "manager")
-	for bin, pkg := range map[string]string{exporterBin: "../../cmd/exporter", managerBin: "../../cmd/manager"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
-			os.Exit(1)
-		}
-	}
+	exporterBin, managerBin = bins[0], bins[1]
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
