@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -92,10 +93,24 @@ func (r *Reconciler) fetchStatus(ctx context.Context, ip string) (*telemetry.Sta
 		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/status of %s answered %s", ip, resp.Status)
+	}
+	// A pod is not trusted to bound its answer: read at most maxStatusBytes of it.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading /status of %s: %w", ip, err)
+	}
+	if len(body) > maxStatusBytes {
+		return nil, fmt.Errorf("/status of %s is larger than %d bytes", ip, maxStatusBytes)
+	}
 	// The exporter's own /status type: one contract, defined where it is served.
 	var s telemetry.Status
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+	if err := json.Unmarshal(body, &s); err != nil {
 		return nil, fmt.Errorf("decoding /status of %s: %w", ip, err)
 	}
 	return &s, nil
 }
+
+// maxStatusBytes bounds what the manager reads of one pod's /status; a real one is a few KiB.
+const maxStatusBytes = 1 << 20

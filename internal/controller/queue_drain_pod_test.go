@@ -1,11 +1,14 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,5 +91,45 @@ func TestTerminationRecords(t *testing.T) {
 		if n := terminationRecords(exited(msg)); n != nil {
 			t.Errorf("message %q gave records %d, want none", msg, *n)
 		}
+	}
+}
+
+// TestFetchStatusBoundsWhatAPodSends: a pod answering /status with more than maxStatusBytes (or
+// with an error status) is an error naming the problem, and the manager reads no more than the
+// bound of it, however much the pod would send.
+func TestFetchStatusBoundsWhatAPodSends(t *testing.T) {
+	var sent atomic.Int64
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if fail.Load() {
+			http.Error(w, "no", http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte(`{"ready":true,"lastErrorClass":"`))
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for i := 0; i < 1024; i++ { // 64 MiB unless the reader stops
+			n, err := w.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	r := &Reconciler{HTTP: &http.Client{Transport: toServer{u}}}
+
+	_, err := r.fetchStatus(context.Background(), "10.0.0.7")
+	if err == nil || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
+		t.Fatalf("oversized /status: got %v, want an error naming the bound", err)
+	}
+	srv.CloseClientConnections()
+	if got := sent.Load(); got >= 64<<20 {
+		t.Errorf("the pod wrote all %d bytes: the manager read past its bound", got)
+	}
+
+	fail.Store(true)
+	if _, err := r.fetchStatus(context.Background(), "10.0.0.7"); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("error status: got %v", err)
 	}
 }
