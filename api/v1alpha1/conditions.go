@@ -67,3 +67,9 @@ const (
 	QueueOnDeleteAnnotation = "tracestream.io/queue-on-delete"
 	QueueOnDeleteKeep       = "Keep"
 )
+
+// ReasonWorkloadHandover is Reconciling's and Ready's while the pods move between a Deployment
+// and a StatefulSet (a change of the persistent queue's volume): the old workload stays until the
+// new one is available and, for a Deployment whose pods hold a log on a volume that goes with
+// them, until those pods reach Redis and can drain it at SIGTERM.
+const ReasonWorkloadHandover = "WorkloadHandover"

@@ -404,9 +404,11 @@ type PersistentQueueSpec struct {
 	// (a PersistentVolumeClaim per pod, created and deleted with it) or Persistent (a
 	// PersistentVolumeClaim per replica that outlives its pods: a replacement pod of the replica
 	// replays what the old one left). When unset: Ephemeral if storageClassName is set, else
-	// EmptyDir. Persistent is not available yet: the operator refuses it (Stalled, InvalidSpec)
-	// until a change of volume hands the old pods' logs over safely, leaving a running workload
-	// untouched.
+	// EmptyDir. Persistent runs the pods in a StatefulSet, the others in a Deployment; a change
+	// between them keeps the old workload until the new one is available and the old pods can
+	// drain their logs (Redis reachable), then deletes it (WorkloadAvailable says what it waits
+	// for). A Persistent volume's claims are written to Redis by a drain Job when their replica is
+	// scaled away, and before the resource is deleted (see claimRetentionPolicy).
 	// +kubebuilder:validation:Enum=EmptyDir;Ephemeral;Persistent
 	// +optional
 	Volume string `json:"volume,omitempty"`

@@ -2,8 +2,13 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +23,8 @@ import (
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/controller"
+	"github.com/tracestream/tracestream/internal/exporter/telemetry"
+	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
@@ -48,16 +55,22 @@ func exists(t *testing.T, c client.Client, key client.ObjectKey, o client.Object
 	return err == nil
 }
 
-// TestPersistentQueueIsRefusedUntilItsDrainExists: by default the operator refuses volume
-// Persistent (Stalled, InvalidSpec, saying why), and a resource switched to it keeps its running
-// Deployment untouched: nothing is applied or pruned, so no emptyDir log is dropped.
-func TestPersistentQueueIsRefusedUntilItsDrainExists(t *testing.T) {
+// TestHandoverKeepsTheDeploymentUntilItsLogsCanDrain: a resource moved from an emptyDir queue to
+// a Persistent one keeps its Deployment (Reconciling, WorkloadHandover, saying what it waits for)
+// until the StatefulSet is available, then until every Deployment pod with a log reports Redis
+// reachable, so that deleting it makes the pods drain their logs at SIGTERM rather than lose them.
+func TestHandoverKeepsTheDeploymentUntilItsLogsCanDrain(t *testing.T) {
+	var reachable atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(telemetry.Status{RedisReachable: reachable.Load(), PersistentQueue: &telemetry.QueueStats{Records: 5}})
+	}))
+	defer srv.Close()
 	env := controlplane.Start(t)
-	startManager(t, env)
+	startManager(t, env, func(r *controller.Reconciler) { r.HTTP = &http.Client{Transport: toServer(srv.URL)} })
 	ctx := context.Background()
 	c := env.Client
-	namespace(t, c, "gated")
-	rte := queueRTE("gated", v1.QueueVolumeEmptyDir)
+	namespace(t, c, "handover")
+	rte := queueRTE("handover", v1.QueueVolumeEmptyDir)
 	if err := c.Create(ctx, rte); err != nil {
 		t.Fatal(err)
 	}
@@ -68,35 +81,85 @@ func TestPersistentQueueIsRefusedUntilItsDrainExists(t *testing.T) {
 		}
 		return nil
 	})
+	oldPod(t, c, rte)
 	_, obj := kstatusOf(t, c, key)
 	obj.Spec.Delivery.PersistentQueue.Volume = v1.QueueVolumePersistent
 	if err := c.Update(ctx, obj); err != nil {
-		t.Fatalf("the CRD refused volume Persistent, so the test would not reach the operator's gate: %v", err)
+		t.Fatal(err)
 	}
-	wait.For(t, 20*time.Second, "Stalled with InvalidSpec saying Persistent is not available yet", func() error {
-		res, obj := kstatusOf(t, c, key)
-		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionStalled)
-		if res.Status != status.FailedStatus || cond == nil || cond.Reason != v1.ReasonInvalidSpec ||
-			!strings.Contains(cond.Message, "not available yet: needs the handover between a Deployment and a StatefulSet") {
-			return fmt.Errorf("kstatus %s, Stalled %+v", res.Status, cond)
+	sts := &appsv1.StatefulSet{}
+	waitHandover(t, c, key, v1.ReasonStatefulSetNotReady, "the Deployment durable stays until the StatefulSet that replaces it is available")
+	if !exists(t, c, key, sts) || !exists(t, c, key, &appsv1.Deployment{}) {
+		t.Fatal("want the StatefulSet applied beside the Deployment")
+	}
+	// envtest runs no StatefulSet controller: write the status it would.
+	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2,
+		UpdatedReplicas: 2, CurrentReplicas: 2, CurrentRevision: "durable-1", UpdateRevision: "durable-1"}
+	if err := c.Status().Update(ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	waitHandover(t, c, key, v1.ReasonWorkloadHandover, "its pod durable-old, whose log holds 5 records, reaches Redis (it drains the log at SIGTERM)")
+	if !exists(t, c, key, &appsv1.Deployment{}) {
+		t.Fatal("the Deployment went while its pod could not drain its log")
+	}
+	reachable.Store(true)
+	wait.For(t, 30*time.Second, "the Deployment deleted once its pod reaches Redis", func() error {
+		if exists(t, c, key, &appsv1.Deployment{}) {
+			return fmt.Errorf("still there")
 		}
 		return nil
 	})
-	if !exists(t, c, key, &appsv1.Deployment{}) {
-		t.Error("the running Deployment was deleted for a spec the operator refuses")
+}
+
+// oldPod makes a running pod of the resource's Deployment (envtest runs no ReplicaSet
+// controller), whose /status the test server answers.
+func oldPod(t *testing.T, c client.Client, rte *v1.RedisTraceExporter) {
+	t.Helper()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rte.Name + "-old", Namespace: rte.Namespace, Labels: render.SelectorLabels(rte),
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rte.Name + "-rs", UID: "rs-uid", Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "exporter", Image: "tracestream:test"}}}}
+	if err := c.Create(context.Background(), pod); err != nil {
+		t.Fatal(err)
 	}
-	if exists(t, c, key, &appsv1.StatefulSet{}) {
-		t.Error("a StatefulSet was applied for a refused Persistent queue")
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3"}
+	if err := c.Status().Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// TestPersistentQueueRunsAStatefulSet, with the gate open: the StatefulSet replaces the
-// Deployment, status reads its rollout (StatefulSet reasons, replicas), and a switch back prunes
-// it. (Without the handover of step 8 the switch does not wait for the old pods' logs: that is
-// why the gate is closed in the manager.)
+// waitHandover waits for WorkloadAvailable False with reason and a message naming what the old
+// workload waits for, and kstatus InProgress.
+func waitHandover(t *testing.T, c client.Client, key client.ObjectKey, reason, waitsFor string) {
+	t.Helper()
+	wait.For(t, 20*time.Second, reason+" waiting until "+waitsFor, func() error {
+		res, obj := kstatusOf(t, c, key)
+		cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionWorkloadAvailable)
+		if res.Status != status.InProgressStatus || cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != reason ||
+			!strings.HasSuffix(cond.Message, waitsFor) {
+			return fmt.Errorf("kstatus %s, WorkloadAvailable %+v", res.Status, cond)
+		}
+		return nil
+	})
+}
+
+// toServer sends every request, whatever its pod IP, to the test server at raw.
+type toServer string
+
+func (s toServer) RoundTrip(req *http.Request) (*http.Response, error) {
+	u, err := url.Parse(string(s))
+	if err != nil {
+		return nil, err
+	}
+	req.URL.Scheme, req.URL.Host = u.Scheme, u.Host
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestPersistentQueueRunsAStatefulSet: a Persistent queue runs a StatefulSet, status reads its
+// rollout (StatefulSet reasons, replicas), and a switch back keeps the StatefulSet until the
+// Deployment is available, then prunes it (its claims stay, drained as orphans).
 func TestPersistentQueueRunsAStatefulSet(t *testing.T) {
 	env := controlplane.Start(t)
-	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
+	startManager(t, env)
 	ctx := context.Background()
 	c := env.Client
 	namespace(t, c, "durable")
@@ -139,8 +202,17 @@ func TestPersistentQueueRunsAStatefulSet(t *testing.T) {
 	if err := c.Update(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 20*time.Second, "the Deployment back and the StatefulSet pruned", func() error {
-		if !exists(t, c, key, &appsv1.Deployment{}) || exists(t, c, key, &appsv1.StatefulSet{}) {
+	waitHandover(t, c, key, v1.ReasonDeploymentNotReady, "the StatefulSet durable stays until the Deployment that replaces it is available")
+	d := &appsv1.Deployment{}
+	if !exists(t, c, key, d) || !exists(t, c, key, &appsv1.StatefulSet{}) {
+		t.Fatal("want the Deployment applied beside the StatefulSet")
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 2}
+	if err := c.Status().Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 20*time.Second, "the StatefulSet pruned once the Deployment is available", func() error {
+		if exists(t, c, key, &appsv1.StatefulSet{}) {
 			return fmt.Errorf("not yet")
 		}
 		return nil

@@ -23,16 +23,12 @@ import (
 
 // PersistentQueueFinalizer keeps a deleted resource until its queue claims are drained and
 // deleted, or kept (whenDeleted Retain, the QueueOnDeleteAnnotation). Only a resource that may
-// have claims carries it: a Persistent queue with the gate open, or claims left from one.
+// have claims carries it: a Persistent queue, or claims left from one.
 const PersistentQueueFinalizer = "tracestream.io/persistent-queue"
 
 // wantsFinalizer says the resource may have queue claims to wait for when it is deleted: its
-// queue is Persistent (the gate open), or claims of an earlier Persistent queue remain. With the
-// gate closed the claims are not looked at, so a finalizer already there stays.
+// queue is Persistent, or claims of an earlier Persistent queue remain.
 func (r *Reconciler) wantsFinalizer(obj *v1.RedisTraceExporter, o *observed) bool {
-	if !r.EnablePersistentQueue {
-		return controllerutil.ContainsFinalizer(obj, PersistentQueueFinalizer)
-	}
 	return render.WorkloadKind(obj) == render.KindStatefulSet || (o.queue != nil && o.queue.claims > 0)
 }
 

@@ -30,7 +30,7 @@ import (
 // collector or namespace controller: the tests play them.
 func TestDeletionWaitsForQueueClaims(t *testing.T) {
 	env := controlplane.Start(t)
-	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
+	startManager(t, env)
 	c := env.Client
 	t.Run("whenDeleted Delete drains and deletes every claim, then the resource goes", func(t *testing.T) { deletionDrains(t, c) })
 	t.Run("whenDeleted Retain keeps the claims", func(t *testing.T) {

@@ -71,12 +71,8 @@ func (r *Reconciler) drainStallAfter() time.Duration {
 // replicas, or any when the queue is no longer Persistent, and no pod of that ordinal) and
 // drains each with a Job; a drained claim is then deleted or kept as claimRetentionPolicy says.
 // A claim whose ordinal is wanted again loses its drain Job, so the StatefulSet's pod can mount
-// it. Only with the queue gate open: until then no claim of the operator's exists.
+// it.
 func (r *Reconciler) reconcileQueue(ctx context.Context, obj *v1.RedisTraceExporter, in render.Inputs, o *observed) error {
-	if !r.EnablePersistentQueue {
-		o.queueChecked = true
-		return nil
-	}
 	persistent := render.WorkloadKind(obj) == render.KindStatefulSet
 	desired := 0
 	if persistent {

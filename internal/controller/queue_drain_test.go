@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
-	"github.com/tracestream/tracestream/internal/controller"
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
@@ -33,7 +32,7 @@ import (
 // collector controller: the test writes their statuses and creates the claims itself.
 func TestScaleDownDrainsOrphanedClaims(t *testing.T) {
 	env := controlplane.Start(t)
-	startManager(t, env, func(r *controller.Reconciler) { r.EnablePersistentQueue = true })
+	startManager(t, env)
 	redis := redistest.Standalone(t)
 	for _, retention := range []string{v1.ClaimRetentionDelete, v1.ClaimRetentionRetain} {
 		t.Run(retention, func(t *testing.T) { scaleDownDrains(t, env.Client, redis.Addr(), retention) })

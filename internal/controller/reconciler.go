@@ -39,12 +39,6 @@ type Reconciler struct {
 	HTTP *http.Client
 	// Collect reads streams and lag from Redis (redislag.Collect; replaceable in tests).
 	Collect func(context.Context, redislag.Target, redislag.Query) (redislag.Report, error)
-	// EnablePersistentQueue lets spec.delivery.persistentQueue.volume Persistent through the
-	// queue gate (queue_gate.go), and turns on the drain of orphaned queue claims
-	// (queue_drain.go) and, on deletion, through the persistent-queue finalizer (queue_delete.go).
-	// The manager leaves it off until the Deployment/StatefulSet handover waits for the old pods'
-	// logs; tests turn it on to cover the StatefulSet.
-	EnablePersistentQueue bool
 	// DrainStallAfter is how long an orphaned claim's drain may make no progress with a Redis
 	// error before Ready turns False (DefaultDrainStallAfter when zero; tests shorten it).
 	DrainStallAfter time.Duration
@@ -126,9 +120,6 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	in, s, err := r.reconcileSecrets(ctx, obj)
 	var children []render.Child
 	if err == nil {
-		err = r.queueGate(obj)
-	}
-	if err == nil {
 		children, err = render.Children(obj, in)
 	}
 	var spec *specError
@@ -147,7 +138,11 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 		r.observeWorkload(ctx, obj, o)
 		return ctrl.Result{}, nil
 	}
-	if err := r.reconcileChildren(ctx, obj, children); err != nil {
+	children, err = r.handover(ctx, obj, children, o)
+	if err == nil {
+		err = r.reconcileChildren(ctx, obj, children)
+	}
+	if err != nil {
 		o.applyErr = err
 		r.observeWorkload(ctx, obj, o)
 		return ctrl.Result{}, err
@@ -164,7 +159,8 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	r.observeRedis(ctx, obj, s, o)
 	r.observeExporters(ctx, obj, o)
 	requeue := render.LagRefresh(obj)
-	if o.queue != nil && o.queue.active() {
+	if (o.queue != nil && o.queue.active()) || o.handover != "" {
+		// Neither the drain pods' nor the old pods' /status is watched: look again soon.
 		requeue = min(requeue, drainRequeue)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil

@@ -28,6 +28,8 @@ type observed struct {
 	workloadKind string
 	workload     *workload
 	desired      int32
+	// handover says why the workload of the other kind is kept (handover.go); "" when it is not.
+	handover string
 	selector     string
 
 	redisChecked bool
@@ -114,7 +116,11 @@ func setWorkloadAvailable(c conditions, o observed) bool {
 		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, notAvailable, "the exporter "+kind+" does not exist yet")
 		return false
 	}
-	if w.upToDate(o.desired) && w.ready >= o.desired && w.available >= o.desired {
+	switch {
+	case w.availableFor(o.desired) && o.handover != "":
+		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, v1.ReasonWorkloadHandover, o.handover)
+		return false
+	case w.availableFor(o.desired):
 		c.set(v1.ConditionWorkloadAvailable, metav1.ConditionTrue, available, fmt.Sprintf("%d/%d exporter pods ready", w.ready, o.desired))
 		return true
 	}
@@ -122,6 +128,9 @@ func setWorkloadAvailable(c conditions, o observed) bool {
 	msg := fmt.Sprintf("%d/%d exporter pods up to date, %d/%d ready", w.updated, o.desired, w.ready, o.desired)
 	if w.currentRevision != w.updateRevision {
 		msg += fmt.Sprintf(", revision %s rolling out", w.updateRevision)
+	}
+	if o.handover != "" {
+		msg += "; " + o.handover
 	}
 	c.set(v1.ConditionWorkloadAvailable, metav1.ConditionFalse, notAvailable, msg)
 	return false
@@ -263,7 +272,8 @@ func queueStalled(c conditions) bool {
 // setSummary sets the kstatus conditions. The first verdict that holds wins, in this order:
 // a deletion waiting for the queue claims (DrainingQueue: kstatus says Terminating anyway), a spec only the user can fix (Stalled), a failed apply (Reconciling, retried), Redis refusing
 // or unreachable (before unready pods, whose readiness includes Redis; not Reconciling, since
-// nothing progresses until Redis or the spec is fixed), pods rolling out (Reconciling), an
+// nothing progresses until Redis or the spec is fixed), pods rolling out or moving to the other
+// workload kind (Reconciling, with WorkloadAvailable's reason), an
 // orphaned claim's drain failed or stalled (not Reconciling: it waits for Redis or the user; a
 // drain in progress changes nothing, so a scale-down keeps its verdict), Redis not checked yet,
 // then Ready.
@@ -287,10 +297,13 @@ func setSummary(c conditions, o observed, workloadReady bool) {
 		c.set(v1.ConditionReady, metav1.ConditionFalse, redis.Reason, redis.Message)
 	case !workloadReady:
 		c.remove(v1.ConditionStalled)
-		msg := c.get(v1.ConditionWorkloadAvailable).Message
-		c.set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, msg)
-		_, notAvailable := workloadReasons(o.kind())
-		c.set(v1.ConditionReady, metav1.ConditionFalse, notAvailable, msg)
+		w := c.get(v1.ConditionWorkloadAvailable)
+		reason, progressing := w.Reason, v1.ReasonProgressing
+		if reason == v1.ReasonWorkloadHandover {
+			progressing = reason
+		}
+		c.set(v1.ConditionReconciling, metav1.ConditionTrue, progressing, w.Message)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, reason, w.Message)
 	case queueStalled(c):
 		c.remove(v1.ConditionStalled, v1.ConditionReconciling)
 		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonQueueDrainStalled, c.get(v1.ConditionQueueDrained).Message)

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -86,9 +85,10 @@ func TestComputeStatus(t *testing.T) {
 			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(1)), desired: 2, redisChecked: true},
 			want{ready: "False", reconciling: "True", redis: "True", readyReason: v1.ReasonStatefulSetNotReady, observedGeneration: 5},
 		},
-		"a Persistent queue refused by the gate is Stalled with InvalidSpec": {
-			observed{workloadKind: "StatefulSet", specErr: errors.New(queueGateMessage), specReason: v1.ReasonInvalidSpec},
-			want{ready: "False", stalled: "True", readyReason: v1.ReasonInvalidSpec, observedGeneration: 5},
+		"a Deployment kept after the StatefulSet is available is Reconciling, WorkloadHandover": {
+			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true,
+				handover: "the Deployment d stays until its pod d-x reaches Redis"},
+			want{ready: "False", reconciling: "True", redis: "True", readyReason: v1.ReasonWorkloadHandover, observedGeneration: 5},
 		},
 		"a scaled-down claim draining leaves Ready True (kstatus and Argo verdicts unchanged)": {
 			observed{applied: true, workloadKind: "StatefulSet", workload: statefulSetWorkload(readyStatefulSet(2)), desired: 2, redisChecked: true, queueChecked: true,
@@ -385,39 +385,6 @@ func TestSetExporterHealthy(t *testing.T) {
 			}
 			if (st.Exporter == nil) != (len(tc.pods) == 0) {
 				t.Errorf("status.exporter = %+v with %d pods", st.Exporter, len(tc.pods))
-			}
-		})
-	}
-}
-
-// TestQueueGate: only volume Persistent is refused, as a spec error saying why, and only while
-// the Reconciler does not enable it.
-func TestQueueGate(t *testing.T) {
-	queue := func(q *v1.PersistentQueueSpec) *v1.RedisTraceExporter {
-		return &v1.RedisTraceExporter{Spec: v1.RedisTraceExporterSpec{Delivery: v1.DeliverySpec{PersistentQueue: q}}}
-	}
-	class := "local-path"
-	tests := map[string]struct {
-		obj     *v1.RedisTraceExporter
-		enabled bool
-		refused bool
-	}{
-		"no queue passes":                         {queue(nil), false, false},
-		"an unset volume on a class passes":       {queue(&v1.PersistentQueueSpec{StorageClassName: &class}), false, false},
-		"an Ephemeral volume passes":              {queue(&v1.PersistentQueueSpec{Volume: v1.QueueVolumeEphemeral}), false, false},
-		"a Persistent volume is refused":          {queue(&v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent}), false, true},
-		"a Persistent volume passes when enabled": {queue(&v1.PersistentQueueSpec{Volume: v1.QueueVolumePersistent}), true, false},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			err := (&Reconciler{EnablePersistentQueue: tc.enabled}).queueGate(tc.obj)
-			var spec *specError
-			switch {
-			case !tc.refused && err != nil:
-				t.Errorf("refused: %v", err)
-			case tc.refused && (!errors.As(err, &spec) || spec.reason != v1.ReasonInvalidSpec ||
-				!strings.Contains(spec.msg, "Persistent is not available yet: needs the handover between a Deployment and a StatefulSet")):
-				t.Errorf("gate = %v, want an InvalidSpec error saying Persistent is not available yet", err)
 			}
 		})
 	}

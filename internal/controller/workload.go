@@ -48,6 +48,11 @@ func (w *workload) upToDate(desired int32) bool {
 	return w.kind != render.KindStatefulSet || w.currentRevision == w.updateRevision
 }
 
+// availableFor says desired pods run the newest template and are ready and available.
+func (w *workload) availableFor(desired int32) bool {
+	return w.upToDate(desired) && w.ready >= desired && w.available >= desired
+}
+
 // workloadReasons are the WorkloadAvailable reasons of a kind: each names the kind to inspect.
 func workloadReasons(kind string) (available, notAvailable string) {
 	if kind == render.KindStatefulSet {

@@ -27,8 +27,7 @@ func Children(rte *v1.RedisTraceExporter, in Inputs) ([]Child, error) {
 		{"ConfigMap", ConfigMapName(rte), configMap(rte, y)},
 		{"ServiceAccount", OwnServiceAccountName(rte), orNil(ServiceAccount(rte))},
 		// One of the two runs the pods (WorkloadKind); the other is nil, so the controller
-		// deletes it. Switching kinds while an old pod's log holds records is not handed over
-		// yet: the controller refuses a Persistent queue until it is (see its queue gate).
+		// deletes it, once its pods can go without their logs (the controller's handover).
 		{KindDeployment, rte.Name, orNil(deployment(rte, in, y))},
 		{KindStatefulSet, rte.Name, orNil(statefulSet(rte, in, y))},
 		{"Service", rte.Name, Service(rte)},
