@@ -175,7 +175,7 @@ func (r *Reconciler) drainClaim(ctx context.Context, obj *v1.RedisTraceExporter,
 		if retention == v1.ClaimRetentionRetain {
 			return d, false, nil // the succeeded Job marks the claim drained
 		}
-		return d, true, r.deleteDrainedClaim(ctx, pvc)
+		return d, true, r.deleteDrainedClaim(ctx, pvc, job)
 	case cond != nil:
 		d.phase, d.message = v1.DrainFailed, fmt.Sprintf("Job %s failed: %s", job.Name, cond.Message)
 		return d, false, nil
@@ -252,12 +252,18 @@ func (r *Reconciler) deleteDrainJob(ctx context.Context, job *batchv1.Job) error
 		client.Preconditions{UID: &job.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting Job %s/%s: %w", job.Namespace, job.Name, err)
 	}
-	log.FromContext(ctx).Info("Deleted a queue drain Job: its claim is wanted again, or gone", "job", klog.KObj(job))
+	log.FromContext(ctx).Info("Deleted a queue drain Job", "job", klog.KObj(job))
 	return nil
 }
 
-// deleteDrainedClaim deletes a claim whose drain succeeded; its Job and ConfigMap go by GC.
-func (r *Reconciler) deleteDrainedClaim(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+// deleteDrainedClaim deletes a claim whose drain succeeded, and its Job first: the Job's
+// completed pod still names the claim, and the claim's kubernetes.io/pvc-protection finalizer
+// keeps it until no pod does, while garbage collection would delete the Job only once the claim
+// is gone. The Job's ConfigMap goes with the Job.
+func (r *Reconciler) deleteDrainedClaim(ctx context.Context, pvc *corev1.PersistentVolumeClaim, job *batchv1.Job) error {
+	if err := r.deleteDrainJob(ctx, job); err != nil {
+		return err
+	}
 	if err := r.Delete(ctx, pvc, client.Preconditions{UID: &pvc.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting drained claim %s/%s: %w", pvc.Namespace, pvc.Name, err)
 	}

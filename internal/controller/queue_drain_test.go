@@ -96,6 +96,11 @@ func scaleDownDrains(t *testing.T, c client.Client, redisAddr, retention string)
 		if kept != (retention == v1.ClaimRetentionRetain) {
 			return fmt.Errorf("claim 1 kept %v under whenScaled %s", kept, retention)
 		}
+		// Deleted before the claim: its completed pod would hold the claim's pvc-protection
+		// finalizer, and garbage collection waits for the claim to be gone.
+		if job := (&batchv1.Job{}); !kept && exists(t, c, client.ObjectKey{Namespace: ns, Name: "durable-drain-1"}, job) && job.DeletionTimestamp == nil {
+			return fmt.Errorf("claim 1 deleted but its drain Job kept")
+		}
 		claims := int32(2)
 		if kept {
 			claims = 3

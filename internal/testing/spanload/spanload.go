@@ -157,6 +157,8 @@ type Outcome struct {
 	// Acked spans; Lost: acknowledged but not in Redis; Duplicates: extra copies in Redis;
 	// Unacked: in Redis although their export failed (the client could not know).
 	Acked, Lost, Duplicates, Unacked int
+	// MaxCopies is the most entries any one span has in Redis (1 without duplicates).
+	MaxCopies int
 	// MaxGap is the longest time without an acknowledgement: the outage the clients saw.
 	MaxGap time.Duration
 }
@@ -169,6 +171,7 @@ func (o *Outcome) Add(p Outcome) {
 	o.Lost += p.Lost
 	o.Duplicates += p.Duplicates
 	o.Unacked += p.Unacked
+	o.MaxCopies = max(o.MaxCopies, p.MaxCopies)
 	o.MaxGap = max(o.MaxGap, p.MaxGap)
 	for msg, n := range p.Failed {
 		if o.Failed == nil {
@@ -179,8 +182,8 @@ func (o *Outcome) Add(p Outcome) {
 }
 
 func (o Outcome) String() string {
-	return fmt.Sprintf("%d requests (%d abandoned at the end), %d spans acknowledged, %d lost, %d duplicated, %d written unacknowledged, longest gap between acknowledgements %v, failed after retries %v",
-		o.Requests, o.Abandoned, o.Acked, o.Lost, o.Duplicates, o.Unacked, o.MaxGap.Round(time.Millisecond), o.Failed)
+	return fmt.Sprintf("%d requests (%d abandoned at the end), %d spans acknowledged, %d lost, %d duplicated (at most %d copies of a span), %d written unacknowledged, longest gap between acknowledgements %v, failed after retries %v",
+		o.Requests, o.Abandoned, o.Acked, o.Lost, o.Duplicates, o.MaxCopies, o.Unacked, o.MaxGap.Round(time.Millisecond), o.Failed)
 }
 
 // Check stops the sender and compares what was acknowledged with the streams' entries, read by
@@ -213,6 +216,7 @@ func (s *Sender) Check(t testing.TB, rdb redis.Cmdable, streams ...string) Outco
 	}
 	for id, n := range seen {
 		o.Duplicates += n - 1
+		o.MaxCopies = max(o.MaxCopies, n)
 		if !acked[id] {
 			o.Unacked++
 		}
