@@ -21,19 +21,19 @@ const KindPodMonitor = "PodMonitor"
 // CRDs are installed.
 var PodMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: KindPodMonitor}
 
-// Monitors are the children whose API the cluster may lack (the prometheus-operator's). The
-// controller applies them after the workload, and neither a missing CRD nor a failed apply fails
-// the pass or touches Ready: the condition PodMonitorApplied says what became of them. As in
-// Children, a nil Object means "not asked for": the controller deletes the one this resource
-// owns.
-func Monitors(rte *v1.RedisTraceExporter) []Child {
+// PodMonitorChild is the PodMonitor as a child. It is not one of Children, since its API may be
+// missing from the cluster (the prometheus-operator's CRD): the controller applies it after the
+// workload, and neither a missing CRD nor a failed apply fails the pass or touches Ready (the
+// condition PodMonitorApplied says what became of it). As in Children, a nil Object means "not
+// asked for": the controller deletes the one this resource owns.
+func PodMonitorChild(rte *v1.RedisTraceExporter) Child {
 	pm := PodMonitor(rte)
 	if pm == nil {
-		return []Child{{KindPodMonitor, rte.Name, nil}}
+		return Child{KindPodMonitor, rte.Name, nil}
 	}
 	// The apply configuration controller-runtime's client applies for a kind it has no Go type
 	// of; building it does no I/O.
-	return []Child{{KindPodMonitor, rte.Name, client.ApplyConfigurationFromUnstructured(pm)}}
+	return Child{KindPodMonitor, rte.Name, client.ApplyConfigurationFromUnstructured(pm)}
 }
 
 // PodMonitor scrapes /metrics on the admin port of exactly this resource's exporter pods (the

@@ -106,8 +106,8 @@ var cases = map[string]struct {
 	},
 }
 
-// TestBuildersMatchGoldenFiles renders every child of each case, the monitors last as the
-// controller applies them; the golden file is the contract (go test ./internal/render -update
+// TestBuildersMatchGoldenFiles renders every child of each case, the PodMonitor last as the
+// controller applies it; the golden file is the contract (go test ./internal/render -update
 // rewrites it).
 func TestBuildersMatchGoldenFiles(t *testing.T) {
 	for name, tc := range cases {
@@ -117,7 +117,7 @@ func TestBuildersMatchGoldenFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			var objs []any
-			for _, c := range append(children, render.Monitors(tc.rte)...) {
+			for _, c := range append(children, render.PodMonitorChild(tc.rte)) {
 				if c.Object != nil {
 					objs = append(objs, c.Object)
 				}
