@@ -462,12 +462,12 @@ func TestSetPodMonitorApplied(t *testing.T) {
 			metav1.ConditionFalse, v1.ReasonPodMonitorCRDNotInstalled, "install the prometheus-operator's CRDs"},
 		"a failed apply is False with the error": {nil, &podMonitorObserved{wanted: true, err: errors.New("applying PodMonitor ns/shop: forbidden")},
 			metav1.ConditionFalse, v1.ReasonPodMonitorApplyFailed, "forbidden"},
-		"a PodMonitor no longer asked for and deleted takes the condition with it": {&applied, &podMonitorObserved{}, "", "", ""},
+		"a PodMonitor no longer asked for and deleted takes the condition with it":    {&applied, &podMonitorObserved{}, "", "", ""},
 		"a PodMonitor no longer asked for whose CRD went takes the condition with it": {&applied, &podMonitorObserved{crdMissing: true}, "", "", ""},
 		"a failed delete keeps the condition, False": {&applied, &podMonitorObserved{err: errors.New("deleting PodMonitor ns/shop: forbidden")},
 			metav1.ConditionFalse, v1.ReasonPodMonitorApplyFailed, "deleting"},
 		"a pass that did not look keeps the condition as it was": {&applied, nil, metav1.ConditionTrue, v1.ReasonPodMonitorApplied, ""},
-		"a pass that did not look adds none": {nil, nil, "", "", ""},
+		"a pass that did not look adds none":                     {nil, nil, "", "", ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
