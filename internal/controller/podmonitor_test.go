@@ -126,8 +126,11 @@ func TestPodMonitor(t *testing.T) {
 	// 5. Disabled: the PodMonitor is deleted and the condition goes with it.
 	updatePodMonitorSpec(t, c, key, func(s *v1.PodMonitorSpec) { s.Enabled = false })
 	wait.For(t, 20*time.Second, "PodMonitor pruned, PodMonitorApplied gone", func() error {
-		if err := c.Get(ctx, key, podMonitorObject()); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("PodMonitor still there (%v)", err)
+		switch err := c.Get(ctx, key, podMonitorObject()); {
+		case err == nil:
+			return fmt.Errorf("PodMonitor still there")
+		case !apierrors.IsNotFound(err):
+			return err
 		}
 		_, obj := kstatusOf(t, c, key)
 		if cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1.ConditionPodMonitorApplied); cond != nil {
