@@ -12,6 +12,10 @@ const (
 	// ConditionQueueDrained says whether the logs of a Persistent queue's orphaned claims are in
 	// Redis; present only while the resource has queue claims.
 	ConditionQueueDrained = "QueueDrained"
+	// ConditionPodMonitorApplied says whether the PodMonitor of spec.observability.metrics
+	// exists as asked; present only while it is enabled (or one is left to delete). Ready does
+	// not read it: Ready is about the spans' path to Redis, not about who scrapes the pods.
+	ConditionPodMonitorApplied = "PodMonitorApplied"
 )
 
 // Condition reasons, PascalCase as kstatus and Flux use them. Messages that go with them never
@@ -44,6 +48,16 @@ const (
 	ReasonDrainFailed       = "DrainFailed"
 	// ReasonQueueDrainStalled is Ready's when a drain is stalled or failed.
 	ReasonQueueDrainStalled = "QueueDrainStalled"
+)
+
+// PodMonitorApplied's: applied, the monitoring.coreos.com PodMonitor CRD not installed, or
+// applying (or deleting) it failed; without the CRD or after a failure the operator tries again
+// every spec.lag.refreshInterval. The same reasons name the events of its transitions, so they
+// say PodMonitor where Ready's say ApplyFailed.
+const (
+	ReasonPodMonitorApplied         = "PodMonitorApplied"
+	ReasonPodMonitorCRDNotInstalled = "PodMonitorCRDNotInstalled"
+	ReasonPodMonitorApplyFailed     = "PodMonitorApplyFailed"
 )
 
 // ReasonDrainingQueue is Ready's while a deleted resource waits for its queue claims: their pods

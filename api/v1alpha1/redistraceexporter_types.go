@@ -40,6 +40,11 @@ type RedisTraceExporterSpec struct {
 	// +optional
 	Delivery DeliverySpec `json:"delivery,omitempty"`
 
+	// observability says how the exporter pods are watched from outside: a prometheus-operator
+	// PodMonitor for their metrics.
+	// +optional
+	Observability ObservabilitySpec `json:"observability,omitempty"`
+
 	// replicas is the number of exporter pods. Ignored while autoscaling is set.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
@@ -490,6 +495,52 @@ type LagSpec struct {
 	MaxStreams *int32 `json:"maxStreams,omitempty"`
 }
 
+// ObservabilitySpec says how the exporter pods are watched from outside.
+type ObservabilitySpec struct {
+	// metrics configures the scrape of the exporter pods' metrics.
+	// +optional
+	Metrics MetricsSpec `json:"metrics,omitempty"`
+}
+
+// MetricsSpec configures the scrape of the exporter pods' metrics (their admin port's
+// /metrics).
+type MetricsSpec struct {
+	// podMonitor asks the operator for a prometheus-operator PodMonitor of the exporter pods.
+	// +optional
+	PodMonitor *PodMonitorSpec `json:"podMonitor,omitempty"`
+}
+
+// PodMonitorSpec is the PodMonitor the operator creates, named like the resource, when the
+// monitoring.coreos.com CRDs are installed. It scrapes /metrics on every exporter pod's admin
+// port and keeps the pod label app.kubernetes.io/instance as app_kubernetes_io_instance, as the
+// shipped alerts and dashboards expect. Without the CRDs the condition PodMonitorApplied says
+// so, and the PodMonitor appears once they are installed.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || !has(self.scrapeTimeout) || duration(self.scrapeTimeout) <= duration(self.interval)",message="spec.observability.metrics.podMonitor.scrapeTimeout must not exceed interval"
+type PodMonitorSpec struct {
+	// enabled creates the PodMonitor (default false); turning it off deletes it.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// interval between scrapes (at least 1s); Prometheus's scrape interval when unset.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.observability.metrics.podMonitor.interval must be at least 1s"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// scrapeTimeout of each scrape (at least 1s, at most interval); Prometheus's scrape timeout
+	// when unset.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.observability.metrics.podMonitor.scrapeTimeout must be at least 1s"
+	// +optional
+	ScrapeTimeout *metav1.Duration `json:"scrapeTimeout,omitempty"`
+
+	// labels are added to the PodMonitor's own labels, for a Prometheus whose
+	// podMonitorSelector needs them (release: kube-prometheus-stack with that chart's
+	// defaults). The operator's labels win on conflict.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
 // PodDisruptionBudgetSpec sets the exporter pods' disruption budget (one of the two).
 //
 // +kubebuilder:validation:XValidation:rule="has(self.minAvailable) != has(self.maxUnavailable)",message="spec.podDisruptionBudget needs exactly one of minAvailable and maxUnavailable"
@@ -535,7 +586,8 @@ type RedisTraceExporterStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready (summary), Reconciling and Stalled (present only while true), and the
-	// domain conditions RedisReachable, WorkloadAvailable, ExporterHealthy and QueueDrained.
+	// domain conditions RedisReachable, WorkloadAvailable, ExporterHealthy, QueueDrained and
+	// PodMonitorApplied.
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16

@@ -153,6 +153,17 @@ func TestCRDValidation(t *testing.T) {
 		"a lag bound of 0 streams is rejected (it used to read as redislag's 100)": {func(s *v1.RedisTraceExporterSpec) {
 			s.Lag.MaxStreams = ptr.To[int32](0)
 		}, "spec.lag.maxStreams"},
+		"a PodMonitor with an interval, a timeout and labels is valid": {func(s *v1.RedisTraceExporterSpec) {
+			s.Observability.Metrics.PodMonitor = &v1.PodMonitorSpec{Enabled: true, Interval: &metav1.Duration{Duration: time.Minute},
+				ScrapeTimeout: &metav1.Duration{Duration: 10 * time.Second}, Labels: map[string]string{"release": "kube-prometheus-stack"}}
+		}, ""},
+		"a PodMonitor whose timeout exceeds its interval is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Observability.Metrics.PodMonitor = &v1.PodMonitorSpec{Enabled: true, Interval: &metav1.Duration{Duration: 10 * time.Second},
+				ScrapeTimeout: &metav1.Duration{Duration: 15 * time.Second}}
+		}, "spec.observability.metrics.podMonitor.scrapeTimeout must not exceed interval"},
+		"a PodMonitor interval below 1s is rejected": {func(s *v1.RedisTraceExporterSpec) {
+			s.Observability.Metrics.PodMonitor = &v1.PodMonitorSpec{Enabled: true, Interval: &metav1.Duration{Duration: 500 * time.Millisecond}}
+		}, "spec.observability.metrics.podMonitor.interval must be at least 1s"},
 		"a full TLS and auth spec is valid": {func(s *v1.RedisTraceExporterSpec) {
 			s.Redis.Auth = &v1.RedisAuth{SecretRef: v1.CredentialsSecretRef{Name: "redis-auth"}}
 			s.Redis.TLS = &v1.RedisTLS{Enabled: true, CASecretRef: &v1.SecretKeyRef{Name: "redis-ca", Key: "ca.crt"},

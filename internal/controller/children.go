@@ -52,9 +52,13 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, obj *v1.RedisTraceEx
 
 // prune deletes a child the spec no longer asks for, when this resource owns it.
 func (r *Reconciler) prune(ctx context.Context, obj *v1.RedisTraceExporter, child client.Object, name string) error {
+	kind := child.GetObjectKind().GroupVersionKind().Kind // set on an unstructured child only
+	if kind == "" {
+		kind = fmt.Sprintf("%T", child)
+	}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: name}, child); err != nil {
 		if client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("reading %T %s/%s to prune it: %w", child, obj.Namespace, name, err)
+			return fmt.Errorf("reading %s %s/%s to prune it: %w", kind, obj.Namespace, name, err)
 		}
 		return nil
 	}
@@ -62,7 +66,7 @@ func (r *Reconciler) prune(ctx context.Context, obj *v1.RedisTraceExporter, chil
 		return nil
 	}
 	if err := r.Delete(ctx, child); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting %T %s/%s that the spec no longer asks for: %w", child, obj.Namespace, name, err)
+		return fmt.Errorf("deleting %s %s/%s that the spec no longer asks for: %w", kind, obj.Namespace, name, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,7 +39,14 @@ import (
 // Options change the Reconciler before it starts.
 func startManager(t *testing.T, env *controlplane.Env, options ...func(*controller.Reconciler)) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+	startManagerAs(t, env, env.Config, options...)
+}
+
+// startManagerAs is startManager with the manager reaching the API server through cfg (a user
+// with only the operator's ClusterRole, say).
+func startManagerAs(t *testing.T, env *controlplane.Env, cfg *rest.Config, options ...func(*controller.Reconciler)) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own manager in the same process.
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {

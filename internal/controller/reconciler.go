@@ -50,10 +50,11 @@ type Reconciler struct {
 // memo is what the controller remembers of a resource between passes. It is forgotten when the
 // resource is gone, and reset when a resource of the same name is created again (new UID).
 type memo struct {
-	uid       types.UID
-	lag       *lagSample
-	rate      *rateSample
-	lastEvent string
+	uid  types.UID
+	lag  *lagSample
+	rate *rateSample
+	// lastEvent is the last transition announced, by condition type (events.go).
+	lastEvent map[string]string
 	series    series
 	// drains is the progress of the orphaned claims' drains, by claim.
 	drains map[string]drainProgress
@@ -70,6 +71,7 @@ type memo struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=podmonitors,verbs=get;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one RedisTraceExporter's children to what its spec asks and writes its status
@@ -158,6 +160,7 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	}
 	r.observeRedis(ctx, obj, s, o)
 	r.observeExporters(ctx, obj, o)
+	r.reconcilePodMonitor(ctx, obj, o)
 	requeue := render.LagRefresh(obj)
 	if (o.queue != nil && o.queue.active()) || o.handover != "" {
 		// Neither the drain pods' nor the old pods' /status is watched: look again soon.

@@ -40,6 +40,10 @@ type observed struct {
 
 	exporter *v1.ExporterStatus
 
+	// podMonitor is what became of the PodMonitor; nil when the pass did not look at it, which
+	// leaves PodMonitorApplied as it was.
+	podMonitor *podMonitorObserved
+
 	// queue is the queue claims and their drains once queueChecked; nil without claims unless
 	// the queue is Persistent. A pass that did not get that far leaves status.queue as it was.
 	queueChecked bool
@@ -61,6 +65,7 @@ func computeStatus(obj *v1.RedisTraceExporter, o observed, now metav1.Time) v1.R
 	setLag(&st, o)
 	setExporterHealthy(c, o)
 	setQueueDrained(c, o)
+	setPodMonitorApplied(c, obj, o)
 	setSummary(c, o, workloadReady)
 	// The generation is observed once the pass reached a verdict on it: applied, or stalled on
 	// something only the user can fix (so kstatus reports Failed rather than InProgress).
@@ -267,6 +272,28 @@ func setQueueDrained(c conditions, o observed) {
 func queueStalled(c conditions) bool {
 	q := c.get(v1.ConditionQueueDrained)
 	return q != nil && (q.Reason == v1.ReasonDrainFailed || q.Reason == v1.ReasonDrainStalled)
+}
+
+// setPodMonitorApplied reports the PodMonitor once the pass looked at it: applied, its CRD not
+// installed, or a failed apply or delete; the condition goes with the PodMonitor when the spec
+// stops asking for it. setSummary does not read it: Ready is about the spans' path to Redis, and
+// a cluster without the prometheus-operator runs the exporter just as well.
+func setPodMonitorApplied(c conditions, obj *v1.RedisTraceExporter, o observed) {
+	pm := o.podMonitor
+	switch {
+	case pm == nil:
+	case pm.err != nil:
+		c.set(v1.ConditionPodMonitorApplied, metav1.ConditionFalse, v1.ReasonPodMonitorApplyFailed, pm.err.Error())
+	case !pm.wanted:
+		c.remove(v1.ConditionPodMonitorApplied)
+	case pm.crdMissing:
+		c.set(v1.ConditionPodMonitorApplied, metav1.ConditionFalse, v1.ReasonPodMonitorCRDNotInstalled,
+			"the PodMonitor CRD (monitoring.coreos.com/v1) is not installed: install the prometheus-operator's CRDs and the PodMonitor is "+
+				"created within spec.lag.refreshInterval, or set spec.observability.metrics.podMonitor.enabled to false")
+	default:
+		c.set(v1.ConditionPodMonitorApplied, metav1.ConditionTrue, v1.ReasonPodMonitorApplied,
+			fmt.Sprintf("PodMonitor %s scrapes /metrics on the exporter pods' admin port", obj.Name))
+	}
 }
 
 // setSummary sets the kstatus conditions. The first verdict that holds wins, in this order:

@@ -119,6 +119,14 @@ func TestComputeStatus(t *testing.T) {
 			observed{deleting: true, workloadKind: "StatefulSet", deleteBlocked: errors.New(`Secret "auth" does not exist`)},
 			want{ready: "False", readyReason: v1.ReasonDrainingQueue, observedGeneration: 4},
 		},
+		"a PodMonitor whose CRD is missing leaves Ready True: Ready is about the data path": {
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(2)), desired: 2, redisChecked: true, podMonitor: &podMonitorObserved{wanted: true, crdMissing: true}},
+			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
+		},
+		"a PodMonitor that fails to apply leaves Ready True and is not Reconciling": {
+			observed{applied: true, workload: deploymentWorkload(readyDeployment(2)), desired: 2, redisChecked: true, podMonitor: &podMonitorObserved{wanted: true, err: errors.New("forbidden")}},
+			want{ready: "True", redis: "True", readyReason: v1.ReasonReady, observedGeneration: 5},
+		},
 		"a failed apply is Reconciling": {
 			observed{applyErr: errors.New("applying Deployment: conflict")},
 			want{ready: "False", reconciling: "True", readyReason: v1.ReasonApplyFailed, observedGeneration: 4},
@@ -256,17 +264,17 @@ func TestComputeStatusReportsUnknownLagAsUnset(t *testing.T) {
 func TestMemoryIsPerResourceAndForgotten(t *testing.T) {
 	r := &Reconciler{}
 	obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", UID: "uid-1"}}
-	r.remember(obj, func(m *memo) { m.lastEvent = "True/Ready" })
+	r.remember(obj, func(m *memo) { m.lastEvent = map[string]string{v1.ConditionReady: "True/Ready"} })
 	r.remember(obj, func(m *memo) {
-		if m.lastEvent != "True/Ready" {
+		if m.lastEvent[v1.ConditionReady] != "True/Ready" {
 			t.Errorf("memo lost between passes: %+v", m)
 		}
 	})
 	recreated := obj.DeepCopy()
 	recreated.UID = "uid-2"
 	r.remember(recreated, func(m *memo) {
-		if m.lastEvent != "" {
-			t.Errorf("a new resource of the same name inherited %q", m.lastEvent)
+		if len(m.lastEvent) != 0 {
+			t.Errorf("a new resource of the same name inherited %v", m.lastEvent)
 		}
 	})
 	r.forget(client.ObjectKeyFromObject(obj))
@@ -400,5 +408,51 @@ func TestReplicasComeFromTheStatefulSet(t *testing.T) {
 	setWorkloadAvailable(conditions{st: &st}, observed{workloadKind: "StatefulSet", workload: statefulSetWorkload(s), desired: 3, selector: "a=b"})
 	if st.Replicas != 3 || st.ReadyReplicas != 1 || st.ReplicasSummary != "1/3" || st.Selector != "a=b" {
 		t.Errorf("replicas %d, ready %d, summary %q, selector %q; want 3, 1, 1/3, a=b", st.Replicas, st.ReadyReplicas, st.ReplicasSummary, st.Selector)
+	}
+}
+
+// TestSetPodMonitorApplied table-tests PodMonitorApplied: present while the spec asks for a
+// PodMonitor (or one is left to delete), kept as it was when the pass did not look.
+func TestSetPodMonitorApplied(t *testing.T) {
+	applied := metav1.Condition{Type: v1.ConditionPodMonitorApplied, Status: metav1.ConditionTrue, Reason: v1.ReasonPodMonitorApplied}
+	cases := map[string]struct {
+		before *metav1.Condition
+		pm     *podMonitorObserved
+		// want is the condition's status and reason; empty means absent.
+		wantStatus metav1.ConditionStatus
+		wantReason string
+		wantInMsg  string
+	}{
+		"an applied PodMonitor is True and named": {nil, &podMonitorObserved{wanted: true},
+			metav1.ConditionTrue, v1.ReasonPodMonitorApplied, "PodMonitor shop scrapes /metrics"},
+		"a missing CRD is False and says how to get out of it": {&applied, &podMonitorObserved{wanted: true, crdMissing: true},
+			metav1.ConditionFalse, v1.ReasonPodMonitorCRDNotInstalled, "install the prometheus-operator's CRDs"},
+		"a failed apply is False with the error": {nil, &podMonitorObserved{wanted: true, err: errors.New("applying PodMonitor ns/shop: forbidden")},
+			metav1.ConditionFalse, v1.ReasonPodMonitorApplyFailed, "forbidden"},
+		"a PodMonitor no longer asked for and deleted takes the condition with it":    {&applied, &podMonitorObserved{}, "", "", ""},
+		"a PodMonitor no longer asked for whose CRD went takes the condition with it": {&applied, &podMonitorObserved{crdMissing: true}, "", "", ""},
+		"a failed delete keeps the condition, False": {&applied, &podMonitorObserved{err: errors.New("deleting PodMonitor ns/shop: forbidden")},
+			metav1.ConditionFalse, v1.ReasonPodMonitorApplyFailed, "deleting"},
+		"a pass that did not look keeps the condition as it was": {&applied, nil, metav1.ConditionTrue, v1.ReasonPodMonitorApplied, ""},
+		"a pass that did not look adds none":                     {nil, nil, "", "", ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Name: "shop", Generation: 2}}
+			if tc.before != nil {
+				obj.Status.Conditions = []metav1.Condition{*tc.before}
+			}
+			st := computeStatus(obj, observed{podMonitor: tc.pm}, metav1.Now())
+			c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionPodMonitorApplied)
+			switch {
+			case tc.wantStatus == "" && c != nil:
+				t.Fatalf("PodMonitorApplied = %+v, want none", c)
+			case tc.wantStatus == "":
+			case c == nil:
+				t.Fatalf("no PodMonitorApplied, want %s %s", tc.wantStatus, tc.wantReason)
+			case c.Status != tc.wantStatus || c.Reason != tc.wantReason || !strings.Contains(c.Message, tc.wantInMsg):
+				t.Errorf("PodMonitorApplied = %s %s %q, want %s %s containing %q", c.Status, c.Reason, c.Message, tc.wantStatus, tc.wantReason, tc.wantInMsg)
+			}
+		})
 	}
 }

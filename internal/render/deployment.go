@@ -82,7 +82,7 @@ func container(rte *v1.RedisTraceExporter, in Inputs) *corev1ac.ContainerApplyCo
 		WithPorts(
 			corev1ac.ContainerPort().WithName("otlp-grpc").WithContainerPort(grpcPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName("otlp-http").WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP),
-			corev1ac.ContainerPort().WithName("admin").WithContainerPort(AdminPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(AdminPortName).WithContainerPort(AdminPort).WithProtocol(corev1.ProtocolTCP),
 		).
 		WithLivenessProbe(probe("/healthz", 10, 3)).
 		WithReadinessProbe(probe("/readyz", 2, 2)).
@@ -99,7 +99,7 @@ func container(rte *v1.RedisTraceExporter, in Inputs) *corev1ac.ContainerApplyCo
 // probe asks the admin endpoint's path every period seconds.
 func probe(path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
 	return corev1ac.Probe().
-		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("admin"))).
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(AdminPortName))).
 		WithPeriodSeconds(period).WithFailureThreshold(failures)
 }
 

@@ -64,7 +64,7 @@ func DrainJobName(rte *v1.RedisTraceExporter, ordinal int) string {
 func DrainLabels(rte *v1.RedisTraceExporter) map[string]string {
 	return map[string]string{
 		"app.kubernetes.io/name":       "tracestream-queue-drain",
-		"app.kubernetes.io/instance":   rte.Name,
+		InstanceLabel:                  rte.Name,
 		"app.kubernetes.io/managed-by": "tracestream-operator",
 	}
 }
@@ -112,7 +112,7 @@ func drainContainer(rte *v1.RedisTraceExporter, in Inputs) *corev1ac.ContainerAp
 	c.Command, c.Ports, c.ReadinessProbe, c.Lifecycle = nil, nil, nil, nil
 	return c.WithName("drain").
 		WithCommand("/exporter", "--config="+configDir+"/"+ConfigFile, "--drain").
-		WithPorts(corev1ac.ContainerPort().WithName("admin").WithContainerPort(AdminPort).WithProtocol(corev1.ProtocolTCP))
+		WithPorts(corev1ac.ContainerPort().WithName(AdminPortName).WithContainerPort(AdminPort).WithProtocol(corev1.ProtocolTCP))
 }
 
 // DrainConfigMap is the drain's exporter configuration: the resource's, with the claim's log as

@@ -18,6 +18,8 @@ import (
 // Fixed layout of the exporter pod.
 const (
 	AdminPort = 8888
+	// AdminPortName names the admin port in the pod: the probes and the PodMonitor use it.
+	AdminPortName = "admin"
 
 	ConfigFile       = "exporter.yaml"
 	configDir        = "/etc/tracestream/config"
@@ -50,11 +52,15 @@ func Labels(rte *v1.RedisTraceExporter) map[string]string {
 	return l
 }
 
+// InstanceLabel holds the resource's name on its children and pods; the PodMonitor keeps it on
+// the exporter's series as app_kubernetes_io_instance.
+const InstanceLabel = "app.kubernetes.io/instance"
+
 // SelectorLabels select one RedisTraceExporter's pods.
 func SelectorLabels(rte *v1.RedisTraceExporter) map[string]string {
 	return map[string]string{
-		"app.kubernetes.io/name":     "tracestream-exporter",
-		"app.kubernetes.io/instance": rte.Name,
+		"app.kubernetes.io/name": "tracestream-exporter",
+		InstanceLabel:            rte.Name,
 	}
 }
 

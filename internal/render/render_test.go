@@ -59,6 +59,9 @@ var cases = map[string]struct {
 			PodAnnotations: map[string]string{"prometheus.io/scrape": "true"},
 			Tolerations:    []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "tracing", Effect: corev1.TaintEffectNoSchedule}},
 			Env:            []corev1.EnvVar{{Name: "GOMEMLIMIT", Value: "100MiB"}},
+			Observability: v1.ObservabilitySpec{Metrics: v1.MetricsSpec{PodMonitor: &v1.PodMonitorSpec{Enabled: true,
+				Interval: &metav1.Duration{Duration: 90 * time.Second}, ScrapeTimeout: &metav1.Duration{Duration: 1500 * time.Millisecond},
+				Labels: map[string]string{"release": "kube-prometheus-stack", "app.kubernetes.io/instance": "ignored"}}}},
 		}),
 		in: render.Inputs{Image: "ghcr.io/tracestream/tracestream:0.1.0", SecretsHash: "5ec7e75ha5h", HasUsername: true, ReceiverClientCA: true},
 	},
@@ -103,8 +106,9 @@ var cases = map[string]struct {
 	},
 }
 
-// TestBuildersMatchGoldenFiles renders every child of each case; the golden file is the contract
-// (go test ./internal/render -update rewrites it).
+// TestBuildersMatchGoldenFiles renders every child of each case, the PodMonitor last as the
+// controller applies it; the golden file is the contract (go test ./internal/render -update
+// rewrites it).
 func TestBuildersMatchGoldenFiles(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -113,7 +117,7 @@ func TestBuildersMatchGoldenFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			var objs []any
-			for _, c := range children {
+			for _, c := range append(children, render.PodMonitorChild(tc.rte)) {
 				if c.Object != nil {
 					objs = append(objs, c.Object)
 				}

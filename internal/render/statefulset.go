@@ -43,7 +43,7 @@ func queueVolumeKind(q *v1.PersistentQueueSpec) string {
 // selector's): the operator finds a resource's claims by them.
 func QueueClaimLabels(rte *v1.RedisTraceExporter) map[string]string {
 	return map[string]string{
-		"app.kubernetes.io/instance":   rte.Name,
+		InstanceLabel:                  rte.Name,
 		"app.kubernetes.io/component":  "persistent-queue",
 		"app.kubernetes.io/managed-by": "tracestream-operator",
 	}
