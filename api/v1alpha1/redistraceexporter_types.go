@@ -790,6 +790,7 @@ type PodHealth struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=rte,categories=tracestream
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.delivery) || !has(self.spec.delivery.persistentQueue) || !has(self.spec.delivery.persistentQueue.volume) || self.spec.delivery.persistentQueue.volume != 'Persistent' || size(self.metadata.name) <= 52",message="metadata.name must be at most 52 characters with spec.delivery.persistentQueue.volume Persistent: the StatefulSet's pods and the drain Jobs <name>-drain-<ordinal> carry it in 63-character labels"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicasSummary`
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.totalLag`

@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,6 +181,28 @@ func TestCRDValidation(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{GenerateName: "v-", Namespace: ns},
 				Spec:       spec,
 			}
+			expectRejection(t, env.Client.Create(ctx, obj), tc.want)
+		})
+	}
+}
+
+// TestPersistentQueueNameLength: a Persistent queue's resource name is bounded so that the
+// StatefulSet's pods and the drain Jobs get names their labels can hold; other queues are not.
+func TestPersistentQueueNameLength(t *testing.T) {
+	env, ns := startAPI(t, "namelength")
+	ctx := context.Background()
+	long := strings.Repeat("a", 53)
+	for _, tc := range []struct {
+		name, volume, want string
+	}{
+		{long, v1.QueueVolumePersistent, "metadata.name must be at most 52 characters with spec.delivery.persistentQueue.volume Persistent"},
+		{long[:52], v1.QueueVolumePersistent, ""},
+		{long, v1.QueueVolumeEmptyDir, ""},
+	} {
+		spec := valid()
+		spec.Delivery.PersistentQueue = &v1.PersistentQueueSpec{Volume: tc.volume}
+		obj := &v1.RedisTraceExporter{ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns}, Spec: spec}
+		t.Run(fmt.Sprintf("%d characters, %s", len(tc.name), tc.volume), func(t *testing.T) {
 			expectRejection(t, env.Client.Create(ctx, obj), tc.want)
 		})
 	}
