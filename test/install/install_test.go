@@ -331,11 +331,18 @@ func isNamespaced(u *unstructured.Unstructured) bool {
 // hack/prometheus-operator-crds.sh).
 func installPrometheusOperatorCRDs(t *testing.T, c client.Client) {
 	t.Helper()
-	dir := os.Getenv("PROMETHEUS_OPERATOR_CRDS")
+	installCRDs(t, c, "PROMETHEUS_OPERATOR_CRDS", "monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml")
+}
+
+// installCRDs applies CRD files of the directory that the environment variable env names (make
+// test sets it from a hack/ script) and waits until each is established.
+func installCRDs(t *testing.T, c client.Client, env string, files ...string) {
+	t.Helper()
+	dir := os.Getenv(env)
 	if dir == "" {
-		t.Fatal("PROMETHEUS_OPERATOR_CRDS: not set; run the tests with make test")
+		t.Fatalf("%s: not set; run the tests with make test", env)
 	}
-	for _, file := range []string{"monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"} {
+	for _, file := range files {
 		b, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
