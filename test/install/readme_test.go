@@ -70,7 +70,8 @@ func documents(k, p string) bool {
 		return false
 	}
 	for i := range ks {
-		if ks[i] != ps[i] && !(strings.HasPrefix(ks[i], "<") && strings.HasSuffix(ks[i], ">")) {
+		wildcard := strings.HasPrefix(ks[i], "<") && strings.HasSuffix(ks[i], ">")
+		if ks[i] != ps[i] && !wildcard {
 			return false
 		}
 	}
