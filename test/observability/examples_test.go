@@ -91,7 +91,7 @@ func loadExamples(t *testing.T) examples {
 	return ex
 }
 
-// find returns the one object of a kind (and name, when not empty), failing the test otherwise.
+// find returns the one object of a kind (in file, when not empty), failing the test otherwise.
 func (ex examples) find(t *testing.T, kind, file string) *unstructured.Unstructured {
 	t.Helper()
 	var found []*unstructured.Unstructured
@@ -143,12 +143,17 @@ func exampleQueries(t *testing.T) []query {
 }
 
 // adapterQuery fills in a rule's metrics query as prometheus-adapter does for an External
-// metric of an HPA: the template with << >> delimiters, Series the metric's series name,
-// LabelMatchers the HPA's namespace and its selector's labels, GroupBy empty.
+// metric of an HPA: the template with << >> delimiters, Series the name of the series the
+// rule's series query finds, LabelMatchers the HPA's namespace and its selector's labels,
+// GroupBy empty.
 func adapterQuery(r adapterRule, hpa *unstructured.Unstructured) (string, error) {
 	tmpl, err := template.New("metrics-query").Delims("<<", ">>").Parse(r.MetricsQuery)
 	if err != nil {
 		return "", err
+	}
+	series, err := metricNames(r.SeriesQuery)
+	if err != nil || len(series) != 1 {
+		return "", fmt.Errorf("series query %q names %v, want one metric: %v", r.SeriesQuery, series, err)
 	}
 	matchLabels := hpaSelector(hpa)
 	matchers := []string{fmt.Sprintf("namespace=%q", hpa.GetNamespace())}
@@ -157,7 +162,7 @@ func adapterQuery(r adapterRule, hpa *unstructured.Unstructured) (string, error)
 	}
 	var b bytes.Buffer
 	err = tmpl.Execute(&b, map[string]any{
-		"Series": strings.Trim(r.Name.Matches, "^$"), "LabelMatchers": strings.Join(matchers, ","),
+		"Series": series[0], "LabelMatchers": strings.Join(matchers, ","),
 		"GroupBy": "", "GroupBySlice": []string{}, "LabelValuesByName": map[string][]string{},
 	})
 	return b.String(), err
