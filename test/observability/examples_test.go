@@ -152,8 +152,11 @@ func adapterQuery(r adapterRule, hpa *unstructured.Unstructured) (string, error)
 		return "", err
 	}
 	series, err := metricNames(r.SeriesQuery)
-	if err != nil || len(series) != 1 {
-		return "", fmt.Errorf("series query %q names %v, want one metric: %v", r.SeriesQuery, series, err)
+	if err != nil {
+		return "", fmt.Errorf("series query %q: %w", r.SeriesQuery, err)
+	}
+	if len(series) != 1 {
+		return "", fmt.Errorf("series query %q names %v, want one metric", r.SeriesQuery, series)
 	}
 	matchLabels := hpaSelector(hpa)
 	matchers := []string{fmt.Sprintf("namespace=%q", hpa.GetNamespace())}
