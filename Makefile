@@ -10,12 +10,17 @@ IMAGE_TAR ?= bin/tracestream-image.tar
 CONTROLLER_GEN_VERSION := $(shell go list -m -f '{{.Version}}' sigs.k8s.io/controller-tools)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+# promtool is built from the Prometheus module at the version go.mod pins for the PromQL parser
+# (Prometheus v3.x is tagged v0.3xx.y as a Go module), so the rule unit tests and the parser
+# test/observability uses agree.
+PROMETHEUS_VERSION := $(shell go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
 
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Tools built from modules live in the version-keyed cache (hack/install-tool.sh prints the path).
 HELM = $(shell hack/install-tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
+PROMTOOL = $(shell hack/install-tool.sh promtool github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION))
 
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 CLUSTER_KUBECONFIG := $(CLUSTER_DIR)/kubeconfig
@@ -79,8 +84,8 @@ verify: manifests generate docs ## Regenerate code, manifests, chart CRDs and do
 
 .PHONY: test
 test: test-deps ## Unit, envtest and Redis-harness tests (with -race), then a short run of each fuzz target.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM="$(HELM)" \
-		PROMETHEUS_OPERATOR_CRDS="$$(hack/prometheus-operator-crds.sh)" \
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM="$(HELM)" PROMTOOL="$(PROMTOOL)" \
+		PROMETHEUS_OPERATOR_CRDS="$$(hack/prometheus-operator-crds.sh)" KEDA_CRDS="$$(hack/keda-crds.sh)" \
 		go test -race -count=1 $(GOTEST_FLAGS) ./...
 	$(MAKE) fuzz
 
@@ -109,10 +114,11 @@ fuzz: ## Run each fuzz target briefly (a fixed number of executions; FUZZTIME=60
 	done
 
 .PHONY: test-deps
-test-deps: ## Install redis-server, build the envtest control plane and helm (all cached).
+test-deps: ## Install redis-server, build the envtest control plane, helm and promtool (all cached).
 	hack/install-debs.sh redis
 	hack/envtest-assets.sh >/dev/null
 	hack/install-tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) >/dev/null
+	hack/install-tool.sh promtool github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION) >/dev/null
 
 .PHONY: test-e2e
 test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster (starts it if needed).
@@ -179,5 +185,6 @@ $(GOLANGCI_LINT):
 	ln -sf $(notdir $@) $(LOCALBIN)/golangci-lint
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) ## Install controller-gen and golangci-lint into ./bin, and helm into the cache.
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) ## Install controller-gen and golangci-lint into ./bin, and helm and promtool into the cache.
 	@echo "helm: $(HELM)"
+	@echo "promtool: $(PROMTOOL)"

@@ -3,9 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -19,11 +17,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
+	"github.com/tracestream/tracestream/internal/testing/manifest"
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
@@ -85,20 +83,9 @@ func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 
 func decode(t *testing.T, manifests string) []*unstructured.Unstructured {
 	t.Helper()
-	var objs []*unstructured.Unstructured
-	d := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		err := d.Decode(&u.Object)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("decoding rendered manifests: %v", err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
+	objs, err := manifest.Decode(manifests)
+	if err != nil {
+		t.Fatalf("decoding rendered manifests: %v", err)
 	}
 	if len(objs) == 0 {
 		t.Fatal("nothing rendered")
@@ -344,11 +331,18 @@ func isNamespaced(u *unstructured.Unstructured) bool {
 // hack/prometheus-operator-crds.sh).
 func installPrometheusOperatorCRDs(t *testing.T, c client.Client) {
 	t.Helper()
-	dir := os.Getenv("PROMETHEUS_OPERATOR_CRDS")
+	installCRDs(t, c, "PROMETHEUS_OPERATOR_CRDS", "monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml")
+}
+
+// installCRDs applies CRD files of the directory that the environment variable env names (make
+// test sets it from a hack/ script) and waits until each is established.
+func installCRDs(t *testing.T, c client.Client, env string, files ...string) {
+	t.Helper()
+	dir := os.Getenv(env)
 	if dir == "" {
-		t.Fatal("PROMETHEUS_OPERATOR_CRDS: not set; run the tests with make test")
+		t.Fatalf("%s: not set; run the tests with make test", env)
 	}
-	for _, file := range []string{"monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"} {
+	for _, file := range files {
 		b, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -45,20 +47,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestEveryMetricTheDashboardsAndRulesUseIsServed scrapes a real exporter (once without and once
+// TestEveryMetricTheShippedFilesUseIsServed scrapes a real exporter (once without and once
 // with a persistent queue, since the queue's metrics exist only with one) and a real manager,
 // each exercised until the labelled counters the files use have samples (a counter vector with
 // no child is absent from a scrape), and checks every metric name of every shipped query
 // against what they serve: tracestream_exporter_* against the exporters, everything else against
 // the manager. The names are the scraped sample names, so a histogram's _bucket, _sum and _count
-// are checked as such.
-func TestEveryMetricTheDashboardsAndRulesUseIsServed(t *testing.T) {
+// are checked as such. The autoscaling examples read the manager's gauges by their labels, so
+// the labels they match on must be labels the manager serves too.
+func TestEveryMetricTheShippedFilesUseIsServed(t *testing.T) {
 	used := usedMetrics(t)
 	if len(used) < 20 {
 		t.Fatalf("the shipped files use %d metrics: %v", len(used), keys(used))
 	}
 	exporterServes := exporterMetrics(t)
-	managerServes := managerMetrics(t)
+	managerServes, managerLabels := managerMetrics(t)
 	for name, where := range used {
 		serves, who := managerServes, "the manager"
 		if strings.HasPrefix(name, "tracestream_exporter_") {
@@ -66,6 +69,19 @@ func TestEveryMetricTheDashboardsAndRulesUseIsServed(t *testing.T) {
 		}
 		if !serves[name] {
 			t.Errorf("%s does not serve %s, used by:\n  %s", who, name, strings.Join(where, "\n  "))
+		}
+	}
+	for _, q := range exampleQueries(t) {
+		sel, err := selectors(q.expr)
+		if err != nil {
+			t.Errorf("%s: %v", q.where, err)
+		}
+		for metric, matchers := range sel {
+			for label := range matchers {
+				if !managerLabels[metric][label] {
+					t.Errorf("%s: the manager serves %s with the labels %v, not %s", q.where, metric, keys(managerLabels[metric]), label)
+				}
+			}
 		}
 	}
 }
@@ -133,8 +149,8 @@ func exporterMetrics(t *testing.T) map[string]bool {
 
 // managerMetrics runs the manager binary against envtest with one RedisTraceExporter whose lag
 // streams hold a consumer group on a real redis-server, waits until the manager exports the
-// resource's gauges, and returns the sample names it serves.
-func managerMetrics(t *testing.T) map[string]bool {
+// resource's gauges, and returns the sample names it serves and the label names of each family.
+func managerMetrics(t *testing.T) (names map[string]bool, labels map[string]map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
 	srv := redistest.Standalone(t)
@@ -169,7 +185,6 @@ func managerMetrics(t *testing.T) map[string]bool {
 	if err := env.Client.Create(ctx, rte); err != nil {
 		t.Fatal(err)
 	}
-	var served map[string]bool
 	wait.For(t, 60*time.Second, "the manager's gauges of the resource", func() error {
 		body, err := get("http://" + metrics + "/metrics")
 		if err != nil {
@@ -184,10 +199,11 @@ func managerMetrics(t *testing.T) map[string]bool {
 				return fmt.Errorf("no %s", want)
 			}
 		}
-		served = sampleNames(body)
-		return nil
+		names = sampleNames(body)
+		labels, err = labelNames(body)
+		return err
 	})
-	return served
+	return names, labels
 }
 
 // exporter is one exporter process with its three listeners.
@@ -261,6 +277,25 @@ func sampleNames(body string) map[string]bool {
 		}
 	}
 	return names
+}
+
+// labelNames returns the label names of each metric family of a text exposition.
+func labelNames(body string) (map[string]map[string]bool, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]bool{}
+	for name, f := range families {
+		out[name] = map[string]bool{}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				out[name][l.GetName()] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 func get(url string) (string, error) {

@@ -202,7 +202,8 @@ func ruleQueries(file string, groups *rulefmt.RuleGroups) []query {
 	return out
 }
 
-// allQueries is every PromQL expression that ships: the dashboards' and the rules'.
+// allQueries is every PromQL expression that ships: the dashboards', the rules' and the
+// autoscaling examples'.
 func allQueries(t *testing.T) []query {
 	t.Helper()
 	var out []query
@@ -213,7 +214,8 @@ func allQueries(t *testing.T) []query {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(out, ruleQueries(filepath.Base(rulesFile), loadRules(t, b, rulesFile))...)
+	out = append(out, ruleQueries(filepath.Base(rulesFile), loadRules(t, b, rulesFile))...)
+	return append(out, exampleQueries(t)...)
 }
 
 // metricNames parses expr and returns the metric names its selectors name; a selector without
