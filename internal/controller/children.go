@@ -24,6 +24,7 @@ var prunable = map[string]func() client.Object{
 	// One of the two runs the pods (render.WorkloadKind): the other is deleted.
 	render.KindDeployment:     func() client.Object { return &appsv1.Deployment{} },
 	render.KindStatefulSet:    func() client.Object { return &appsv1.StatefulSet{} },
+	"ConfigMap":               func() client.Object { return &corev1.ConfigMap{} },
 	"ServiceAccount":          func() client.Object { return &corev1.ServiceAccount{} },
 	"PodDisruptionBudget":     func() client.Object { return &policyv1.PodDisruptionBudget{} },
 	"HorizontalPodAutoscaler": func() client.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,12 +57,21 @@ func exists(t *testing.T, c client.Client, key client.ObjectKey, o client.Object
 
 // TestHandoverKeepsTheDeploymentUntilItsLogsCanDrain: a resource moved from an emptyDir queue to
 // a Persistent one keeps its Deployment (Reconciling, WorkloadHandover, saying what it waits for)
-// until the StatefulSet is available, then until every Deployment pod with a log reports Redis
-// reachable, so that deleting it makes the pods drain their logs at SIGTERM rather than lose them.
+// until the StatefulSet is available, then until every Deployment pod with a log writes it to
+// Redis, so that deleting it makes the pods drain their logs at SIGTERM rather than lose them.
+// The Deployment's ConfigMap stays with it (its pods may restart meanwhile); a pod without a
+// queue volume is not waited for.
 func TestHandoverKeepsTheDeploymentUntilItsLogsCanDrain(t *testing.T) {
-	var reachable atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(telemetry.Status{RedisReachable: reachable.Load(), PersistentQueue: &telemetry.QueueStats{Records: 5}})
+	var mu sync.Mutex
+	st := telemetry.Status{PersistentQueue: &telemetry.QueueStats{Records: 5}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, noQueueIP) {
+			http.Error(w, "the pod without a queue is never asked", http.StatusInternalServerError)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		_ = json.NewEncoder(w).Encode(st)
 	}))
 	defer srv.Close()
 	env := controlplane.Start(t)
@@ -81,7 +90,8 @@ func TestHandoverKeepsTheDeploymentUntilItsLogsCanDrain(t *testing.T) {
 		}
 		return nil
 	})
-	oldPod(t, c, rte)
+	oldPod(t, c, rte, "old", "10.1.2.3", true)
+	oldPod(t, c, rte, "noqueue", noQueueIP, false) // would hold the handover if asked
 	_, obj := kstatusOf(t, c, key)
 	obj.Spec.Delivery.PersistentQueue.Volume = v1.QueueVolumePersistent
 	if err := c.Update(ctx, obj); err != nil {
@@ -98,30 +108,46 @@ func TestHandoverKeepsTheDeploymentUntilItsLogsCanDrain(t *testing.T) {
 	if err := c.Status().Update(ctx, sts); err != nil {
 		t.Fatal(err)
 	}
-	waitHandover(t, c, key, v1.ReasonWorkloadHandover, "its pod durable-old, whose log holds 5 records, reaches Redis (it drains the log at SIGTERM)")
-	if !exists(t, c, key, &appsv1.Deployment{}) {
-		t.Fatal("the Deployment went while its pod could not drain its log")
+	waitHandover(t, c, key, v1.ReasonWorkloadHandover, "its pod durable-old writes its log (5 records) to Redis (it drains the log at SIGTERM)")
+	// Redis answers PING but takes no write (paused, out of memory): still held.
+	stale := time.Now().Add(-time.Minute)
+	mu.Lock()
+	st.RedisReachable, st.LastWrite = true, &stale
+	mu.Unlock()
+	time.Sleep(2 * time.Second) // a pass or two with the new answer; the hold must not end
+	waitHandover(t, c, key, v1.ReasonWorkloadHandover, "its pod durable-old writes its log (5 records) to Redis (it drains the log at SIGTERM)")
+	if !exists(t, c, key, &appsv1.Deployment{}) || !exists(t, c, client.ObjectKey{Namespace: key.Namespace, Name: "durable-config"}, &corev1.ConfigMap{}) {
+		t.Fatal("the Deployment or its ConfigMap went while its pod could not drain its log")
 	}
-	reachable.Store(true)
-	wait.For(t, 30*time.Second, "the Deployment deleted once its pod reaches Redis", func() error {
-		if exists(t, c, key, &appsv1.Deployment{}) {
+	mu.Lock()
+	now := time.Now()
+	st.LastWrite = &now
+	mu.Unlock()
+	wait.For(t, 30*time.Second, "the Deployment and its ConfigMap deleted once its pod writes to Redis", func() error {
+		if exists(t, c, key, &appsv1.Deployment{}) || exists(t, c, client.ObjectKey{Namespace: key.Namespace, Name: "durable-config"}, &corev1.ConfigMap{}) {
 			return fmt.Errorf("still there")
 		}
 		return nil
 	})
 }
 
+// noQueueIP is the pod IP of an old pod without a queue volume.
+const noQueueIP = "10.1.2.4"
+
 // oldPod makes a running pod of the resource's Deployment (envtest runs no ReplicaSet
-// controller), whose /status the test server answers.
-func oldPod(t *testing.T, c client.Client, rte *v1.RedisTraceExporter) {
+// controller), with or without a queue volume, whose /status the test server answers.
+func oldPod(t *testing.T, c client.Client, rte *v1.RedisTraceExporter, suffix, ip string, queue bool) {
 	t.Helper()
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rte.Name + "-old", Namespace: rte.Namespace, Labels: render.SelectorLabels(rte),
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rte.Name + "-" + suffix, Namespace: rte.Namespace, Labels: render.SelectorLabels(rte),
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rte.Name + "-rs", UID: "rs-uid", Controller: ptr.To(true)}}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "exporter", Image: "tracestream:test"}}}}
+	if queue {
+		pod.Spec.Volumes = []corev1.Volume{{Name: render.QueueVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	}
 	if err := c.Create(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3"}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip}
 	if err := c.Status().Update(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}

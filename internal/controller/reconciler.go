@@ -150,6 +150,7 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 		return ctrl.Result{}, err
 	}
 	o.applied = true
+	r.seedReplicas(ctx, obj, o)
 	r.observeWorkload(ctx, obj, o)
 	if err := r.reconcileQueue(ctx, obj, in, o); err != nil {
 		o.applyErr = err

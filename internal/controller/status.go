@@ -30,6 +30,9 @@ type observed struct {
 	desired      int32
 	// handover says why the workload of the other kind is kept (handover.go); "" when it is not.
 	handover string
+	// seedReplicas is the old workload's replicas, for the new one created in this pass under
+	// autoscaling (handover.go); 0 otherwise.
+	seedReplicas int32
 	selector     string
 
 	redisChecked bool

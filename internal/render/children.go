@@ -23,8 +23,14 @@ func Children(rte *v1.RedisTraceExporter, in Inputs) ([]Child, error) {
 	if err != nil {
 		return nil, err
 	}
+	old := KindStatefulSet
+	if WorkloadKind(rte) == KindStatefulSet {
+		old = KindDeployment
+	}
 	return []Child{
 		{"ConfigMap", ConfigMapName(rte), configMap(rte, y)},
+		// The other workload kind's, deleted with that workload (the controller's handover).
+		{"ConfigMap", ConfigMapNameFor(rte, old), nil},
 		{"ServiceAccount", OwnServiceAccountName(rte), orNil(ServiceAccount(rte))},
 		// One of the two runs the pods (WorkloadKind); the other is nil, so the controller
 		// deletes it, once its pods can go without their logs (the controller's handover).

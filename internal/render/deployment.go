@@ -158,7 +158,7 @@ func env(rte *v1.RedisTraceExporter) []*corev1ac.EnvVarApplyConfiguration {
 func podVolumes(rte *v1.RedisTraceExporter, in Inputs) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
 	volumes, mounts := configAndSecretVolumes(rte, in, ConfigMapName(rte))
 	if q := rte.Spec.Delivery.PersistentQueue; q != nil {
-		name := queueVolumeName
+		name := QueueVolumeName
 		if vol := queueVolume(q); vol != nil {
 			volumes = append(volumes, vol)
 		} else { // the StatefulSet's claim template is the volume

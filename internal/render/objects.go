@@ -45,14 +45,14 @@ func Service(rte *v1.RedisTraceExporter) *corev1ac.ServiceApplyConfiguration {
 			))
 }
 
-// queueVolumeName names the persistent queue's volume in the pod when the pod carries it.
-const queueVolumeName = "persistent-queue"
+// QueueVolumeName names the persistent queue's volume in the pod when the pod carries it.
+const QueueVolumeName = "persistent-queue"
 
 // queueVolume is the persistent queue's volume in the pod: an emptyDir limited to its size, or a
 // PersistentVolumeClaim per pod (a generic ephemeral volume, of the cluster's default class when
 // none is named); nil for a Persistent volume, whose claims come from the StatefulSet.
 func queueVolume(q *v1.PersistentQueueSpec) *corev1ac.VolumeApplyConfiguration {
-	vol := corev1ac.Volume().WithName(queueVolumeName)
+	vol := corev1ac.Volume().WithName(QueueVolumeName)
 	switch queueVolumeKind(q) {
 	case v1.QueueVolumeEmptyDir:
 		return vol.WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(queueSize(q)))

@@ -64,8 +64,22 @@ func SelectorLabels(rte *v1.RedisTraceExporter) map[string]string {
 	}
 }
 
-// ConfigMapName is the name of the exporter's ConfigMap.
-func ConfigMapName(rte *v1.RedisTraceExporter) string { return rte.Name + "-config" }
+// ConfigMapName is the name of the exporter's ConfigMap: the one of the workload kind the spec
+// asks for (WorkloadKind).
+func ConfigMapName(rte *v1.RedisTraceExporter) string {
+	return ConfigMapNameFor(rte, WorkloadKind(rte))
+}
+
+// ConfigMapNameFor is the ConfigMap the pods of a workload kind read. Each kind has its own, so
+// that while the controller keeps the old workload during a change of kind, its pods (a restart,
+// a replacement) still read the configuration they were made for, not the new kind's (another
+// queue size or volume).
+func ConfigMapNameFor(rte *v1.RedisTraceExporter, kind string) string {
+	if kind == KindStatefulSet {
+		return rte.Name + "-statefulset-config"
+	}
+	return rte.Name + "-config"
+}
 
 // ServiceAccountName is the pods' ServiceAccount.
 func ServiceAccountName(rte *v1.RedisTraceExporter) string {
