@@ -13,6 +13,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -243,4 +244,50 @@ func TestPersistentQueueRunsAStatefulSet(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestHandoverUnderAutoscalingStartsAtTheOldReplicas: under autoscaling the children leave
+// replicas to the HPA, so a StatefulSet created by a change of volume would start with 1 pod and
+// release a Deployment the HPA had at 4; it starts at 4 instead, and later passes keep it there.
+func TestHandoverUnderAutoscalingStartsAtTheOldReplicas(t *testing.T) {
+	env := controlplane.Start(t)
+	startManager(t, env)
+	ctx := context.Background()
+	c := env.Client
+	namespace(t, c, "seeded")
+	rte := queueRTE("seeded", v1.QueueVolumeEmptyDir)
+	rte.Spec.Replicas = nil
+	rte.Spec.Autoscaling = &v1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 10}
+	if err := c.Create(ctx, rte); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(rte)
+	d := &appsv1.Deployment{}
+	wait.For(t, 20*time.Second, "the Deployment applied", func() error {
+		if !exists(t, c, key, d) {
+			return fmt.Errorf("no Deployment yet")
+		}
+		return nil
+	})
+	// What the HPA does: the scale subresource.
+	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 4}}
+	if err := c.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(scale)); err != nil {
+		t.Fatal(err)
+	}
+	_, obj := kstatusOf(t, c, key)
+	obj.Spec.Delivery.PersistentQueue.Volume = v1.QueueVolumePersistent
+	if err := c.Update(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	sts := &appsv1.StatefulSet{}
+	wait.For(t, 20*time.Second, "the StatefulSet at the Deployment's 4 replicas", func() error {
+		if !exists(t, c, key, sts) || sts.Spec.Replicas == nil || *sts.Spec.Replicas != 4 {
+			return fmt.Errorf("statefulset replicas %v", sts.Spec.Replicas)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // more passes: none may reset the replicas
+	if !exists(t, c, key, sts) || *sts.Spec.Replicas != 4 {
+		t.Errorf("statefulset replicas %d after more passes, want 4", *sts.Spec.Replicas)
+	}
 }

@@ -332,8 +332,9 @@ func TestDurableQueueDeletionWaitsForRedis(t *testing.T) {
 }
 
 // TestQueueVolumeChangesLoseNoAcknowledgedSpan moves a loaded exporter from an emptyDir queue
-// (Deployment) to a Persistent one (StatefulSet) and back. Each move keeps the old workload until
-// the new one is available (and, for the Deployment, its pods reach Redis), then deletes it; the
+// (Deployment) to a Persistent one (StatefulSet), with Redis holding writes at first, and back.
+// Each move keeps the old workload until the new one is available (and, for the Deployment, its
+// pods write their logs to Redis), then deletes it; the
 // pods drain their logs at SIGTERM and the claims left by the StatefulSet are drained by Jobs and
 // deleted. Every acknowledged span is in Redis.
 func TestQueueVolumeChangesLoseNoAcknowledgedSpan(t *testing.T) {
@@ -361,8 +362,25 @@ func TestQueueVolumeChangesLoseNoAcknowledgedSpan(t *testing.T) {
 	}
 	flowing("spans flowing on the emptyDir queue")
 
+	// The move to Persistent with Redis holding writes: the StatefulSet becomes available (its
+	// pods acknowledge into their logs), but the Deployment stays while its pods cannot write
+	// their own logs to Redis; it goes once they can.
+	resume := pauseWrites(t, rdb)
 	start := time.Now()
 	h.update(func(o *v1.RedisTraceExporter) { o.Spec.Delivery.PersistentQueue.Volume = v1.QueueVolumePersistent })
+	var held string
+	wait.For(t, 4*time.Minute, "the Deployment held while Redis holds writes", func() error {
+		cond := apimeta.FindStatusCondition(h.get().Status.Conditions, v1.ConditionWorkloadAvailable)
+		if cond == nil || cond.Reason != v1.ReasonWorkloadHandover || !strings.Contains(cond.Message, "to Redis") {
+			return fmt.Errorf("WorkloadAvailable %+v", cond)
+		}
+		held = cond.Message
+		return nil
+	})
+	if err := c.Get(ctx, h.key, &appsv1.Deployment{}); err != nil {
+		t.Fatalf("the Deployment went while Redis held writes: %v", err)
+	}
+	resume()
 	wait.For(t, 4*time.Minute, "the Deployment handed over to the StatefulSet", func() error {
 		if err := c.Get(ctx, h.key, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deployment still there (%v)", err)
@@ -390,8 +408,8 @@ func TestQueueVolumeChangesLoseNoAcknowledgedSpan(t *testing.T) {
 	flowing("spans flowing on the emptyDir queue again")
 
 	o := sender.Check(t, rdb, "traces:moving")
-	t.Logf("queue volume emptyDir -> Persistent in %v, Persistent -> emptyDir (claims drained and deleted) in %v, under load: %s",
-		toDurable.Round(time.Second), back.Round(time.Second), o)
+	t.Logf("queue volume emptyDir -> Persistent in %v (Redis holding writes at first: %q), Persistent -> emptyDir (claims drained and deleted) in %v, under load: %s",
+		toDurable.Round(time.Second), held, back.Round(time.Second), o)
 	if o.Lost > 0 {
 		t.Errorf("%d acknowledged spans are not in Redis", o.Lost)
 	}
