@@ -15,7 +15,9 @@ import (
 func TestLogHeld(t *testing.T) {
 	now := time.Now()
 	at := func(d time.Duration) *time.Time { x := now.Add(-d); return &x }
-	q := func(records, bytes int64) *telemetry.QueueStats { return &telemetry.QueueStats{Records: records, Bytes: bytes} }
+	q := func(records, bytes int64) *telemetry.QueueStats {
+		return &telemetry.QueueStats{Records: records, Bytes: bytes}
+	}
 	tests := map[string]struct {
 		s    telemetry.Status
 		want string

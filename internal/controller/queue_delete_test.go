@@ -24,7 +24,7 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
-// TestDeletionWaitsForQueueClaims, with the gate open: what a deletion does with the claims of
+// TestDeletionWaitsForQueueClaims: what a deletion does with the claims of
 // a Persistent queue (drain and delete them, keep them, leave them to a namespace's deletion), and
 // that a resource without claims is deleted as before. envtest runs no StatefulSet, Job, garbage
 // collector or namespace controller: the tests play them.
@@ -47,7 +47,7 @@ func TestDeletionWaitsForQueueClaims(t *testing.T) {
 	t.Run("a terminating namespace releases the resource", func(t *testing.T) { deletionInATerminatingNamespace(t, c) })
 }
 
-// deletionDrains, with the gate open and whenDeleted Delete: the deleted resource
+// deletionDrains, with whenDeleted Delete: the deleted resource
 // stays (its finalizer) while its StatefulSet is scaled to 0, a pod that still stops keeps its
 // claim from draining, a failed drain keeps it waiting (Ready False DrainingQueue), and it goes
 // once every claim's Job succeeded and the claim was deleted.
@@ -127,7 +127,7 @@ func deletionKeeps(t *testing.T, c client.Client, ns string, edit func(*v1.Redis
 }
 
 // deletionWithoutClaims: a resource whose queue is not Persistent never gets the
-// finalizer, even with the gate open, and goes at once as before.
+// finalizer, and goes at once as before.
 func deletionWithoutClaims(t *testing.T, c client.Client) {
 	ctx := context.Background()
 	namespace(t, c, "no-claims")

@@ -24,7 +24,7 @@ import (
 	"github.com/tracestream/tracestream/internal/testing/wait"
 )
 
-// TestScaleDownDrainsOrphanedClaims, with the gate open, for each whenScaled: a scale from 3 to
+// TestScaleDownDrainsOrphanedClaims, for each whenScaled: a scale from 3 to
 // 1 replicas drains claims 1 and 2 with Jobs owned by the claims, without changing Ready; a
 // succeeded drain deletes its claim (Delete) or keeps it (Retain); a failed one sets Ready False
 // (QueueDrainStalled) without Reconciling; a scale back to 3 deletes the drain Jobs so the
