@@ -303,7 +303,8 @@ func TestTestdataObjectsAreRedisTraceExporters(t *testing.T) {
 		v1.ReasonRedisAuthFailed, v1.ReasonRedisTLSFailed, v1.ReasonRedisUnreachable, v1.ReasonRedisError,
 		v1.ReasonDeploymentReady, v1.ReasonDeploymentNotReady, v1.ReasonExportersHealthy,
 		v1.ReasonExportersFailing, v1.ReasonExportersUnknown, v1.ReasonNoOrphanedRecords, v1.ReasonDraining,
-		v1.ReasonDrainStalled, v1.ReasonDrainFailed, v1.ReasonQueueDrainStalled}
+		v1.ReasonDrainStalled, v1.ReasonDrainFailed, v1.ReasonQueueDrainStalled, v1.ReasonStatefulSetReady,
+		v1.ReasonStatefulSetNotReady, v1.ReasonWorkloadHandover, v1.ReasonDrainingQueue}
 	for _, tc := range readHealthTests(t) {
 		t.Run(filepath.Base(tc.InputPath), func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(healthDir, tc.InputPath))

@@ -77,6 +77,11 @@ func TestFluxSeesKstatus(t *testing.T) {
 			argo:  "Healthy",
 			want:  status.CurrentStatus, wantMessage: "Resource is Ready",
 		},
+		"a Deployment handing over to a StatefulSet is InProgress, saying what it waits for": {
+			input: "testdata/progressing_while_a_deployment_hands_over_to_a_statefulset.yaml",
+			argo:  "Progressing",
+			want:  status.InProgressStatus, wantMessage: "the Deployment traces stays until its pod traces-6d9f8-x2k4p writes its log (310 records) to Redis (it drains the log at SIGTERM)",
+		},
 		"an orphaned queue that cannot drain is InProgress until Flux times out": {
 			input: "testdata/degraded_when_an_orphaned_queue_cannot_drain.yaml",
 			argo:  "Degraded",
