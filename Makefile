@@ -114,11 +114,13 @@ fuzz: ## Run each fuzz target briefly (a fixed number of executions; FUZZTIME=60
 	done
 
 .PHONY: test-deps
-test-deps: ## Install redis-server, build the envtest control plane, helm and promtool (all cached).
+test-deps: ## Install redis-server, build the envtest control plane, helm and promtool, fetch the CRDs the tests use (all cached).
 	hack/install-debs.sh redis
 	hack/envtest-assets.sh >/dev/null
 	hack/install-tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) >/dev/null
 	hack/install-tool.sh promtool github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION) >/dev/null
+	hack/prometheus-operator-crds.sh >/dev/null
+	hack/keda-crds.sh >/dev/null
 
 .PHONY: test-e2e
 test-e2e: cluster-up image ## End-to-end tests on the local single-node cluster (starts it if needed).

@@ -40,3 +40,20 @@ func TestLogHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestPodMonitorKindMissingIsRememberedForKindRecheck: after a miss the RESTMapper is not asked
+// again (each miss is a discovery of the whole API) until KindRecheck has passed.
+func TestPodMonitorKindMissingIsRememberedForKindRecheck(t *testing.T) {
+	r := &Reconciler{KindRecheck: 50 * time.Millisecond}
+	if r.podMonitorKindMissing() {
+		t.Fatal("missing before any lookup")
+	}
+	r.rememberPodMonitorKindMissing()
+	if !r.podMonitorKindMissing() {
+		t.Fatal("a miss just now is not remembered")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if r.podMonitorKindMissing() {
+		t.Fatal("still remembered after KindRecheck")
+	}
+}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -25,10 +26,11 @@ type podMonitorObserved struct {
 }
 
 // reconcilePodMonitor applies the PodMonitor the spec asks for, or deletes the one it no longer
-// asks for, and records what became of it for PodMonitorApplied. It runs after the workload's
-// steps and never fails the pass: a missing CRD or a failure is retried by the pass's own
-// requeue (spec.lag.refreshInterval), so a CRD installed later is picked up without a restart
-// (the manager's RESTMapper looks the group version up again on every miss). PodMonitors are
+// asks for, and records what became of it for PodMonitorApplied. It runs before the workload's
+// steps, on every pass with a valid spec, and never fails the pass: a missing CRD or a failure
+// is retried by the pass's own requeue (spec.lag.refreshInterval), so a CRD installed later is
+// picked up without a restart (the manager's RESTMapper looks the group version up again on a
+// miss, at most once per KindRecheck: a miss costs a discovery of the whole API). PodMonitors are
 // not watched, since their kind may not exist when the manager starts (Owns would fail); that
 // same requeue puts back a PodMonitor that was changed or deleted.
 func (r *Reconciler) reconcilePodMonitor(ctx context.Context, obj *v1.RedisTraceExporter, o *observed) {
@@ -41,6 +43,10 @@ func (r *Reconciler) reconcilePodMonitor(ctx context.Context, obj *v1.RedisTrace
 	}
 	pm := &podMonitorObserved{wanted: wanted}
 	o.podMonitor = pm
+	if r.podMonitorKindMissing() {
+		pm.crdMissing = true
+		return
+	}
 	_, err := r.RESTMapper().RESTMapping(render.PodMonitorGVK.GroupKind(), render.PodMonitorGVK.Version)
 	switch {
 	case apimeta.IsNoMatchError(err):
@@ -58,9 +64,36 @@ func (r *Reconciler) reconcilePodMonitor(ctx context.Context, obj *v1.RedisTrace
 	default:
 		pm.err = r.prune(ctx, obj, podMonitorObject(), c.Name)
 	}
+	if pm.crdMissing {
+		r.rememberPodMonitorKindMissing()
+	}
 	if pm.err != nil {
 		log.FromContext(ctx).Error(pm.err, "Reconciling the PodMonitor")
 	}
+}
+
+// DefaultKindRecheck is how long a missing PodMonitor kind is believed missing before the
+// RESTMapper is asked again.
+const DefaultKindRecheck = time.Minute
+
+// podMonitorKindMissing says the PodMonitor kind was found missing less than KindRecheck ago:
+// every miss of the RESTMapper runs a discovery of the whole API, so one per manager and
+// KindRecheck, not one per resource and pass.
+func (r *Reconciler) podMonitorKindMissing() bool {
+	recheck := r.KindRecheck
+	if recheck <= 0 {
+		recheck = DefaultKindRecheck
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.podMonitorMissingAt.IsZero() && time.Since(r.podMonitorMissingAt) < recheck
+}
+
+// rememberPodMonitorKindMissing starts a KindRecheck without lookups.
+func (r *Reconciler) rememberPodMonitorKindMissing() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.podMonitorMissingAt = time.Now()
 }
 
 // podMonitorObject is an empty PodMonitor to read and delete.

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
+	"github.com/tracestream/tracestream/internal/controller"
 	"github.com/tracestream/tracestream/internal/render"
 	"github.com/tracestream/tracestream/internal/testing/controlplane"
 	"github.com/tracestream/tracestream/internal/testing/redistest"
@@ -42,7 +43,7 @@ import (
 func TestPodMonitor(t *testing.T) {
 	crds := prometheusOperatorCRDs(t)
 	env := controlplane.Start(t)
-	startManagerAs(t, env, managerRoleConfig(t, env))
+	startManagerAs(t, env, managerRoleConfig(t, env), func(r *controller.Reconciler) { r.KindRecheck = time.Second })
 	ctx := context.Background()
 	c := env.Client
 	redis := redistest.Standalone(t)

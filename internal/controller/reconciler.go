@@ -43,8 +43,14 @@ type Reconciler struct {
 	// error before Ready turns False (DefaultDrainStallAfter when zero; tests shorten it).
 	DrainStallAfter time.Duration
 
+	// KindRecheck is how long a missing PodMonitor kind is remembered before the RESTMapper is
+	// asked again (DefaultKindRecheck when zero; tests shorten it).
+	KindRecheck time.Duration
+
 	mu     sync.Mutex
 	memory map[types.NamespacedName]*memo
+	// podMonitorMissingAt is when the PodMonitor kind was last found missing.
+	podMonitorMissingAt time.Time
 }
 
 // memo is what the controller remembers of a resource between passes. It is forgotten when the
@@ -140,6 +146,8 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 		r.observeWorkload(ctx, obj, o)
 		return ctrl.Result{}, nil
 	}
+	// Before the workload: a failing apply below retries the pass without reaching this.
+	r.reconcilePodMonitor(ctx, obj, o)
 	children, err = r.handover(ctx, obj, children, o)
 	if err == nil {
 		err = r.reconcileChildren(ctx, obj, children)
@@ -161,7 +169,6 @@ func (r *Reconciler) reconcile(ctx context.Context, obj *v1.RedisTraceExporter, 
 	}
 	r.observeRedis(ctx, obj, s, o)
 	r.observeExporters(ctx, obj, o)
-	r.reconcilePodMonitor(ctx, obj, o)
 	requeue := render.LagRefresh(obj)
 	if (o.queue != nil && o.queue.active()) || o.handover != "" {
 		// Neither the drain pods' nor the old pods' /status is watched: look again soon.

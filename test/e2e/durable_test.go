@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,7 +62,7 @@ func (h rteHandle) statefulSetReady(timeout time.Duration, want int32) {
 		}
 		pods, err := exporterPods(context.Background(), h.c, h.key.Namespace, h.key.Name)
 		if err != nil || len(pods) != int(want) {
-			return fmt.Errorf("%d exporter pods (%v), want %d", len(pods), err, want)
+			return errors.Join(fmt.Errorf("%d exporter pods, want %d", len(pods), want), err)
 		}
 		return nil
 	})
@@ -298,7 +299,7 @@ func TestDurableQueueDeletionWaitsForRedis(t *testing.T) {
 		pods, err := exporterPods(ctx, c, ns, "doomed")
 		if err != nil || len(pods) > 0 || cond == nil || cond.Reason != v1.ReasonDrainingQueue || obj.Status.Queue == nil ||
 			obj.Status.Queue.OrphanedRecords == nil || *obj.Status.Queue.OrphanedRecords == 0 || !draining(obj.Status.Queue, 2) {
-			return fmt.Errorf("%d exporter pods (%v), Ready %+v, status.queue %+v", len(pods), err, cond, obj.Status.Queue)
+			return errors.Join(fmt.Errorf("%d exporter pods, Ready %+v, status.queue %+v", len(pods), cond, obj.Status.Queue), err)
 		}
 		msg = cond.Message
 		return nil
@@ -313,7 +314,7 @@ func TestDurableQueueDeletionWaitsForRedis(t *testing.T) {
 	wait.For(t, 4*time.Minute, "the resource and its claims gone", func() error {
 		err := c.Get(ctx, h.key, &v1.RedisTraceExporter{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("resource still there (%v)", err)
+			return errors.Join(errors.New("resource still there"), err)
 		}
 		if got := queueClaims(t, c, rte); len(got) > 0 {
 			return fmt.Errorf("claims %v", got)
@@ -383,7 +384,7 @@ func TestQueueVolumeChangesLoseNoAcknowledgedSpan(t *testing.T) {
 	resume()
 	wait.For(t, 4*time.Minute, "the Deployment handed over to the StatefulSet", func() error {
 		if err := c.Get(ctx, h.key, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deployment still there (%v)", err)
+			return errors.Join(errors.New("deployment still there"), err)
 		}
 		return nil
 	})
@@ -395,7 +396,7 @@ func TestQueueVolumeChangesLoseNoAcknowledgedSpan(t *testing.T) {
 	h.update(func(o *v1.RedisTraceExporter) { o.Spec.Delivery.PersistentQueue.Volume = v1.QueueVolumeEmptyDir })
 	wait.For(t, 4*time.Minute, "the StatefulSet handed over to the Deployment, its claims drained and deleted", func() error {
 		if err := c.Get(ctx, h.key, &appsv1.StatefulSet{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("statefulset still there (%v)", err)
+			return errors.Join(errors.New("statefulset still there"), err)
 		}
 		if got := queueClaims(t, c, rte); len(got) > 0 {
 			return fmt.Errorf("claims %v", got)
