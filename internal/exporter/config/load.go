@@ -79,6 +79,11 @@ func decodeYAML(data []byte, c *Config) error {
 		}
 		return err
 	}
+	if c.Redis.Mode == "" {
+		// Empty is standalone (a null or tagged empty value in the file): one spelling, so that
+		// the configuration reads back the same after a trip through a ConfigMap.
+		c.Redis.Mode = ModeStandalone
+	}
 	return nil
 }
 
