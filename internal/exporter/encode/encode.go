@@ -126,23 +126,7 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 	if !validID(spanID[:], sp.SpanID()) {
 		return ErrInvalidSpanID
 	}
-	keyStart := len(b.Buf)
-	b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
-	if e.keys != nil {
-		key := b.Buf[keyStart:]
-		switch {
-		case c != nil && c.keyEnd > 0 && bytes.Equal(b.Buf[c.keyStart:c.keyEnd], key):
-		case e.keys.admit(key):
-			if c != nil {
-				c.keyStart, c.keyEnd = keyStart, len(b.Buf)
-			}
-		default:
-			b.Buf = append(b.Buf[:keyStart], e.keys.overflow...)
-			if overflowed != nil {
-				*overflowed++
-			}
-		}
-	}
+	keyStart := e.appendKey(b, rs, ss, sp, c, overflowed)
 	b.Begin(keyStart, traceID, spanID)
 
 	n := len(b.Buf)
@@ -164,6 +148,39 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 		b.Field(n, v)
 	}
 	return nil
+}
+
+// appendKey appends the stream key of span sp to b and returns where it starts. Spans of one
+// scope usually share their key, and usually take it from the resource: when sp carries none of
+// the template's attributes, its key is the scope's, rendered once and copied (c), and a key
+// equal to the last one admitted under stream.maxKeys is not looked up again.
+func (e *Encoder) appendKey(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache, overflowed *int) int {
+	keyStart := len(b.Buf)
+	scoped := c != nil && e.key.ScopeOnly(sp)
+	if scoped && c.scopeKeyEnd > 0 {
+		b.Buf = append(b.Buf, b.Buf[c.scopeKeyStart:c.scopeKeyEnd]...)
+	} else {
+		b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
+	}
+	key := b.Buf[keyStart:]
+	switch {
+	case e.keys == nil:
+	case c != nil && c.keyEnd > 0 && bytes.Equal(b.Buf[c.keyStart:c.keyEnd], key):
+	case e.keys.admit(key):
+		if c != nil {
+			c.keyStart, c.keyEnd = keyStart, len(b.Buf)
+		}
+	default:
+		b.Buf = append(b.Buf[:keyStart], e.keys.overflow...)
+		if overflowed != nil {
+			*overflowed++
+		}
+		return keyStart // not the rendered key: not one to copy
+	}
+	if scoped && c.scopeKeyEnd == 0 {
+		c.scopeKeyStart, c.scopeKeyEnd = keyStart, len(b.Buf)
+	}
+	return keyStart
 }
 
 // Result counts what EncodeTraces did with the spans of a request.

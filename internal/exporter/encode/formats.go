@@ -141,6 +141,9 @@ type scopeCache struct {
 	// keyStart:keyEnd is the last key in b.Buf that keyLimit admitted, so that spans of one
 	// scope with the same key (the usual case) pay a comparison, not a lookup.
 	keyStart, keyEnd int
+	// scopeKeyStart:scopeKeyEnd is the key rendered from the scope's resource and scope alone,
+	// which every span without the template's attributes of its own shares.
+	scopeKeyStart, scopeKeyEnd int
 }
 
 // encodeFlat adds the flat format's fields (after traceparent): one field per value, named as in

@@ -20,6 +20,7 @@
 package otlpwire
 
 import (
+	"bytes"
 	"iter"
 	"math"
 
@@ -752,6 +753,11 @@ func (a Attributes) Len() int {
 	}
 	return n
 }
+
+// MayContain reports whether a pair with key may be among the attributes: false is certain (the
+// key's bytes occur nowhere in them), true is not (they may occur in a value, or in a later field
+// of the enclosing message). It is a byte search, much cheaper than Get.
+func (a Attributes) MayContain(key []byte) bool { return bytes.Contains(a.b, key) }
 
 // Get returns the value of the last pair whose key is key. OTLP requires keys to be unique; when
 // a producer repeats one anyway, the last wins, as it does for a standard JSON parser reading the

@@ -26,6 +26,7 @@ type Template struct {
 // part is a run of literal text, or a placeholder when isAttr is set.
 type part struct {
 	text   string // the literal text (braces unescaped), or the attribute key
+	key    []byte // the attribute key, for MayContain
 	isAttr bool
 }
 
@@ -87,7 +88,8 @@ func Parse(template string) (*Template, error) {
 				return fail(i, `empty placeholder "{}" (name an attribute, as in {service.name}, or write "{{}}" for literal braces)`)
 			}
 			flush()
-			t.parts = append(t.parts, part{text: template[i+1 : end], isAttr: true})
+			key := template[i+1 : end]
+			t.parts = append(t.parts, part{text: key, key: []byte(key), isAttr: true})
 			i = end + 1
 		default:
 			lit.WriteByte(c)
@@ -174,6 +176,20 @@ func (t *Template) Append(dst []byte, sp *otlpwire.Span, res otlpwire.Resource, 
 		dst = appendText(dst, v)
 	}
 	return dst
+}
+
+// ScopeOnly reports whether the key of span sp is the key of its resource and scope alone (what
+// Append renders for a span without attributes), because none of the placeholders' attributes
+// can be among the span's. Encoders render that key once per scope and copy it: looking up a
+// key among a span's attributes costs more than searching their bytes for it.
+func (t *Template) ScopeOnly(sp *otlpwire.Span) bool {
+	attrs := sp.Attributes()
+	for i := range t.parts {
+		if t.parts[i].isAttr && attrs.MayContain(t.parts[i].key) {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup finds a usable (non-empty) value of key in the span, resource and scope attributes.
