@@ -135,12 +135,9 @@ func appendResourceAndScope(dst []byte, res otlpwire.Resource, scope otlpwire.Sc
 // scopeCache remembers where in the batch the json format's resource and scope members of the
 // current ScopeSpans were written, so that the scope's other spans copy those bytes instead of
 // rendering the same attributes again (a fifth of the work for a span of ten attributes under a
-// resource of five). It is valid while the batch only grows: within one EncodeTraces call.
+// resource of five). It is valid while the batch only grows: within one request.
 type scopeCache struct {
 	start, end int
-	// keyStart:keyEnd is the last key in b.Buf that keyLimit admitted, so that spans of one
-	// scope with the same key (the usual case) pay a comparison, not a lookup.
-	keyStart, keyEnd int
 	// scopeKeyStart:scopeKeyEnd is the key rendered from the scope's resource and scope alone,
 	// which every span without the template's attributes of its own shares.
 	scopeKeyStart, scopeKeyEnd int

@@ -40,6 +40,17 @@ func (b *Batch) Reset() {
 	b.fields = b.fields[:0]
 }
 
+// Mark is the length of a batch at some point, for Truncate.
+type Mark struct{ buf, entries, fields int }
+
+// Mark returns the batch's length now.
+func (b *Batch) Mark() Mark { return Mark{len(b.Buf), len(b.Entries), len(b.fields)} }
+
+// Truncate drops every entry and byte appended since m was taken, keeping the memory.
+func (b *Batch) Truncate(m Mark) {
+	b.Buf, b.Entries, b.fields = b.Buf[:m.buf], b.Entries[:m.entries], b.fields[:m.fields]
+}
+
 // Size is the memory the batch's contents take, in bytes: the encoded bytes and the entries'
 // bookkeeping (not the spare capacity kept for reuse).
 func (b *Batch) Size() int {

@@ -78,10 +78,65 @@ func Validate(b []byte) (spans int, err error) {
 	return v.spans, nil
 }
 
+// Visitor receives the spans of a request from a Walker.
+type Visitor interface {
+	// VisitSpan is called with each span once it has been validated, with its ResourceSpans and
+	// ScopeSpans (views that live until VisitSpan returns) and the number of that ScopeSpans in
+	// the request (0, 1, ...), which tells when a new one begins.
+	VisitSpan(scope int, rs *ResourceSpans, ss *ScopeSpans, sp *Span)
+}
+
+// Walker is Validate that, in the same pass, hands each span to a Visitor as soon as the span
+// has been validated, so that a request is encoded while it is validated rather than walked
+// twice. A span is visited only when everything before it in the request is valid, but the
+// request may still be invalid after it: what the visitor did counts only once Walk returns a
+// nil error, and a caller that must not act on part of an invalid request undoes it otherwise.
+//
+// The Walker holds the views it hands out, so a reused Walker walks without allocating. Its zero
+// value is ready; it walks one request at a time.
+type Walker struct {
+	rs    ResourceSpans
+	ss    ScopeSpans
+	sp    Span
+	scope int
+	visit Visitor
+}
+
+// Walk validates b as Validate does, returning the same count or error, and hands its spans to
+// visit on the way.
+func (w *Walker) Walk(b []byte, visit Visitor) (spans int, err error) {
+	w.scope, w.visit = -1, visit
+	defer func() { *w = Walker{} }() // no views of b kept past the call
+	v := validator{w: w}
+	if e := v.message(descRequest, b, 0); e != nil {
+		return 0, finish(e)
+	}
+	return v.spans, nil
+}
+
 // validator walks a message against its description.
 type validator struct {
 	spans int
-	depth int // AnyValue nesting
+	depth int     // AnyValue nesting
+	w     *Walker // Walk's, when walking for a visitor
+}
+
+// enter is called with each message of type d before it is validated, and visitSpan with each
+// span once it has been: they give the Walker's visitor its views.
+func (v *validator) enter(d *msgDesc, b []byte) {
+	switch d {
+	case descResourceSpans:
+		v.w.rs = parseResourceSpans(b)
+	case descScopeSpans:
+		v.w.scope++
+		v.w.ss = parseScopeSpans(b)
+	}
+}
+
+func (v *validator) visitSpan(b []byte) {
+	w := v.w
+	w.sp = ParseSpan(b)
+	w.visit.VisitSpan(w.scope, &w.rs, &w.ss, &w.sp)
 }
 
 func fail(kind error, off int, format string, args ...any) *Error {
@@ -130,36 +185,47 @@ func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 			continue
 		}
 		var err *Error
-		switch typ {
-		case protowire.BytesType:
-			var l uint64
-			m := 1
-			if pos < len(b) && b[pos] < 0x80 {
-				l = uint64(b[pos])
-			} else if l, m = protowire.ConsumeVarint(b[pos:]); m < 0 {
-				err = fail(ErrMalformed, fieldOff, "truncated or over-long length")
-				break
-			}
-			if l > uint64(len(b)-pos-m) {
-				err = fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-pos-m)
-				break
-			}
-			pos += m
-			err = v.value(f, b[pos:pos+int(l)], off+pos)
-			if err == nil && f.msg == descSpan {
-				v.spans++
-			}
-			pos += int(l)
-		default:
-			var m int
+		var m int
+		if typ == protowire.BytesType {
+			m, err = v.bytesField(d, f, b[pos:], off+pos, fieldOff)
+		} else {
 			m, err = scalarSize(typ, b[pos:], fieldOff)
-			pos += m
 		}
+		pos += m
 		if err != nil {
 			return withPath(err, pathElem(f, num, b[:fieldOff-off]))
 		}
 	}
 	return nil
+}
+
+// bytesField validates the value of length-delimited field f of message d, at the start of b
+// (offset off of the input; its tag is at fieldOff), and returns its size with its length.
+func (v *validator) bytesField(d *msgDesc, f *fieldDesc, b []byte, off, fieldOff int) (int, *Error) {
+	var l uint64
+	m := 1
+	if len(b) > 0 && b[0] < 0x80 {
+		l = uint64(b[0])
+	} else if l, m = protowire.ConsumeVarint(b); m < 0 {
+		return 0, fail(ErrMalformed, fieldOff, "truncated or over-long length")
+	}
+	if l > uint64(len(b)-m) {
+		return 0, fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-m)
+	}
+	val := b[m : m+int(l)]
+	if v.w != nil && f.msg != nil {
+		v.enter(f.msg, val)
+	}
+	if err := v.value(f, val, off+m); err != nil {
+		return 0, err
+	}
+	if f.msg == descSpan {
+		v.spans++
+		if v.w != nil {
+			v.visitSpan(val)
+		}
+	}
+	return m + int(l), nil
 }
 
 // longTag reads a tag of more than one byte (or the invalid field number 0) at the start of b,
