@@ -315,9 +315,36 @@ func (v *validator) value(f *fieldDesc, val []byte, off int) *Error {
 			return fail(ErrInvalidID, off, "span id has %d bytes, want 8", len(val))
 		}
 	case kindMessage:
+		if f.msg == descKeyValue && v.depth < MaxValueDepth && plainKeyValue(val) {
+			return nil
+		}
 		return v.message(f.msg, val, off)
 	}
 	return nil
+}
+
+// plainKeyValue reports whether KeyValue kv is valid and of the layout that almost every
+// attribute has: a key and a string, int or bool value, each field once, with one-byte lengths.
+// Such an attribute is checked without walking its two messages; any other, and any invalid one
+// (to find where it is wrong), takes the general walk.
+func plainKeyValue(kv []byte) bool {
+	if len(kv) < 4 || kv[0] != fieldKVKey<<3|2 || kv[1] >= 0x80 {
+		return false
+	}
+	kl := int(kv[1])
+	if len(kv) < kl+5 || kv[kl+2] != fieldKVValue<<3|2 || kv[kl+3] >= 0x80 || kl+4+int(kv[kl+3]) != len(kv) {
+		return false
+	}
+	switch val := kv[kl+4:]; val[0] {
+	case fieldValueString<<3 | 2:
+		// The key, the value's tag and lengths (all below 0x80) and the string: valid UTF-8 as a
+		// whole exactly when the key and the string are, since no sequence spans ASCII bytes.
+		return len(val) >= 2 && int(val[1]) == len(val)-2 && utf8.Valid(kv[2:])
+	case fieldValueInt<<3 | 0, fieldValueBool<<3 | 0:
+		_, n := protowire.ConsumeVarint(val[1:])
+		return n == len(val)-1 && utf8.Valid(kv[2:kl+2])
+	}
+	return false
 }
 
 // wireError describes a protowire error code without protowire's "proto: " prefix, which would
