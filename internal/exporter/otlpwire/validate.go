@@ -340,7 +340,7 @@ func plainKeyValue(kv []byte) bool {
 		// The key, the value's tag and lengths (all below 0x80) and the string: valid UTF-8 as a
 		// whole exactly when the key and the string are, since no sequence spans ASCII bytes.
 		return len(val) >= 2 && int(val[1]) == len(val)-2 && utf8.Valid(kv[2:])
-	case fieldValueInt<<3 | 0, fieldValueBool<<3 | 0:
+	case fieldValueInt << 3, fieldValueBool << 3: // wire type 0, varint
 		_, n := protowire.ConsumeVarint(val[1:])
 		return n == len(val)-1 && utf8.Valid(kv[2:kl+2])
 	}
