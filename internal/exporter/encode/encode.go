@@ -147,7 +147,7 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 
 	switch e.format {
 	case config.FormatFlat:
-		encodeFlat(b, rs, ss, sp, traceID[:], spanID[:])
+		encodeFlat(b, rs, ss, sp, traceID[:], spanID[:], c)
 	case config.FormatOTLP:
 		encodeOTLP(b, rs, ss, sp)
 	default:

@@ -80,6 +80,31 @@ func (b *Batch) Field(nameStart, valueStart int) {
 	b.Entries[len(b.Entries)-1].n++
 }
 
+// FieldMark is a position in the fields of the entry being built, for FieldsSince.
+type FieldMark struct{ field, buf int }
+
+// FieldMark returns where the next field of the entry being built will go.
+func (b *Batch) FieldMark() FieldMark { return FieldMark{len(b.fields), len(b.Buf)} }
+
+// FieldRun is a run of fields of one entry whose names and values are contiguous in Buf, which
+// later entries of the batch can repeat (RepeatFields) without encoding them again.
+type FieldRun struct{ from, to FieldMark }
+
+// FieldsSince returns the fields added to the entry being built since m. Only fields may have
+// been appended since (Field, AddField): the run is repeated as one copy of its bytes.
+func (b *Batch) FieldsSince(m FieldMark) FieldRun { return FieldRun{m, b.FieldMark()} }
+
+// RepeatFields adds to the entry being built a copy of the fields of run r, taken from an entry
+// of this batch (valid until Reset or a Truncate before it): their bytes in one copy.
+func (b *Batch) RepeatFields(r FieldRun) {
+	shift := len(b.Buf) - r.from.buf
+	b.Buf = append(b.Buf, b.Buf[r.from.buf:r.to.buf]...)
+	for _, f := range b.fields[r.from.field:r.to.field] {
+		b.fields = append(b.fields, Range{f.Start + shift, f.End + shift})
+	}
+	b.Entries[len(b.Entries)-1].n += (r.to.field - r.from.field) / 2
+}
+
 // AddField appends a field name and value and records them.
 func (b *Batch) AddField(name string, value []byte) {
 	n := len(b.Buf)
