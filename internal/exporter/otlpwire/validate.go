@@ -1,6 +1,7 @@
 package otlpwire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -121,8 +122,8 @@ type validator struct {
 	w     *Walker // Walk's, when walking for a visitor
 }
 
-// enter is called with each message of type d before it is validated, and visitSpan with each
-// span once it has been: they give the Walker's visitor its views.
+// enter is called with each message of type d before it is validated: it gives the Walker's
+// visitor its views.
 func (v *validator) enter(d *msgDesc, b []byte) {
 	switch d {
 	case descResourceSpans:
@@ -130,13 +131,9 @@ func (v *validator) enter(d *msgDesc, b []byte) {
 	case descScopeSpans:
 		v.w.scope++
 		v.w.ss = parseScopeSpans(b)
+	case descSpan:
+		v.w.sp = Span{raw: b} // filled as its fields are validated
 	}
-}
-
-func (v *validator) visitSpan(b []byte) {
-	w := v.w
-	w.sp = ParseSpan(b)
-	w.visit.VisitSpan(w.scope, &w.rs, &w.ss, &w.sp)
 }
 
 func fail(kind error, off int, format string, args ...any) *Error {
@@ -184,48 +181,52 @@ func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 			pos += m
 			continue
 		}
+		val := field{num: num, typ: typ}
 		var err *Error
 		var m int
 		if typ == protowire.BytesType {
-			m, err = v.bytesField(d, f, b[pos:], off+pos, fieldOff)
+			val.b, m, err = v.bytesField(d, f, b[pos:], off+pos, fieldOff)
 		} else {
-			m, err = scalarSize(typ, b[pos:], fieldOff)
+			val.u, m, err = scalar(typ, b[pos:], fieldOff)
 		}
-		pos += m
 		if err != nil {
 			return withPath(err, pathElem(f, num, b[:fieldOff-off]))
 		}
+		if d == descSpan && v.w != nil {
+			v.w.sp.set(&val, b[fieldOff-off:]) // the span's view, filled as it is validated
+		}
+		pos += m
 	}
 	return nil
 }
 
 // bytesField validates the value of length-delimited field f of message d, at the start of b
-// (offset off of the input; its tag is at fieldOff), and returns its size with its length.
-func (v *validator) bytesField(d *msgDesc, f *fieldDesc, b []byte, off, fieldOff int) (int, *Error) {
+// (offset off of the input; its tag is at fieldOff), and returns it and its size with its length.
+func (v *validator) bytesField(d *msgDesc, f *fieldDesc, b []byte, off, fieldOff int) ([]byte, int, *Error) {
 	var l uint64
 	m := 1
 	if len(b) > 0 && b[0] < 0x80 {
 		l = uint64(b[0])
 	} else if l, m = protowire.ConsumeVarint(b); m < 0 {
-		return 0, fail(ErrMalformed, fieldOff, "truncated or over-long length")
+		return nil, 0, fail(ErrMalformed, fieldOff, "truncated or over-long length")
 	}
 	if l > uint64(len(b)-m) {
-		return 0, fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-m)
+		return nil, 0, fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-m)
 	}
-	val := b[m : m+int(l)]
+	val := b[m : m+int(l) : m+int(l)]
 	if v.w != nil && f.msg != nil {
 		v.enter(f.msg, val)
 	}
 	if err := v.value(f, val, off+m); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if f.msg == descSpan {
 		v.spans++
 		if v.w != nil {
-			v.visitSpan(val)
+			v.w.visit.VisitSpan(v.w.scope, &v.w.rs, &v.w.ss, &v.w.sp)
 		}
 	}
-	return m + int(l), nil
+	return val, m + int(l), nil
 }
 
 // longTag reads a tag of more than one byte (or the invalid field number 0) at the start of b,
@@ -254,27 +255,30 @@ func skipUnknown(d *msgDesc, num protowire.Number, typ protowire.Type, b []byte,
 	return m, nil
 }
 
-// scalarSize returns the size of the varint, fixed32 or fixed64 value at the start of b.
-func scalarSize(typ protowire.Type, b []byte, off int) (int, *Error) {
+// scalar returns the varint, fixed32 or fixed64 value at the start of b, and its size.
+func scalar(typ protowire.Type, b []byte, off int) (uint64, int, *Error) {
 	switch typ {
 	case protowire.VarintType:
-		_, m := protowire.ConsumeVarint(b)
-		if m < 0 {
-			return 0, fail(ErrMalformed, off, "truncated or over-long varint")
+		if len(b) > 0 && b[0] < 0x80 {
+			return uint64(b[0]), 1, nil
 		}
-		return m, nil
+		u, m := protowire.ConsumeVarint(b)
+		if m < 0 {
+			return 0, 0, fail(ErrMalformed, off, "truncated or over-long varint")
+		}
+		return u, m, nil
 	case protowire.Fixed32Type:
 		if len(b) < 4 {
-			return 0, fail(ErrMalformed, off, "fixed32 needs 4 bytes, %d left", len(b))
+			return 0, 0, fail(ErrMalformed, off, "fixed32 needs 4 bytes, %d left", len(b))
 		}
-		return 4, nil
+		return uint64(binary.LittleEndian.Uint32(b)), 4, nil
 	case protowire.Fixed64Type:
 		if len(b) < 8 {
-			return 0, fail(ErrMalformed, off, "fixed64 needs 8 bytes, %d left", len(b))
+			return 0, 0, fail(ErrMalformed, off, "fixed64 needs 8 bytes, %d left", len(b))
 		}
-		return 8, nil
+		return binary.LittleEndian.Uint64(b), 8, nil
 	}
-	return 0, nil
+	return 0, 0, nil
 }
 
 // pathElem names field f (number num) in an error's path; a repeated field gets the index of this

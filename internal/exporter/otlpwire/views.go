@@ -444,54 +444,61 @@ func ParseSpan(raw []byte) Span {
 		if n < 0 {
 			break
 		}
-		switch f.typ {
-		case protowire.BytesType:
-			switch f.num {
-			case fieldSpanTraceID:
-				s.traceID = f.b
-			case fieldSpanSpanID:
-				s.spanID = f.b
-			case fieldSpanTraceState:
-				s.traceState = f.b
-			case fieldSpanParentSpanID:
-				s.parentSpanID = f.b
-			case fieldSpanName:
-				s.name = f.b
-			case fieldSpanAttributes:
-				s.attrs = firstFrom(s.attrs, raw[pos:])
-			case fieldSpanEvents:
-				s.events = firstFrom(s.events, raw[pos:])
-			case fieldSpanLinks:
-				s.links = firstFrom(s.links, raw[pos:])
-			case fieldSpanStatus:
-				s.status = parseStatus(f.b)
-			}
-		case protowire.VarintType:
-			switch f.num {
-			case fieldSpanKind:
-				s.kind = int32(f.u)
-			case fieldSpanDroppedAttrs:
-				s.droppedAttrs = uint32(f.u)
-			case fieldSpanDroppedEvents:
-				s.droppedEvents = uint32(f.u)
-			case fieldSpanDroppedLinks:
-				s.droppedLinks = uint32(f.u)
-			}
-		case protowire.Fixed64Type:
-			switch f.num {
-			case fieldSpanStart:
-				s.start = f.u
-			case fieldSpanEnd:
-				s.end = f.u
-			}
-		case protowire.Fixed32Type:
-			if f.num == fieldSpanFlags {
-				s.flags = uint32(f.u)
-			}
-		}
+		s.set(&f, raw[pos:])
 		pos += n
 	}
 	return s
+}
+
+// set records field f of the span, found at the start of rest (the span from f's tag on): the
+// one place that says which field of a span goes where, for ParseSpan and for Walker, which
+// fills a span's view as it validates the span.
+func (s *Span) set(f *field, rest []byte) {
+	switch f.typ {
+	case protowire.BytesType:
+		switch f.num {
+		case fieldSpanTraceID:
+			s.traceID = f.b
+		case fieldSpanSpanID:
+			s.spanID = f.b
+		case fieldSpanTraceState:
+			s.traceState = f.b
+		case fieldSpanParentSpanID:
+			s.parentSpanID = f.b
+		case fieldSpanName:
+			s.name = f.b
+		case fieldSpanAttributes:
+			s.attrs = firstFrom(s.attrs, rest)
+		case fieldSpanEvents:
+			s.events = firstFrom(s.events, rest)
+		case fieldSpanLinks:
+			s.links = firstFrom(s.links, rest)
+		case fieldSpanStatus:
+			s.status = parseStatus(f.b)
+		}
+	case protowire.VarintType:
+		switch f.num {
+		case fieldSpanKind:
+			s.kind = int32(f.u)
+		case fieldSpanDroppedAttrs:
+			s.droppedAttrs = uint32(f.u)
+		case fieldSpanDroppedEvents:
+			s.droppedEvents = uint32(f.u)
+		case fieldSpanDroppedLinks:
+			s.droppedLinks = uint32(f.u)
+		}
+	case protowire.Fixed64Type:
+		switch f.num {
+		case fieldSpanStart:
+			s.start = f.u
+		case fieldSpanEnd:
+			s.end = f.u
+		}
+	case protowire.Fixed32Type:
+		if f.num == fieldSpanFlags {
+			s.flags = uint32(f.u)
+		}
+	}
 }
 
 // firstFrom keeps where the first occurrence of a repeated field starts: cur, or rest when there
