@@ -20,7 +20,6 @@
 package otlpwire
 
 import (
-	"bytes"
 	"iter"
 	"math"
 
@@ -761,10 +760,32 @@ func (a Attributes) Len() int {
 	return n
 }
 
-// MayContain reports whether a pair with key may be among the attributes: false is certain (the
-// key's bytes occur nowhere in them), true is not (they may occur in a value, or in a later field
-// of the enclosing message). It is a byte search, much cheaper than Get.
-func (a Attributes) MayContain(key []byte) bool { return bytes.Contains(a.b, key) }
+// Has reports whether a pair with key is among the attributes. It is Get without decoding any
+// value, and reads the usual layout (one-byte tags and lengths) without the general field loop:
+// a stream key template asks it of every span.
+func (a Attributes) Has(key string) bool {
+	tag := byte(a.num)<<3 | byte(protowire.BytesType) // attribute fields are numbered below 16
+	for b := a.b; len(b) > 0; {
+		var kv []byte
+		if len(b) >= 2 && b[0] == tag && b[1] < 0x80 && int(b[1]) <= len(b)-2 {
+			kv, b = b[2:2+b[1]], b[2+b[1]:]
+		} else {
+			f, n := next(b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			if !f.isBytes(a.num) {
+				continue
+			}
+			kv = f.b
+		}
+		if k, _ := splitKeyValue(kv); string(k) == key {
+			return true
+		}
+	}
+	return false
+}
 
 // Get returns the value of the last pair whose key is key. OTLP requires keys to be unique; when
 // a producer repeats one anyway, the last wins, as it does for a standard JSON parser reading the

@@ -26,7 +26,6 @@ type Template struct {
 // part is a run of literal text, or a placeholder when isAttr is set.
 type part struct {
 	text   string // the literal text (braces unescaped), or the attribute key
-	key    []byte // the attribute key, for MayContain
 	isAttr bool
 }
 
@@ -88,8 +87,7 @@ func Parse(template string) (*Template, error) {
 				return fail(i, `empty placeholder "{}" (name an attribute, as in {service.name}, or write "{{}}" for literal braces)`)
 			}
 			flush()
-			key := template[i+1 : end]
-			t.parts = append(t.parts, part{text: key, key: []byte(key), isAttr: true})
+			t.parts = append(t.parts, part{text: template[i+1 : end], isAttr: true})
 			i = end + 1
 		default:
 			lit.WriteByte(c)
@@ -179,13 +177,13 @@ func (t *Template) Append(dst []byte, sp *otlpwire.Span, res otlpwire.Resource, 
 }
 
 // ScopeOnly reports whether the key of span sp is the key of its resource and scope alone (what
-// Append renders for a span without attributes), because none of the placeholders' attributes
-// can be among the span's. Encoders render that key once per scope and copy it: looking up a
-// key among a span's attributes costs more than searching their bytes for it.
+// Append renders for a span without attributes), because the span has none of the placeholders'
+// attributes. Encoders render that key once per scope and copy it: asking whether a span has an
+// attribute costs less than looking it up in the span, then the resource, then the scope.
 func (t *Template) ScopeOnly(sp *otlpwire.Span) bool {
 	attrs := sp.Attributes()
 	for i := range t.parts {
-		if t.parts[i].isAttr && attrs.MayContain(t.parts[i].key) {
+		if t.parts[i].isAttr && attrs.Has(t.parts[i].text) {
 			return false
 		}
 	}
