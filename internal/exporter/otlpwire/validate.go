@@ -158,6 +158,10 @@ func (v *validator) message(d *msgDesc, b []byte, off int) *Error {
 func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 	pos := 0
 	for pos < len(b) {
+		if n := v.plainAttribute(d, b[pos:]); n > 0 {
+			pos += n
+			continue
+		}
 		fieldOff := off + pos
 		var num protowire.Number
 		var typ protowire.Type
@@ -319,12 +323,27 @@ func (v *validator) value(f *fieldDesc, val []byte, off int) *Error {
 			return fail(ErrInvalidID, off, "span id has %d bytes, want 8", len(val))
 		}
 	case kindMessage:
-		if f.msg == descKeyValue && v.depth < MaxValueDepth && plainKeyValue(val) {
-			return nil
-		}
 		return v.message(f.msg, val, off)
 	}
 	return nil
+}
+
+// plainAttribute validates the field at the start of b when it is an attribute of d of the usual
+// layout (plainKeyValue), with one-byte tag and length, without the general field machinery, and
+// returns its size; 0 for anything else, which the general walk validates (and locates the
+// problem in, if there is one).
+func (v *validator) plainAttribute(d *msgDesc, b []byte) int {
+	if d.attrTag == 0 || len(b) < 2 || b[0] != d.attrTag || b[1] >= 0x80 || v.depth >= MaxValueDepth {
+		return 0
+	}
+	end := 2 + int(b[1])
+	if end > len(b) || !plainKeyValue(b[2:end]) {
+		return 0
+	}
+	if d == descSpan && v.w != nil {
+		v.w.sp.set(&field{num: fieldSpanAttributes, typ: protowire.BytesType, b: b[2:end:end]}, b)
+	}
+	return end
 }
 
 // plainKeyValue reports whether KeyValue kv is valid and of the layout that almost every
