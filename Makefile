@@ -98,6 +98,7 @@ FUZZ_TARGETS := \
 	./internal/exporter/otlpwire:FuzzValidate:10000x \
 	./internal/exporter/otlpwire:FuzzFromJSON:60000x \
 	./internal/exporter/encode:FuzzEncodeJSON:100000x \
+	./internal/exporter/encode:FuzzEncodeRequest:30000x \
 	./internal/exporter/encode:FuzzKeyTemplate:60000x \
 	./internal/exporter/receiver:FuzzHTTPBody:20000x \
 	./internal/exporter/config:FuzzConfigYAML:30000x \

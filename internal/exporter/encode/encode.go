@@ -15,6 +15,7 @@ package encode
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode/otlpjson"
@@ -51,6 +52,7 @@ type Encoder struct {
 	key      *Template
 	fallback string
 	keys     *keyLimit // nil when the template has no placeholder: one key only
+	requests sync.Pool // *requestEncoder, for EncodeRequest
 }
 
 // New returns the encoder for a stream configuration: its keyTemplate (required), fallback
@@ -62,6 +64,7 @@ func New(cfg config.Stream) (*Encoder, error) {
 		return nil, fmt.Errorf("stream.keyTemplate: %w", err)
 	}
 	e := &Encoder{format: cfg.Format, key: key, fallback: cfg.Fallback}
+	e.requests.New = func() any { return new(requestEncoder) }
 	if e.fallback == "" {
 		e.fallback = DefaultFallback
 	}
@@ -114,10 +117,17 @@ func (e *Encoder) Format() string { return e.format }
 // fields. A span without a valid trace or span id gets no entry and an *InvalidSpanError. Encode
 // does not allocate unless b has to grow.
 func (e *Encoder) Encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span) error {
-	return e.encode(b, rs, ss, sp, nil, nil)
+	first := b.Len()
+	if err := e.encode(b, rs, ss, sp, nil); err != nil {
+		return err
+	}
+	e.admitKeys(b, first)
+	return nil
 }
 
-func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache, overflowed *int) error {
+// encode appends the entry of span sp; its key is admitted under stream.maxKeys afterwards
+// (admitKeys).
+func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache) error {
 	var traceID [16]byte
 	var spanID [8]byte
 	if !validID(traceID[:], sp.TraceID()) {
@@ -126,23 +136,7 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 	if !validID(spanID[:], sp.SpanID()) {
 		return ErrInvalidSpanID
 	}
-	keyStart := len(b.Buf)
-	b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
-	if e.keys != nil {
-		key := b.Buf[keyStart:]
-		switch {
-		case c != nil && c.keyEnd > 0 && bytes.Equal(b.Buf[c.keyStart:c.keyEnd], key):
-		case e.keys.admit(key):
-			if c != nil {
-				c.keyStart, c.keyEnd = keyStart, len(b.Buf)
-			}
-		default:
-			b.Buf = append(b.Buf[:keyStart], e.keys.overflow...)
-			if overflowed != nil {
-				*overflowed++
-			}
-		}
-	}
+	keyStart := e.appendKey(b, rs, ss, sp, c)
 	b.Begin(keyStart, traceID, spanID)
 
 	n := len(b.Buf)
@@ -153,7 +147,7 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 
 	switch e.format {
 	case config.FormatFlat:
-		encodeFlat(b, rs, ss, sp, traceID[:], spanID[:])
+		encodeFlat(b, rs, ss, sp, traceID[:], spanID[:], c)
 	case config.FormatOTLP:
 		encodeOTLP(b, rs, ss, sp)
 	default:
@@ -166,60 +160,53 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 	return nil
 }
 
-// Result counts what EncodeTraces did with the spans of a request.
-type Result struct {
-	// Encoded is the number of entries appended.
-	Encoded int
-	// Filtered is the number of spans whose resource the keep function excluded.
-	Filtered int
-	// Rejected is the number of spans that cannot be written (*InvalidSpanError), for the OTLP
-	// partial success; FirstRejection is the error of the first of them, for its message.
-	Rejected       int
-	FirstRejection error
-	// Overflowed is the number of spans written to the overflow key (stream.maxKeys).
-	Overflowed int
-	// TooLarge is set when the entries outgrew the maxBytes given to EncodeTraces; encoding
-	// stopped there and the batch holds a partial request.
-	TooLarge bool
+// appendKey appends the stream key of span sp to b and returns where it starts. Spans of one
+// scope usually share their key, and usually take it from the resource: when sp carries none of
+// the template's attributes, its key is the scope's, rendered once and copied (c).
+func (e *Encoder) appendKey(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache) int {
+	keyStart := len(b.Buf)
+	if c == nil || !e.key.ScopeOnly(sp) {
+		b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
+		return keyStart
+	}
+	if c.scopeKeyEnd > 0 {
+		b.Buf = append(b.Buf, b.Buf[c.scopeKeyStart:c.scopeKeyEnd]...)
+		return keyStart
+	}
+	b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
+	c.scopeKeyStart, c.scopeKeyEnd = keyStart, len(b.Buf)
+	return keyStart
 }
 
-// EncodeTraces appends an entry to b for every span of t, except the spans of resources whose
-// service.name keep returns false for (a nil keep keeps every span; the name is nil when the
-// resource has no string service.name) and the spans that cannot be encoded, which it counts.
-// It writes what Encode writes for each span, faster: the json format renders the resource and
-// scope of a ScopeSpans once, not once per span.
-//
-// Every entry repeats its span's resource and scope, so a small request with a large resource
-// and many spans can encode to far more bytes than it has: when maxBytes > 0 and the batch
-// grows past it, EncodeTraces stops and sets TooLarge, bounding the memory one request takes.
-func (e *Encoder) EncodeTraces(b *entry.Batch, t otlpwire.Traces, keep func(service []byte) bool, maxBytes int) Result {
-	var r Result
-	for rs := range t.ResourceSpans() {
-		if keep != nil && !keep(rs.Resource().ServiceName()) {
-			for ss := range rs.ScopeSpans() {
-				r.Filtered += ss.SpanCount()
-			}
+// admitKeys applies stream.maxKeys to the keys of the entries of b from first on: an entry whose
+// key would be one live key too many gets the overflow key instead, and is counted. It runs once
+// the entries are known to be written (a request that turns out invalid takes no key), and does
+// not look up again a key equal to the last one admitted (the spans of a request usually share
+// theirs).
+func (e *Encoder) admitKeys(b *entry.Batch, first int) (overflowed int) {
+	if e.keys == nil {
+		return 0
+	}
+	var last []byte
+	overflow := entry.Range{Start: -1}
+	for i := first; i < b.Len(); i++ {
+		key := b.Key(i)
+		if last != nil && bytes.Equal(key, last) {
 			continue
 		}
-		for ss := range rs.ScopeSpans() {
-			var c scopeCache
-			for sp := range ss.Spans() {
-				if err := e.encode(b, &rs, &ss, &sp, &c, &r.Overflowed); err != nil {
-					if r.Rejected == 0 {
-						r.FirstRejection = err
-					}
-					r.Rejected++
-					continue
-				}
-				r.Encoded++
-				if maxBytes > 0 && len(b.Buf) > maxBytes {
-					r.TooLarge = true
-					return r
-				}
-			}
+		if e.keys.admit(key) {
+			last = key
+			continue
 		}
+		if overflow.Start < 0 {
+			overflow.Start = len(b.Buf)
+			b.Buf = append(b.Buf, e.keys.overflow...)
+			overflow.End = len(b.Buf)
+		}
+		b.Entries[i].Key = overflow
+		overflowed++
 	}
-	return r
+	return overflowed
 }
 
 // validID copies id into dst and reports whether it is a valid W3C id: the right length and not

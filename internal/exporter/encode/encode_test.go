@@ -646,3 +646,34 @@ func TestEncodingStopsAtMaxBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSpansOfAScopeGetTheirOwnKeys checks the key rendered once per scope against spans that
+// carry the template's attribute themselves, or only mention it, between spans that do not.
+func TestSpansOfAScopeGetTheirOwnKeys(t *testing.T) {
+	span := func(id byte, attrs ...*commonpb.KeyValue) *tracepb.Span {
+		return &tracepb.Span{TraceId: TraceID, SpanId: []byte{1, 2, 3, 4, 5, 6, 7, id}, Attributes: attrs}
+	}
+	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{KV("service.name", Str("checkout"))}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{
+			span(1),
+			span(2, KV("service.name", Str("override"))),
+			span(3, KV("note", Str("service.name"))),
+			span(4, KV("service.name", Str(""))),
+			span(5, KV("http.route", Str("/"))),
+			span(6, KV("service.name", Int(7))),
+		}}},
+	}}}
+	want := []string{"traces:{checkout}", "traces:{override}", "traces:{checkout}", "traces:{checkout}", "traces:{checkout}", "traces:{7}"}
+	for _, format := range []string{config.FormatJSON, config.FormatFlat, config.FormatOTLP} {
+		var batch entry.Batch
+		if r := newEncoder(t, format).EncodeTraces(&batch, otlpwire.NewTraces(Marshal(req)), nil, 0); r.Encoded != len(want) {
+			t.Fatalf("%s: %+v", format, r)
+		}
+		for i, w := range want {
+			if got := string(batch.Key(i)); got != w {
+				t.Errorf("%s: span %d has key %q, want %q", format, i+1, got, w)
+			}
+		}
+	}
+}

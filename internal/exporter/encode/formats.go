@@ -132,20 +132,25 @@ func appendResourceAndScope(dst []byte, res otlpwire.Resource, scope otlpwire.Sc
 	return append(dst, '}')
 }
 
-// scopeCache remembers where in the batch the json format's resource and scope members of the
-// current ScopeSpans were written, so that the scope's other spans copy those bytes instead of
-// rendering the same attributes again (a fifth of the work for a span of ten attributes under a
-// resource of five). It is valid while the batch only grows: within one EncodeTraces call.
+// scopeCache remembers where in the batch what the spans of the current ScopeSpans share was
+// written: the json format's resource and scope members, the flat format's resource and scope
+// attribute fields, the key. The scope's other spans copy those bytes instead of rendering the
+// same attributes again (a fifth of the work for a span of ten attributes under a resource of
+// five). It is valid while the batch only grows: within one request.
 type scopeCache struct {
 	start, end int
-	// keyStart:keyEnd is the last key in b.Buf that keyLimit admitted, so that spans of one
-	// scope with the same key (the usual case) pay a comparison, not a lookup.
-	keyStart, keyEnd int
+	// scopeKeyStart:scopeKeyEnd is the key rendered from the scope's resource and scope alone,
+	// which every span without the template's attributes of its own shares.
+	scopeKeyStart, scopeKeyEnd int
+	// flat is the flat format's resource.* and scope.attr.* fields of the scope's first span,
+	// which the other spans repeat (when flatShared).
+	flat       entry.FieldRun
+	flatShared bool
 }
 
 // encodeFlat adds the flat format's fields (after traceparent): one field per value, named as in
 // docs/stream-entries.md. Strings are written as they are, everything else as its JSON text.
-func encodeFlat(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, traceID, spanID []byte) {
+func encodeFlat(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, traceID, spanID []byte, c *scopeCache) {
 	res, scope, st := rs.Resource(), ss.Scope(), sp.Status()
 	n, v := begin(b, "trace_id")
 	b.Buf = otlpjson.AppendHex(b.Buf, traceID)
@@ -185,8 +190,16 @@ func encodeFlat(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSp
 		addUint(b, "dropped_links_count", uint64(c))
 	}
 	addAttrs(b, "attr.", -1, sp.Attributes())
-	addAttrs(b, "resource.", -1, res.Attributes())
-	addAttrs(b, "scope.attr.", -1, scope.Attributes())
+	if c != nil && c.flatShared {
+		b.RepeatFields(c.flat)
+	} else {
+		m := b.FieldMark()
+		addAttrs(b, "resource.", -1, res.Attributes())
+		addAttrs(b, "scope.attr.", -1, scope.Attributes())
+		if c != nil {
+			c.flat, c.flatShared = b.FieldsSince(m), true
+		}
+	}
 	addFlatEvents(b, sp)
 	addFlatLinks(b, sp)
 }

@@ -36,9 +36,9 @@ func appendBytes(dst, s []byte) []byte {
 // Unmarshal appends the entries encoded by MarshalAppend to b. On malformed input it returns an
 // error and leaves b as it was.
 func (b *Batch) Unmarshal(data []byte) error {
-	n0, f0, e0 := len(b.Buf), len(b.fields), len(b.Entries)
+	m := b.Mark()
 	fail := func() error {
-		b.Buf, b.fields, b.Entries = b.Buf[:n0], b.fields[:f0], b.Entries[:e0]
+		b.Truncate(m)
 		return errCorrupt
 	}
 	count, data, ok := uvarint(data)

@@ -40,6 +40,17 @@ func (b *Batch) Reset() {
 	b.fields = b.fields[:0]
 }
 
+// Mark is the length of a batch at some point, for Truncate.
+type Mark struct{ buf, entries, fields int }
+
+// Mark returns the batch's length now.
+func (b *Batch) Mark() Mark { return Mark{len(b.Buf), len(b.Entries), len(b.fields)} }
+
+// Truncate drops every entry and byte appended since m was taken, keeping the memory.
+func (b *Batch) Truncate(m Mark) {
+	b.Buf, b.Entries, b.fields = b.Buf[:m.buf], b.Entries[:m.entries], b.fields[:m.fields]
+}
+
 // Size is the memory the batch's contents take, in bytes: the encoded bytes and the entries'
 // bookkeeping (not the spare capacity kept for reuse).
 func (b *Batch) Size() int {
@@ -67,6 +78,31 @@ func (b *Batch) Begin(keyStart int, traceID [16]byte, spanID [8]byte) {
 func (b *Batch) Field(nameStart, valueStart int) {
 	b.fields = append(b.fields, Range{nameStart, valueStart}, Range{valueStart, len(b.Buf)})
 	b.Entries[len(b.Entries)-1].n++
+}
+
+// FieldMark is a position in the fields of the entry being built, for FieldsSince.
+type FieldMark struct{ field, buf int }
+
+// FieldMark returns where the next field of the entry being built will go.
+func (b *Batch) FieldMark() FieldMark { return FieldMark{len(b.fields), len(b.Buf)} }
+
+// FieldRun is a run of fields of one entry whose names and values are contiguous in Buf, which
+// later entries of the batch can repeat (RepeatFields) without encoding them again.
+type FieldRun struct{ from, to FieldMark }
+
+// FieldsSince returns the fields added to the entry being built since m. Only fields may have
+// been appended since (Field, AddField): the run is repeated as one copy of its bytes.
+func (b *Batch) FieldsSince(m FieldMark) FieldRun { return FieldRun{m, b.FieldMark()} }
+
+// RepeatFields adds to the entry being built a copy of the fields of run r, taken from an entry
+// of this batch (valid until Reset or a Truncate before it): their bytes in one copy.
+func (b *Batch) RepeatFields(r FieldRun) {
+	shift := len(b.Buf) - r.from.buf
+	b.Buf = append(b.Buf, b.Buf[r.from.buf:r.to.buf]...)
+	for _, f := range b.fields[r.from.field:r.to.field] {
+		b.fields = append(b.fields, Range{f.Start + shift, f.End + shift})
+	}
+	b.Entries[len(b.Entries)-1].n += (r.to.field - r.from.field) / 2
 }
 
 // AddField appends a field name and value and records them.

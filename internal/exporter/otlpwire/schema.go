@@ -126,6 +126,7 @@ type msgDesc struct {
 	name    string
 	fields  []fieldDesc
 	isValue bool // AnyValue: nesting counts towards MaxValueDepth
+	attrTag byte // the one-byte tag of its KeyValue field (attributes, kvlist values), 0 if none
 }
 
 // field returns the description of field num, or nil when the message has no such field.
@@ -218,6 +219,13 @@ func init() {
 	describeEnvelope(attributes)
 	describeSpan(attributes)
 	describeValues()
+	for _, d := range []*msgDesc{descResource, descScope, descSpan, descEvent, descLink, descKeyValueList} {
+		for num, f := range d.fields {
+			if f.msg == descKeyValue {
+				d.attrTag = byte(num<<3) | byte(protowire.BytesType)
+			}
+		}
+	}
 }
 
 // describeEnvelope describes the messages around the spans: the request, resources, scopes.

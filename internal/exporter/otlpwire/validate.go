@@ -1,6 +1,7 @@
 package otlpwire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -78,10 +79,61 @@ func Validate(b []byte) (spans int, err error) {
 	return v.spans, nil
 }
 
+// Visitor receives the spans of a request from a Walker.
+type Visitor interface {
+	// VisitSpan is called with each span once it has been validated, with its ResourceSpans and
+	// ScopeSpans (views that live until VisitSpan returns) and the number of that ScopeSpans in
+	// the request (0, 1, ...), which tells when a new one begins.
+	VisitSpan(scope int, rs *ResourceSpans, ss *ScopeSpans, sp *Span)
+}
+
+// Walker is Validate that, in the same pass, hands each span to a Visitor as soon as the span
+// has been validated, so that a request is encoded while it is validated rather than walked
+// twice. A span is visited only when everything before it in the request is valid, but the
+// request may still be invalid after it: what the visitor did counts only once Walk returns a
+// nil error, and a caller that must not act on part of an invalid request undoes it otherwise.
+//
+// The Walker holds the views it hands out, so a reused Walker walks without allocating. Its zero
+// value is ready; it walks one request at a time.
+type Walker struct {
+	rs    ResourceSpans
+	ss    ScopeSpans
+	sp    Span
+	scope int
+	visit Visitor
+}
+
+// Walk validates b as Validate does, returning the same count or error, and hands its spans to
+// visit on the way.
+func (w *Walker) Walk(b []byte, visit Visitor) (spans int, err error) {
+	w.scope, w.visit = -1, visit
+	defer func() { *w = Walker{} }() // no views of b kept past the call
+	v := validator{w: w}
+	if e := v.message(descRequest, b, 0); e != nil {
+		return 0, finish(e)
+	}
+	return v.spans, nil
+}
+
 // validator walks a message against its description.
 type validator struct {
 	spans int
-	depth int // AnyValue nesting
+	depth int     // AnyValue nesting
+	w     *Walker // Walk's, when walking for a visitor
+}
+
+// enter is called with each message of type d before it is validated: it gives the Walker's
+// visitor its views.
+func (v *validator) enter(d *msgDesc, b []byte) {
+	switch d {
+	case descResourceSpans:
+		v.w.rs = parseResourceSpans(b)
+	case descScopeSpans:
+		v.w.scope++
+		v.w.ss = parseScopeSpans(b)
+	case descSpan:
+		v.w.sp = Span{raw: b} // filled as its fields are validated
+	}
 }
 
 func fail(kind error, off int, format string, args ...any) *Error {
@@ -106,6 +158,10 @@ func (v *validator) message(d *msgDesc, b []byte, off int) *Error {
 func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 	pos := 0
 	for pos < len(b) {
+		if n := v.plainAttribute(d, b[pos:]); n > 0 {
+			pos += n
+			continue
+		}
 		fieldOff := off + pos
 		var num protowire.Number
 		var typ protowire.Type
@@ -129,37 +185,52 @@ func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 			pos += m
 			continue
 		}
+		val := field{num: num, typ: typ}
 		var err *Error
-		switch typ {
-		case protowire.BytesType:
-			var l uint64
-			m := 1
-			if pos < len(b) && b[pos] < 0x80 {
-				l = uint64(b[pos])
-			} else if l, m = protowire.ConsumeVarint(b[pos:]); m < 0 {
-				err = fail(ErrMalformed, fieldOff, "truncated or over-long length")
-				break
-			}
-			if l > uint64(len(b)-pos-m) {
-				err = fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-pos-m)
-				break
-			}
-			pos += m
-			err = v.value(f, b[pos:pos+int(l)], off+pos)
-			if err == nil && f.msg == descSpan {
-				v.spans++
-			}
-			pos += int(l)
-		default:
-			var m int
-			m, err = scalarSize(typ, b[pos:], fieldOff)
-			pos += m
+		var m int
+		if typ == protowire.BytesType {
+			val.b, m, err = v.bytesField(d, f, b[pos:], off+pos, fieldOff)
+		} else {
+			val.u, m, err = scalar(typ, b[pos:], fieldOff)
 		}
 		if err != nil {
 			return withPath(err, pathElem(f, num, b[:fieldOff-off]))
 		}
+		if d == descSpan && v.w != nil {
+			v.w.sp.set(&val, b[fieldOff-off:]) // the span's view, filled as it is validated
+		}
+		pos += m
 	}
 	return nil
+}
+
+// bytesField validates the value of length-delimited field f of message d, at the start of b
+// (offset off of the input; its tag is at fieldOff), and returns it and its size with its length.
+func (v *validator) bytesField(d *msgDesc, f *fieldDesc, b []byte, off, fieldOff int) ([]byte, int, *Error) {
+	var l uint64
+	m := 1
+	if len(b) > 0 && b[0] < 0x80 {
+		l = uint64(b[0])
+	} else if l, m = protowire.ConsumeVarint(b); m < 0 {
+		return nil, 0, fail(ErrMalformed, fieldOff, "truncated or over-long length")
+	}
+	if l > uint64(len(b)-m) {
+		return nil, 0, fail(ErrMalformed, fieldOff, "length %d runs past the end of %s (%d bytes left)", l, d.name, len(b)-m)
+	}
+	val := b[m : m+int(l) : m+int(l)]
+	if v.w != nil && f.msg != nil {
+		v.enter(f.msg, val)
+	}
+	if err := v.value(f, val, off+m); err != nil {
+		return nil, 0, err
+	}
+	if f.msg == descSpan {
+		v.spans++
+		if v.w != nil {
+			v.w.visit.VisitSpan(v.w.scope, &v.w.rs, &v.w.ss, &v.w.sp)
+		}
+	}
+	return val, m + int(l), nil
 }
 
 // longTag reads a tag of more than one byte (or the invalid field number 0) at the start of b,
@@ -188,27 +259,30 @@ func skipUnknown(d *msgDesc, num protowire.Number, typ protowire.Type, b []byte,
 	return m, nil
 }
 
-// scalarSize returns the size of the varint, fixed32 or fixed64 value at the start of b.
-func scalarSize(typ protowire.Type, b []byte, off int) (int, *Error) {
+// scalar returns the varint, fixed32 or fixed64 value at the start of b, and its size.
+func scalar(typ protowire.Type, b []byte, off int) (uint64, int, *Error) {
 	switch typ {
 	case protowire.VarintType:
-		_, m := protowire.ConsumeVarint(b)
-		if m < 0 {
-			return 0, fail(ErrMalformed, off, "truncated or over-long varint")
+		if len(b) > 0 && b[0] < 0x80 {
+			return uint64(b[0]), 1, nil
 		}
-		return m, nil
+		u, m := protowire.ConsumeVarint(b)
+		if m < 0 {
+			return 0, 0, fail(ErrMalformed, off, "truncated or over-long varint")
+		}
+		return u, m, nil
 	case protowire.Fixed32Type:
 		if len(b) < 4 {
-			return 0, fail(ErrMalformed, off, "fixed32 needs 4 bytes, %d left", len(b))
+			return 0, 0, fail(ErrMalformed, off, "fixed32 needs 4 bytes, %d left", len(b))
 		}
-		return 4, nil
+		return uint64(binary.LittleEndian.Uint32(b)), 4, nil
 	case protowire.Fixed64Type:
 		if len(b) < 8 {
-			return 0, fail(ErrMalformed, off, "fixed64 needs 8 bytes, %d left", len(b))
+			return 0, 0, fail(ErrMalformed, off, "fixed64 needs 8 bytes, %d left", len(b))
 		}
-		return 8, nil
+		return binary.LittleEndian.Uint64(b), 8, nil
 	}
-	return 0, nil
+	return 0, 0, nil
 }
 
 // pathElem names field f (number num) in an error's path; a repeated field gets the index of this
@@ -252,6 +326,48 @@ func (v *validator) value(f *fieldDesc, val []byte, off int) *Error {
 		return v.message(f.msg, val, off)
 	}
 	return nil
+}
+
+// plainAttribute validates the field at the start of b when it is an attribute of d of the usual
+// layout (plainKeyValue), with one-byte tag and length, without the general field machinery, and
+// returns its size; 0 for anything else, which the general walk validates (and locates the
+// problem in, if there is one).
+func (v *validator) plainAttribute(d *msgDesc, b []byte) int {
+	if d.attrTag == 0 || len(b) < 2 || b[0] != d.attrTag || b[1] >= 0x80 || v.depth >= MaxValueDepth {
+		return 0
+	}
+	end := 2 + int(b[1])
+	if end > len(b) || !plainKeyValue(b[2:end]) {
+		return 0
+	}
+	if d == descSpan && v.w != nil {
+		v.w.sp.set(&field{num: fieldSpanAttributes, typ: protowire.BytesType, b: b[2:end:end]}, b)
+	}
+	return end
+}
+
+// plainKeyValue reports whether KeyValue kv is valid and of the layout that almost every
+// attribute has: a key and a string, int or bool value, each field once, with one-byte lengths.
+// Such an attribute is checked without walking its two messages; any other, and any invalid one
+// (to find where it is wrong), takes the general walk.
+func plainKeyValue(kv []byte) bool {
+	if len(kv) < 4 || kv[0] != fieldKVKey<<3|2 || kv[1] >= 0x80 {
+		return false
+	}
+	kl := int(kv[1])
+	if len(kv) < kl+5 || kv[kl+2] != fieldKVValue<<3|2 || kv[kl+3] >= 0x80 || kl+4+int(kv[kl+3]) != len(kv) {
+		return false
+	}
+	switch val := kv[kl+4:]; val[0] {
+	case fieldValueString<<3 | 2:
+		// The key, the value's tag and lengths (all below 0x80) and the string: valid UTF-8 as a
+		// whole exactly when the key and the string are, since no sequence spans ASCII bytes.
+		return len(val) >= 2 && int(val[1]) == len(val)-2 && utf8.Valid(kv[2:])
+	case fieldValueInt << 3, fieldValueBool << 3: // wire type 0, varint
+		_, n := protowire.ConsumeVarint(val[1:])
+		return n == len(val)-1 && utf8.Valid(kv[2:kl+2])
+	}
+	return false
 }
 
 // wireError describes a protowire error code without protowire's "proto: " prefix, which would

@@ -273,3 +273,23 @@ func TestErrorMessageNamesKindPathAndOffset(t *testing.T) {
 		t.Errorf("error = %v\nwant   %s", err, want)
 	}
 }
+
+// TestPlainAttributesStillCountTowardsTheDepth checks the fast path for plain attributes (a key
+// and a string) against the depth limit: inside kvlists nested one level too deep, such an
+// attribute's value is still refused, and where it is.
+func TestPlainAttributesStillCountTowardsTheDepth(t *testing.T) {
+	inKVLists := func(depth int) []byte {
+		v := strField(1, "leaf")
+		for range depth - 1 {
+			v = msgField(6, msgField(1, attr("k", v))) // kvlist_value { values: [{k: v}] }
+		}
+		return inSpan(msgField(9, attr("deep", v)))
+	}
+	if _, err := otlpwire.Validate(inKVLists(otlpwire.MaxValueDepth)); err != nil {
+		t.Errorf("values nested as deep as allowed: %v", err)
+	}
+	_, err := otlpwire.Validate(inKVLists(otlpwire.MaxValueDepth + 1))
+	if !errors.Is(err, otlpwire.ErrTooDeep) || !strings.HasSuffix(strings.Split(err.Error(), " (offset")[0], ".kvlist_value.values[0].value") {
+		t.Errorf("one level too deep: %v, want ErrTooDeep at the innermost value", err)
+	}
+}

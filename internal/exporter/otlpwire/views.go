@@ -443,54 +443,61 @@ func ParseSpan(raw []byte) Span {
 		if n < 0 {
 			break
 		}
-		switch f.typ {
-		case protowire.BytesType:
-			switch f.num {
-			case fieldSpanTraceID:
-				s.traceID = f.b
-			case fieldSpanSpanID:
-				s.spanID = f.b
-			case fieldSpanTraceState:
-				s.traceState = f.b
-			case fieldSpanParentSpanID:
-				s.parentSpanID = f.b
-			case fieldSpanName:
-				s.name = f.b
-			case fieldSpanAttributes:
-				s.attrs = firstFrom(s.attrs, raw[pos:])
-			case fieldSpanEvents:
-				s.events = firstFrom(s.events, raw[pos:])
-			case fieldSpanLinks:
-				s.links = firstFrom(s.links, raw[pos:])
-			case fieldSpanStatus:
-				s.status = parseStatus(f.b)
-			}
-		case protowire.VarintType:
-			switch f.num {
-			case fieldSpanKind:
-				s.kind = int32(f.u)
-			case fieldSpanDroppedAttrs:
-				s.droppedAttrs = uint32(f.u)
-			case fieldSpanDroppedEvents:
-				s.droppedEvents = uint32(f.u)
-			case fieldSpanDroppedLinks:
-				s.droppedLinks = uint32(f.u)
-			}
-		case protowire.Fixed64Type:
-			switch f.num {
-			case fieldSpanStart:
-				s.start = f.u
-			case fieldSpanEnd:
-				s.end = f.u
-			}
-		case protowire.Fixed32Type:
-			if f.num == fieldSpanFlags {
-				s.flags = uint32(f.u)
-			}
-		}
+		s.set(&f, raw[pos:])
 		pos += n
 	}
 	return s
+}
+
+// set records field f of the span, found at the start of rest (the span from f's tag on): the
+// one place that says which field of a span goes where, for ParseSpan and for Walker, which
+// fills a span's view as it validates the span.
+func (s *Span) set(f *field, rest []byte) {
+	switch f.typ {
+	case protowire.BytesType:
+		switch f.num {
+		case fieldSpanTraceID:
+			s.traceID = f.b
+		case fieldSpanSpanID:
+			s.spanID = f.b
+		case fieldSpanTraceState:
+			s.traceState = f.b
+		case fieldSpanParentSpanID:
+			s.parentSpanID = f.b
+		case fieldSpanName:
+			s.name = f.b
+		case fieldSpanAttributes:
+			s.attrs = firstFrom(s.attrs, rest)
+		case fieldSpanEvents:
+			s.events = firstFrom(s.events, rest)
+		case fieldSpanLinks:
+			s.links = firstFrom(s.links, rest)
+		case fieldSpanStatus:
+			s.status = parseStatus(f.b)
+		}
+	case protowire.VarintType:
+		switch f.num {
+		case fieldSpanKind:
+			s.kind = int32(f.u)
+		case fieldSpanDroppedAttrs:
+			s.droppedAttrs = uint32(f.u)
+		case fieldSpanDroppedEvents:
+			s.droppedEvents = uint32(f.u)
+		case fieldSpanDroppedLinks:
+			s.droppedLinks = uint32(f.u)
+		}
+	case protowire.Fixed64Type:
+		switch f.num {
+		case fieldSpanStart:
+			s.start = f.u
+		case fieldSpanEnd:
+			s.end = f.u
+		}
+	case protowire.Fixed32Type:
+		if f.num == fieldSpanFlags {
+			s.flags = uint32(f.u)
+		}
+	}
 }
 
 // firstFrom keeps where the first occurrence of a repeated field starts: cur, or rest when there
@@ -724,17 +731,40 @@ type Attributes struct {
 // All iterates the key/value pairs in order.
 func (a Attributes) All() iter.Seq[KeyValue] {
 	return func(yield func(KeyValue) bool) {
+		tag := a.tag()
 		for b := a.b; len(b) > 0; {
-			f, n := next(b)
-			if n < 0 {
-				return
+			kv, rest, ok := cutShort(b, tag)
+			if !ok {
+				f, n := next(b)
+				if n < 0 {
+					return
+				}
+				if rest = b[n:]; !f.isBytes(a.num) {
+					b = rest
+					continue
+				}
+				kv = f.b
 			}
-			b = b[n:]
-			if f.isBytes(a.num) && !yield(parseKeyValue(f.b)) {
+			b = rest
+			if !yield(parseKeyValue(kv)) {
 				return
 			}
 		}
 	}
+}
+
+// tag is the one-byte tag of the attribute fields (all are numbered below 16).
+func (a Attributes) tag() byte { return byte(a.num)<<3 | byte(protowire.BytesType) }
+
+// cutShort reads the length-delimited field at the start of b when it has the one-byte tag tag
+// and a one-byte length, the usual layout of attributes, without the general field loop: its
+// value, and what follows it. ok is false for anything else, which next reads.
+func cutShort(b []byte, tag byte) (val, rest []byte, ok bool) {
+	if len(b) < 2 || b[0] != tag || b[1] >= 0x80 || int(b[1]) > len(b)-2 {
+		return nil, b, false
+	}
+	end := 2 + int(b[1])
+	return b[2:end:end], b[end:], true
 }
 
 // Len counts the key/value pairs.
@@ -751,6 +781,32 @@ func (a Attributes) Len() int {
 		}
 	}
 	return n
+}
+
+// Has reports whether a pair with key is among the attributes. It is Get without decoding any
+// value, and reads the usual layout (one-byte tags and lengths) without the general field loop:
+// a stream key template asks it of every span.
+func (a Attributes) Has(key string) bool {
+	tag := a.tag()
+	for b := a.b; len(b) > 0; {
+		kv, rest, ok := cutShort(b, tag)
+		if !ok {
+			f, n := next(b)
+			if n < 0 {
+				return false
+			}
+			if rest = b[n:]; !f.isBytes(a.num) {
+				b = rest
+				continue
+			}
+			kv = f.b
+		}
+		b = rest
+		if k, _ := splitKeyValue(kv); string(k) == key {
+			return true
+		}
+	}
+	return false
 }
 
 // Get returns the value of the last pair whose key is key. OTLP requires keys to be unique; when
@@ -789,6 +845,14 @@ type KeyValue struct {
 }
 
 func parseKeyValue(raw []byte) KeyValue {
+	// The usual attribute, a key and a value holding one string, all lengths one byte, in one step.
+	if n := len(raw); n >= 6 && raw[0] == fieldKVKey<<3|2 && raw[1] < 0x80 {
+		kl := int(raw[1])
+		if kl+6 <= n && raw[kl+2] == fieldKVValue<<3|2 && raw[kl+3] < 0x80 && int(raw[kl+3]) == n-kl-4 &&
+			raw[kl+4] == fieldValueString<<3|2 && raw[kl+5] < 0x80 && int(raw[kl+5]) == n-kl-6 {
+			return KeyValue{Key: raw[2 : 2+kl : 2+kl], Value: AnyValue{typ: ValueString, b: raw[kl+6:]}}
+		}
+	}
 	k, v := splitKeyValue(raw)
 	return KeyValue{Key: k, Value: parseAnyValue(v)}
 }

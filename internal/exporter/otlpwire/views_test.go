@@ -476,3 +476,45 @@ func TestRepeatedAttributeKeyReadsAsItsLastValue(t *testing.T) {
 		t.Fatal("Get(missing) found a value")
 	}
 }
+
+// TestHasAgreesWithGet checks Has against Get on every attribute list of random requests, for
+// keys that are there and keys that are not, and on attributes encoded with over-long lengths
+// (valid protobuf that takes Has's general path).
+func TestHasAgreesWithGet(t *testing.T) {
+	check := func(a otlpwire.Attributes, keys ...string) {
+		t.Helper()
+		for kv := range a.All() {
+			keys = append(keys, string(kv.Key))
+		}
+		for _, k := range append(keys, "absent", "") {
+			if _, found := a.Get(k); a.Has(k) != found {
+				t.Fatalf("Has(%q) = %v, Get finds it: %v", k, a.Has(k), found)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 50 {
+		for rs := range otlpwire.NewTraces(Marshal(Random(r, 3))).ResourceSpans() {
+			check(rs.Resource().Attributes())
+			for ss := range rs.ScopeSpans() {
+				check(ss.Scope().Attributes())
+				for sp := range ss.Spans() {
+					check(sp.Attributes())
+					for ev := range sp.Events() {
+						check(ev.Attributes())
+					}
+				}
+			}
+		}
+	}
+	// service.name=x, with the attribute's length written in two bytes (0x8e 0x00).
+	kv := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "service.name")
+	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "x"))
+	span := append(protowire.AppendTag(nil, 9, protowire.BytesType), byte(len(kv))|0x80, 0)
+	span = append(span, kv...)
+	sp := otlpwire.ParseSpan(span)
+	if !sp.Attributes().Has("service.name") {
+		t.Error("Has misses an attribute whose length is written in two bytes")
+	}
+	check(sp.Attributes(), "service")
+}

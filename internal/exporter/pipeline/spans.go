@@ -7,7 +7,6 @@ import (
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode"
 	"github.com/tracestream/tracestream/internal/exporter/entry"
-	"github.com/tracestream/tracestream/internal/exporter/otlpwire"
 )
 
 // SpanEncoder is the pipeline's Encoder: it validates a request, applies the service filter and encodes each remaining span.
@@ -16,6 +15,7 @@ type SpanEncoder struct {
 	maxBytes int
 	include  map[string]bool
 	exclude  map[string]bool
+	filter   func(service []byte) bool // keep, when there is a filter: made once, not per request
 
 	template, overflowKey string
 	log                   *writeErrorLog
@@ -38,6 +38,9 @@ func NewSpanEncoder(stream config.Stream, filter config.Filter, maxBytes int, lo
 	}
 	if len(filter.ExcludeServices) > 0 {
 		e.exclude = set(filter.ExcludeServices)
+	}
+	if e.include != nil || e.exclude != nil {
+		e.filter = e.keep
 	}
 	return e, nil
 }
@@ -65,26 +68,21 @@ func (e *SpanEncoder) keep(service []byte) bool {
 	return true
 }
 
-// Encode validates the whole request first: a malformed request is refused as a whole
-// (INVALID_ARGUMENT) before anything is written, so that a client never sees half of a request
-// it was told is invalid land in Redis.
+// Encode validates the request while it encodes it (encode.Encoder.EncodeRequest): a malformed
+// request is refused as a whole (INVALID_ARGUMENT) with nothing written, so that a client never
+// sees half of a request it was told is invalid land in Redis.
 func (e *SpanEncoder) Encode(req []byte, b *entry.Batch) (EncodeStats, error) {
-	n, err := otlpwire.Validate(req)
+	r, err := e.enc.EncodeRequest(b, req, e.filter, e.maxBytes)
 	if err != nil {
 		return EncodeStats{}, err
 	}
-	var keep func([]byte) bool
-	if e.include != nil || e.exclude != nil {
-		keep = e.keep
-	}
-	r := e.enc.EncodeTraces(b, otlpwire.NewTraces(req), keep, e.maxBytes)
 	if r.TooLarge {
 		return EncodeStats{}, fmt.Errorf("the request's entries exceed %d bytes once encoded (each entry repeats its span's resource and scope): send fewer spans per request", e.maxBytes)
 	}
 	if r.Overflowed > 0 {
 		e.log.overflowed(e.template, e.overflowKey, r.Overflowed)
 	}
-	st := EncodeStats{Spans: n, Filtered: r.Filtered, Invalid: r.Rejected}
+	st := EncodeStats{Spans: r.Spans, Filtered: r.Filtered, Invalid: r.Rejected}
 	if r.FirstRejection != nil {
 		st.InvalidMessage = r.FirstRejection.Error()
 	}

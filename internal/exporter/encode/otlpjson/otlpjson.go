@@ -9,6 +9,7 @@ package otlpjson
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"math"
 	"strconv"
@@ -35,6 +36,10 @@ func AppendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plainASCII8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safeASCII[c] {
@@ -77,6 +82,24 @@ func AppendString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// The SWAR masks of plainASCII8: a byte's high bit, and each byte value repeated eight times.
+const (
+	highBits = 0x8080808080808080
+	ones     = 0x0101010101010101
+)
+
+// plainASCII8 reports whether the eight bytes of x (most strings' common case) all appear in a
+// JSON string as themselves: ASCII, no control character, no quote, no backslash, testing the
+// eight at once. For ASCII bytes the classic tricks are exact: (v - n) &^ v sets the high bit of
+// some byte exactly when some byte of v is below n, and v = x ^ c has a zero byte exactly where x
+// has byte c; a byte with its high bit set fails the test by itself.
+func plainASCII8(x uint64) bool {
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	control := (x - ones*0x20) &^ x
+	special := (quote-ones)&^quote | (backslash-ones)&^backslash
+	return (x|control|special)&highBits == 0
 }
 
 // appendStr appends a constant (plain ASCII) as a JSON string.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+	"unicode/utf8"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
@@ -171,5 +172,33 @@ func TestAppendingAnObjectDoesNotAllocate(t *testing.T) {
 	dst := make([]byte, 0, 64<<10)
 	if n := testing.AllocsPerRun(100, func() { dst = AppendObject(dst[:0], a) }); n != 0 {
 		t.Errorf("AppendObject allocates %v times per call into a large enough buffer, want 0", n)
+	}
+}
+
+// TestAppendStringEscapesEveryByteAtEveryPosition checks the eight-bytes-at-once path of
+// AppendString against encoding/json: each byte value at each position of a 17-byte ASCII
+// string (two words and one more byte), so that every byte of a word is tested.
+func TestAppendStringEscapesEveryByteAtEveryPosition(t *testing.T) {
+	for c := range 256 {
+		for pos := range 17 {
+			s := []byte("abcdefghijklmnopq")
+			s[pos] = byte(c)
+			got := AppendString(nil, s)
+			if c >= utf8.RuneSelf {
+				// A lone byte of 0x80 or above is invalid UTF-8: U+FFFD, escaped.
+				want := `"` + string(s[:pos]) + `\ufffd` + string(s[pos+1:]) + `"`
+				if string(got) != want {
+					t.Fatalf("byte 0x%02x at %d: %s, want %s", c, pos, got, want)
+				}
+				continue
+			}
+			var back string
+			if err := json.Unmarshal(got, &back); err != nil || back != string(s) {
+				t.Fatalf("byte 0x%02x at %d: %s reads back as %q (%v)", c, pos, got, back, err)
+			}
+			if safe := c >= 0x20 && c != '"' && c != '\\'; safe != (len(got) == len(s)+2) {
+				t.Fatalf("byte 0x%02x at %d: %s (escaped: %v, want %v)", c, pos, got, !safe, safe)
+			}
+		}
 	}
 }

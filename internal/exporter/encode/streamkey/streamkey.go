@@ -176,6 +176,20 @@ func (t *Template) Append(dst []byte, sp *otlpwire.Span, res otlpwire.Resource, 
 	return dst
 }
 
+// ScopeOnly reports whether the key of span sp is the key of its resource and scope alone (what
+// Append renders for a span without attributes), because the span has none of the placeholders'
+// attributes. Encoders render that key once per scope and copy it: asking whether a span has an
+// attribute costs less than looking it up in the span, then the resource, then the scope.
+func (t *Template) ScopeOnly(sp *otlpwire.Span) bool {
+	attrs := sp.Attributes()
+	for i := range t.parts {
+		if t.parts[i].isAttr && attrs.Has(t.parts[i].text) {
+			return false
+		}
+	}
+	return true
+}
+
 // lookup finds a usable (non-empty) value of key in the span, resource and scope attributes.
 func lookup(key string, sp *otlpwire.Span, res otlpwire.Resource, scope otlpwire.Scope) (otlpwire.AnyValue, bool) {
 	if v, ok := sp.Attributes().Get(key); ok && !empty(v) {
