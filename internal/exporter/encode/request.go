@@ -30,7 +30,9 @@ type Result struct {
 // walked once. An invalid request leaves b as it was and returns otlpwire.Validate's error,
 // whatever was encoded before the invalid byte was found is dropped, and its keys take no place
 // under stream.maxKeys (they are admitted once the request is known to be valid). Past maxBytes
-// the rest of the request is only validated. It does not allocate unless b has to grow.
+// the rest of the request is only validated, and its keys take no place either (the caller
+// refuses it). maxBytes counts the bytes the batch holds, the keys of spans that go to the
+// overflow stream included. It does not allocate unless b has to grow.
 func (e *Encoder) EncodeRequest(b *entry.Batch, req []byte, keep func(service []byte) bool, maxBytes int) (Result, error) {
 	s := e.requests.Get().(*requestEncoder)
 	defer e.requests.Put(s)
@@ -43,7 +45,9 @@ func (e *Encoder) EncodeRequest(b *entry.Batch, req []byte, keep func(service []
 		return Result{}, err
 	}
 	s.r.Spans = n
-	s.r.Overflowed = e.admitKeys(b, first)
+	if !s.r.TooLarge { // refused as a whole: its keys take no place either
+		s.r.Overflowed = e.admitKeys(b, first)
+	}
 	return s.r, nil
 }
 

@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tracestream/tracestream/internal/exporter/config"
 	"github.com/tracestream/tracestream/internal/exporter/encode"
@@ -170,4 +172,87 @@ func readCorpus(t testing.TB, dir string) [][]byte {
 		t.Fatalf("no seeds in %s", dir)
 	}
 	return seeds
+}
+
+// TestAResourceAfterItsSpansIsEncodedWithBoundedDepth: protobuf fields may come in any order, so
+// the encoder meets a span before its resource has been validated when the resource follows the
+// spans. A resource whose service.name nests a million arrays deep must then cost no deeper
+// recursion than a valid value (the stack is capped for the test, so an unbounded recursion dies),
+// and the request gets Validate's error.
+func TestAResourceAfterItsSpansIsEncodedWithBoundedDepth(t *testing.T) {
+	req := resourceAfterSpans(1_000_000)
+	_, want := otlpwire.Validate(req)
+	if !errors.Is(want, otlpwire.ErrTooDeep) {
+		t.Fatalf("Validate = %v, want ErrTooDeep (the test input is not what it should be)", want)
+	}
+	defer debug.SetMaxStack(debug.SetMaxStack(64 << 20))
+	for _, format := range []string{config.FormatJSON, config.FormatFlat, config.FormatOTLP} {
+		e, err := encode.New(config.Stream{KeyTemplate: "traces:{service.name}", Format: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var batch entry.Batch
+		if _, err := e.EncodeRequest(&batch, req, nil, 0); err == nil || err.Error() != want.Error() || batch.Len() != 0 {
+			t.Errorf("%s: EncodeRequest = %v with %d entries, want %v and none", format, err, batch.Len(), want)
+		}
+	}
+}
+
+// resourceAfterSpans is a request of one ResourceSpans whose scope_spans (one valid span) come
+// before its resource, whose service.name is an array nested depth deep. Built from the inside
+// out in linear time: each level is a tag and a length before the level inside it.
+func resourceAfterSpans(depth int) []byte {
+	leaf := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte("x")) // AnyValue{string_value}
+	sizes := make([]int, depth+1)
+	sizes[0] = len(leaf)
+	for i := 1; i <= depth; i++ {
+		inner := sizes[i-1]
+		arr := 1 + protowire.SizeVarint(uint64(inner)) + inner // ArrayValue{values: 1}
+		sizes[i] = 1 + protowire.SizeVarint(uint64(arr)) + arr // AnyValue{array_value: 5}
+	}
+	value := make([]byte, 0, sizes[depth])
+	for i := depth; i >= 1; i-- {
+		inner := sizes[i-1]
+		arr := 1 + protowire.SizeVarint(uint64(inner)) + inner
+		value = protowire.AppendVarint(protowire.AppendTag(value, 5, protowire.BytesType), uint64(arr))
+		value = protowire.AppendVarint(protowire.AppendTag(value, 1, protowire.BytesType), uint64(inner))
+	}
+	value = append(value, leaf...)
+	kv := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte("service.name"))
+	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), value)
+	resource := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), kv)
+	span := Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: Realistic(1).ResourceSpans})
+	_, _, n := protowire.ConsumeField(span) // the ResourceSpans of a valid one-span request
+	rs, _ := protowire.ConsumeBytes(span[protowire.SizeTag(1):n])
+	var scopeSpans []byte
+	for len(rs) > 0 {
+		num, _, m := protowire.ConsumeField(rs)
+		if num == 2 {
+			scopeSpans = append(scopeSpans, rs[:m]...)
+		}
+		rs = rs[m:]
+	}
+	body := append(scopeSpans, protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), resource)...)
+	return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), body)
+}
+
+// TestATooLargeRequestTakesNoStreamKey: a request past maxBytes is refused as a whole, so the
+// keys of its spans must not take places under stream.maxKeys (with no TTL they are never given
+// back): a client sending too-large requests under many service names would otherwise push every
+// later service into the overflow stream.
+func TestATooLargeRequestTakesNoStreamKey(t *testing.T) {
+	e, err := encode.New(config.Stream{KeyTemplate: "traces:{service.name}", Format: config.FormatJSON, MaxKeys: 10, OverflowKey: "traces:overflow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Realistic(100)
+	req.ResourceSpans[0].Resource.Attributes[0] = KV("service.name", Str("too-large"))
+	var batch entry.Batch
+	r, err := e.EncodeRequest(&batch, Marshal(req), nil, 4096)
+	if err != nil || !r.TooLarge {
+		t.Fatalf("EncodeRequest = %+v, %v; want TooLarge", r, err)
+	}
+	if live, _ := e.KeyStats(); live != 0 {
+		t.Errorf("%d live keys after a request refused as too large, want 0", live)
+	}
 }

@@ -164,7 +164,20 @@ func AppendFloat(dst []byte, f float64, keepType, quoteSpecial bool) []byte {
 // AppendValue appends an attribute value as JSON: strings, bools, ints (as numbers, not as
 // OTLP/JSON's strings: consumers want to compare and sum them), doubles, bytes (base64 strings),
 // arrays, kvlists (objects), empty values (null).
-func AppendValue(dst []byte, v otlpwire.AnyValue) []byte {
+func AppendValue(dst []byte, v otlpwire.AnyValue) []byte { return appendValue(dst, v, 1) }
+
+// AppendObject appends attributes as a JSON object. Keys are written in order; OTLP requires them
+// to be unique, and duplicates are passed through rather than silently dropped.
+func AppendObject(dst []byte, a otlpwire.Attributes) []byte { return appendObject(dst, a, 1) }
+
+// appendValue is AppendValue for a value at depth (an attribute's value is at 1). Past
+// otlpwire.MaxValueDepth it writes null and goes no deeper: validation refuses such a value, but
+// the encoder may meet it first (a resource that follows its spans in the message), and the
+// recursion must stay bounded whatever the request holds.
+func appendValue(dst []byte, v otlpwire.AnyValue, depth int) []byte {
+	if depth > otlpwire.MaxValueDepth {
+		return append(dst, "null"...)
+	}
 	switch v.Type() {
 	case otlpwire.ValueString:
 		return AppendString(dst, v.Str())
@@ -186,18 +199,17 @@ func AppendValue(dst []byte, v otlpwire.AnyValue) []byte {
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = AppendValue(dst, e)
+			dst = appendValue(dst, e, depth+1)
 		}
 		return append(dst, ']')
 	case otlpwire.ValueKVList:
-		return AppendObject(dst, v.KVList())
+		return appendObject(dst, v.KVList(), depth+1)
 	}
 	return append(dst, "null"...)
 }
 
-// AppendObject appends attributes as a JSON object. Keys are written in order; OTLP requires them
-// to be unique, and duplicates are passed through rather than silently dropped.
-func AppendObject(dst []byte, a otlpwire.Attributes) []byte {
+// appendObject is AppendObject for attributes whose values are at depth.
+func appendObject(dst []byte, a otlpwire.Attributes, depth int) []byte {
 	dst = append(dst, '{')
 	first := true
 	for kv := range a.All() {
@@ -207,7 +219,7 @@ func AppendObject(dst []byte, a otlpwire.Attributes) []byte {
 		first = false
 		dst = AppendString(dst, kv.Key)
 		dst = append(dst, ':')
-		dst = AppendValue(dst, kv.Value)
+		dst = appendValue(dst, kv.Value, depth)
 	}
 	return append(dst, '}')
 }
