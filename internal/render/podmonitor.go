@@ -22,10 +22,11 @@ const KindPodMonitor = "PodMonitor"
 var PodMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: KindPodMonitor}
 
 // PodMonitorChild is the PodMonitor as a child. It is not one of Children, since its API may be
-// missing from the cluster (the prometheus-operator's CRD): the controller applies it after the
-// workload, and neither a missing CRD nor a failed apply fails the pass or touches Ready (the
-// condition PodMonitorApplied says what became of it). As in Children, a nil Object means "not
-// asked for": the controller deletes the one this resource owns.
+// missing from the cluster (the prometheus-operator's CRD): the controller applies it before the
+// workload, so that a failing workload apply does not keep it from being reached, and neither a
+// missing CRD nor a failed apply fails the pass or touches Ready (the condition
+// PodMonitorApplied says what became of it). As in Children, a nil Object means "not asked
+// for": the controller deletes the one this resource owns.
 func PodMonitorChild(rte *v1.RedisTraceExporter) Child {
 	pm := PodMonitor(rte)
 	if pm == nil {
