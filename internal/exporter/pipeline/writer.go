@@ -35,7 +35,7 @@ func (w *writer) run() {
 			return
 		}
 		w.busySince.Store(time.Now().UnixNano())
-		resetBatch(&w.wb)
+		resetBatch(&w.wb, maxWriterBatch)
 		w.owners = w.owners[:0]
 		w.gather(c)
 		w.p.fill(&w.wb, w.gather)
@@ -67,7 +67,7 @@ func (w *writer) deliver() bool {
 	for {
 		w.write()
 		w.acknowledge()
-		resetBatch(&w.retry)
+		resetBatch(&w.retry, maxPooledBatch)
 		w.retryOwn = w.retryOwn[:0]
 		for i, err := range w.errs {
 			if err != nil {
