@@ -382,10 +382,12 @@ func appendBulk[T string | []byte](b []byte, s T) []byte {
 	return append(b, '\r', '\n')
 }
 
-// appendArg writes one argument as Write builds them: a string, an interned key, a slice of
-// the batch, or an integer.
+// appendArg writes one argument as Write builds them: an argument encoded once, a string, an
+// interned key, a slice of the batch, or an integer.
 func appendArg(b []byte, a any) []byte {
 	switch v := a.(type) {
+	case *bulkArg:
+		return append(b, v.resp...)
 	case string:
 		return appendBulk(b, v)
 	case *string:

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,11 +56,10 @@ type Sink struct {
 	producerID string
 	masterName string
 
-	// Arguments that are the same for every command, boxed once so that building a
-	// command does not allocate for them.
-	maxLenArg   any
-	ttlArg      any
-	producerArg any
+	// Arguments that are the same for every command, encoded once; nil when not configured.
+	maxLenArg   *bulkArg
+	ttlArg      *bulkArg
+	producerArg *bulkArg
 
 	// idmp is whether XADD carries IDMP: set by Probe when every master supports it,
 	// cleared by Write when a server rejects it.
@@ -104,13 +104,13 @@ func New(cfg config.Redis, stream config.Stream, producerID string) (*Sink, erro
 	s := &Sink{mode: opts.mode, stream: stream, producerID: producerID, masterName: cfg.Sentinel.MasterName}
 	opts.progress = &s.progress
 	if stream.MaxLen > 0 {
-		s.maxLenArg = stream.MaxLen
+		s.maxLenArg = newBulkArg(strconv.FormatInt(stream.MaxLen, 10))
 	}
 	if stream.TTL.Duration > 0 {
-		s.ttlArg = ttlSeconds(stream.TTL.Duration)
+		s.ttlArg = newBulkArg(strconv.FormatInt(ttlSeconds(stream.TTL.Duration), 10))
 	}
 	if producerID != "" {
-		s.producerArg = producerID
+		s.producerArg = newBulkArg(producerID)
 	}
 	s.client = opts.redisOptions().NewClient()
 	switch c := s.client.(type) {

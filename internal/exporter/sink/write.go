@@ -27,6 +27,25 @@ type rawArg struct{ b []byte }
 // MarshalBinary returns the bytes, without copying them.
 func (r *rawArg) MarshalBinary() ([]byte, error) { return r.b, nil }
 
+// bulkArg is an argument that every command repeats (a keyword, the configured MAXLEN, TTL or
+// producer id) with its RESP bulk string encoded once: the RESP path copies it as it is. go-redis
+// sends its bytes, as it does a rawArg's. A command's name stays a string, which go-redis reads.
+type bulkArg struct{ b, resp []byte }
+
+func newBulkArg(s string) *bulkArg { return &bulkArg{b: []byte(s), resp: appendBulk(nil, s)} }
+
+// MarshalBinary returns the argument's bytes.
+func (a *bulkArg) MarshalBinary() ([]byte, error) { return a.b, nil }
+
+// The keywords of the XADD, XTRIM and EXPIRE commands that Write builds.
+var (
+	argIDMP   = newBulkArg("idmp")
+	argMaxLen = newBulkArg("maxlen")
+	argMinID  = newBulkArg("minid")
+	argApprox = newBulkArg("~")
+	argAutoID = newBulkArg("*")
+)
+
 // keyState is one stream name, interned across Writes.
 type keyState struct {
 	name string
@@ -218,15 +237,15 @@ func (s *Sink) appendCommands(st *writeState, b *entry.Batch, w writeOptions) {
 			h := len(st.hex)
 			st.hex = hex.AppendEncode(st.hex, e.TraceID[:])
 			st.hex = hex.AppendEncode(st.hex, e.SpanID[:])
-			st.args = append(st.args, "idmp", s.producerArg, st.raw(st.hex[h:]))
+			st.args = append(st.args, argIDMP, s.producerArg, st.raw(st.hex[h:]))
 		}
 		switch {
 		case w.maxLen:
-			st.args = append(st.args, "maxlen", "~", s.maxLenArg)
+			st.args = append(st.args, argMaxLen, argApprox, s.maxLenArg)
 		case w.minID:
-			st.args = append(st.args, "minid", "~", minIDArg)
+			st.args = append(st.args, argMinID, argApprox, minIDArg)
 		}
-		st.args = append(st.args, "*")
+		st.args = append(st.args, argAutoID)
 		for j := range b.NumFields(i) {
 			name, value := b.FieldPair(i, j)
 			st.args = append(st.args, st.raw(name), st.raw(value))
@@ -235,7 +254,7 @@ func (s *Sink) appendCommands(st *writeState, b *entry.Batch, w writeOptions) {
 	}
 	for _, k := range st.used {
 		if w.xtrim() {
-			st.args = append(st.args, "xtrim", &k.name, "minid", "~", minIDArg)
+			st.args = append(st.args, "xtrim", &k.name, argMinID, argApprox, minIDArg)
 			st.end(cmdXTrim)
 		}
 		if w.ttl {

@@ -81,6 +81,8 @@ func render(c redis.Cmder) string {
 			words[i] = *a
 		case *rawArg:
 			words[i] = string(a.b)
+		case *bulkArg:
+			words[i] = string(a.b)
 		case int64:
 			words[i] = strconv.FormatInt(a, 10)
 		default:
