@@ -57,6 +57,12 @@ func (b *Batch) Size() int {
 	return len(b.Buf) + len(b.Entries)*int(unsafe.Sizeof(Entry{})) + len(b.fields)*int(unsafe.Sizeof(Range{}))
 }
 
+// Cap is the memory the batch keeps for reuse, in bytes: the capacity of its buffer and of its
+// entries' bookkeeping.
+func (b *Batch) Cap() int {
+	return cap(b.Buf) + cap(b.Entries)*int(unsafe.Sizeof(Entry{})) + cap(b.fields)*int(unsafe.Sizeof(Range{}))
+}
+
 // Len is the number of entries.
 func (b *Batch) Len() int { return len(b.Entries) }
 

@@ -295,26 +295,28 @@ func (p *Pipeline) answer(r *request, n int, res Result) (Result, error) {
 	return res, nil
 }
 
-// maxPooledBatch is the largest request batch kept in the pool: after a burst of large requests
-// their memory goes back to the GC instead of staying held for good.
+// maxPooledBatch is the most memory a request batch in the pool, or a log record buffer, may
+// keep (entry.Batch.Cap): after a burst of large requests their memory goes back to the GC
+// instead of staying held for good.
 const maxPooledBatch = 1 << 20
 
-// maxWriterBatch is the largest pipeline a writer keeps its batch for between pipelines. A writer
-// fills the same batch again and again, up to PipelineSize entries: 1,000 json spans of 1.2 KB
-// are 1.2 MB, and a batch let go after every full pipeline was grown again from nothing for the
-// next one (growslice was 6 % of the exporter's CPU in make bench's profile, json at 100 spans
-// per request). With stream.writers writers, a quiet exporter holds at most writers × 4 MiB.
+// maxWriterBatch is the most memory each of a writer's two batches (the pipeline and its retries,
+// which trade places) keeps between pipelines. A writer fills the same batch again and again, up
+// to PipelineSize entries: 1,000 json spans of 1.2 KB are 1.2 MB, and a batch let go after every
+// full pipeline was grown again from nothing for the next one (growslice was 6 % of the
+// exporter's CPU in make bench's profile, json at 100 spans per request). A writer waiting for
+// work holds at most 2 × 4 MiB and no request (writer.idle).
 const maxWriterBatch = 4 << 20
 
 func (p *Pipeline) putBatch(b *entry.Batch) {
-	if cap(b.Buf) <= maxPooledBatch {
+	if b.Cap() <= maxPooledBatch {
 		p.batches.Put(b)
 	}
 }
 
-// resetBatch empties b, keeping its memory only if it is not larger than limit.
+// resetBatch empties b, keeping its memory only if it is not more than limit bytes.
 func resetBatch(b *entry.Batch, limit int) {
-	if cap(b.Buf) > limit {
+	if b.Cap() > limit {
 		*b = entry.Batch{}
 		return
 	}

@@ -332,33 +332,41 @@ func (e bigEntriesEncoder) Encode(_ []byte, b *entry.Batch) (EncodeStats, error)
 // A writer fills the same batch pipeline after pipeline: a full pipeline of 1,000 json-sized
 // entries (1.2 MB, more than a pooled request batch may keep) must not make it let go of its
 // memory and grow a new batch from nothing for the next pipeline, which cost 6 % of the
-// exporter's CPU under make bench.
+// exporter's CPU under make bench; a pipeline larger than maxWriterBatch is let go.
 func TestAWriterKeepsItsBatchAcrossFullPipelines(t *testing.T) {
-	const entries, size = 1000, 1200
-	var mu sync.Mutex
-	var bufs []*byte
-	w := &fakeWriter{answer: func(_ int, b *entry.Batch, _ []error) {
-		if b.Len() != entries {
-			t.Errorf("a pipeline of %d entries, want %d", b.Len(), entries)
-		}
-		mu.Lock()
-		bufs = append(bufs, unsafe.SliceData(b.Buf))
-		mu.Unlock()
-	}}
-	p, _, _ := started(t, bigEntriesEncoder{entries, size}, w, Options{PipelineSize: entries, MaxInFlightSpans: 1 << 20})
-	for range 4 {
-		if _, err := export(p, context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(bufs) != 4 {
-		t.Fatalf("%d writes, want 4", len(bufs))
-	}
-	for i := 2; i < len(bufs); i++ {
-		if bufs[i] != bufs[1] {
-			t.Errorf("pipeline %d was gathered into new memory: the writer let its %d-byte batch go", i, entries*size)
-		}
+	const entries = 1000
+	for _, tc := range []struct {
+		size int
+		kept bool
+	}{{1200, true}, {5000, false}} {
+		t.Run(fmt.Sprintf("%d-byte entries", tc.size), func(t *testing.T) {
+			var mu sync.Mutex
+			var bufs []*byte // these pointers keep every batch's memory from being reused
+			w := &fakeWriter{answer: func(_ int, b *entry.Batch, _ []error) {
+				if b.Len() != entries {
+					t.Errorf("a pipeline of %d entries, want %d", b.Len(), entries)
+				}
+				mu.Lock()
+				bufs = append(bufs, unsafe.SliceData(b.Buf))
+				mu.Unlock()
+			}}
+			p, _, _ := started(t, bigEntriesEncoder{entries, tc.size}, w, Options{PipelineSize: entries, MaxInFlightSpans: 1 << 20})
+			for range 4 {
+				if _, err := export(p, context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(bufs) != 4 {
+				t.Fatalf("%d writes, want 4", len(bufs))
+			}
+			for i := 1; i < len(bufs); i++ {
+				if same := bufs[i] == bufs[0]; same != tc.kept {
+					t.Errorf("pipeline %d in the memory of the first: %v, want %v (%d bytes of entries, the writer keeps up to %d)",
+						i, same, tc.kept, entries*tc.size, maxWriterBatch)
+				}
+			}
+		})
 	}
 }

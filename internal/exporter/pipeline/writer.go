@@ -35,15 +35,26 @@ func (w *writer) run() {
 			return
 		}
 		w.busySince.Store(time.Now().UnixNano())
-		resetBatch(&w.wb, maxWriterBatch)
-		w.owners = w.owners[:0]
 		w.gather(c)
 		w.p.fill(&w.wb, w.gather)
 		if w.wb.Len() > 0 && !w.deliver() {
 			return
 		}
+		w.idle()
 		w.busySince.Store(0)
 	}
+}
+
+// idle empties the writer's batches and lists once a pipeline is delivered, so that a writer
+// waiting for work refers to no request (whose batch the GC could not take back otherwise) and
+// keeps at most maxWriterBatch of memory per batch.
+func (w *writer) idle() {
+	resetBatch(&w.wb, maxWriterBatch)
+	resetBatch(&w.retry, maxWriterBatch)
+	clear(w.owners)
+	clear(w.retryOwn)
+	clear(w.errs)
+	w.owners, w.retryOwn, w.errs = w.owners[:0], w.retryOwn[:0], w.errs[:0]
 }
 
 // gather adds a chunk's entries to the pipeline, unless its request has been answered already.
@@ -67,7 +78,8 @@ func (w *writer) deliver() bool {
 	for {
 		w.write()
 		w.acknowledge()
-		resetBatch(&w.retry, maxPooledBatch)
+		resetBatch(&w.retry, maxWriterBatch)
+		clear(w.retryOwn)
 		w.retryOwn = w.retryOwn[:0]
 		for i, err := range w.errs {
 			if err != nil {

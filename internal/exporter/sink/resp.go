@@ -382,8 +382,8 @@ func appendBulk[T string | []byte](b []byte, s T) []byte {
 	return append(b, '\r', '\n')
 }
 
-// appendArg writes one argument as Write builds them: an argument encoded once, a string, an
-// interned key, a slice of the batch, or an integer.
+// appendArg writes one argument as Write builds them: an argument encoded once, a command's
+// name, an interned key, or a slice of the batch.
 func appendArg(b []byte, a any) []byte {
 	switch v := a.(type) {
 	case *bulkArg:
@@ -394,12 +394,6 @@ func appendArg(b []byte, a any) []byte {
 		return appendBulk(b, *v)
 	case *rawArg:
 		return appendBulk(b, v.b)
-	case int64:
-		var tmp [20]byte
-		return appendBulk(b, strconv.AppendInt(tmp[:0], v, 10))
-	case int:
-		var tmp [20]byte
-		return appendBulk(b, strconv.AppendInt(tmp[:0], int64(v), 10))
 	}
 	panic(fmt.Sprintf("sink: argument of type %T", a))
 }

@@ -37,6 +37,21 @@ func TestReadParsesEveryRESP2Reply(t *testing.T) {
 	}
 }
 
+// Every kind of argument Write builds is written as a RESP bulk string: the once-encoded ones
+// (keywords, the configured counts, the producer id) as the others are.
+func TestAppendArgWritesBulkStrings(t *testing.T) {
+	key := "traces:users"
+	args := []any{"xadd", &key, newBulkArg("maxlen"), newBulkArg("100000"), newBulkArg(""), &rawArg{[]byte("a\r\nb")}}
+	var got []byte
+	for _, a := range args {
+		got = appendArg(got, a)
+	}
+	want := "$4\r\nxadd\r\n$12\r\ntraces:users\r\n$6\r\nmaxlen\r\n$6\r\n100000\r\n$0\r\n\r\n$4\r\na\r\nb\r\n"
+	if string(got) != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
 func TestRESPConnectionsStayWithinPoolSize(t *testing.T) {
 	srv := redistest.Standalone(t)
 	cfg := standaloneConfig(srv)

@@ -83,8 +83,6 @@ func render(c redis.Cmder) string {
 			words[i] = string(a.b)
 		case *bulkArg:
 			words[i] = string(a.b)
-		case int64:
-			words[i] = strconv.FormatInt(a, 10)
 		default:
 			words[i] = fmt.Sprintf("%T(%v)", a, a)
 		}
