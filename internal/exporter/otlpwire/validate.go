@@ -351,21 +351,19 @@ func (v *validator) plainAttribute(d *msgDesc, b []byte) int {
 // Such an attribute is checked without walking its two messages; any other, and any invalid one
 // (to find where it is wrong), takes the general walk.
 func plainKeyValue(kv []byte) bool {
-	if len(kv) < 4 || kv[0] != fieldKVKey<<3|2 || kv[1] >= 0x80 {
+	key, val, ok := shortKeyValue(kv)
+	if !ok || len(val) == 0 {
 		return false
 	}
-	kl := int(kv[1])
-	if len(kv) < kl+5 || kv[kl+2] != fieldKVValue<<3|2 || kv[kl+3] >= 0x80 || kl+4+int(kv[kl+3]) != len(kv) {
-		return false
-	}
-	switch val := kv[kl+4:]; val[0] {
-	case fieldValueString<<3 | 2:
+	if _, ok := shortString(val); ok {
 		// The key, the value's tag and lengths (all below 0x80) and the string: valid UTF-8 as a
 		// whole exactly when the key and the string are, since no sequence spans ASCII bytes.
-		return len(val) >= 2 && int(val[1]) == len(val)-2 && utf8.Valid(kv[2:])
+		return utf8.Valid(kv[2:])
+	}
+	switch val[0] {
 	case fieldValueInt << 3, fieldValueBool << 3: // wire type 0, varint
 		_, n := protowire.ConsumeVarint(val[1:])
-		return n == len(val)-1 && utf8.Valid(kv[2:kl+2])
+		return n == len(val)-1 && utf8.Valid(key)
 	}
 	return false
 }

@@ -731,6 +731,18 @@ type Attributes struct {
 // All iterates the key/value pairs in order.
 func (a Attributes) All() iter.Seq[KeyValue] {
 	return func(yield func(KeyValue) bool) {
+		for kv := range a.pairs() {
+			if !yield(parseKeyValue(kv)) {
+				return
+			}
+		}
+	}
+}
+
+// pairs iterates the encoded KeyValue messages in order: the one loop over attributes, which
+// reads the usual layout (one-byte tag and length) without the general field loop.
+func (a Attributes) pairs() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
 		tag := a.tag()
 		for b := a.b; len(b) > 0; {
 			kv, rest, ok := cutShort(b, tag)
@@ -746,7 +758,7 @@ func (a Attributes) All() iter.Seq[KeyValue] {
 				kv = f.b
 			}
 			b = rest
-			if !yield(parseKeyValue(kv)) {
+			if !yield(kv) {
 				return
 			}
 		}
@@ -770,38 +782,16 @@ func cutShort(b []byte, tag byte) (val, rest []byte, ok bool) {
 // Len counts the key/value pairs.
 func (a Attributes) Len() int {
 	n := 0
-	for b := a.b; len(b) > 0; {
-		f, m := next(b)
-		if m < 0 {
-			break
-		}
-		b = b[m:]
-		if f.isBytes(a.num) {
-			n++
-		}
+	for range a.pairs() {
+		n++
 	}
 	return n
 }
 
-// Has reports whether a pair with key is among the attributes. It is Get without decoding any
-// value, and reads the usual layout (one-byte tags and lengths) without the general field loop:
-// a stream key template asks it of every span.
+// Has reports whether a pair with key is among the attributes: Get without decoding any value.
+// A stream key template asks it of every span.
 func (a Attributes) Has(key string) bool {
-	tag := a.tag()
-	for b := a.b; len(b) > 0; {
-		kv, rest, ok := cutShort(b, tag)
-		if !ok {
-			f, n := next(b)
-			if n < 0 {
-				return false
-			}
-			if rest = b[n:]; !f.isBytes(a.num) {
-				b = rest
-				continue
-			}
-			kv = f.b
-		}
-		b = rest
+	for kv := range a.pairs() {
 		if k, _ := splitKeyValue(kv); string(k) == key {
 			return true
 		}
@@ -818,17 +808,9 @@ func (a Attributes) Get(key string) (AnyValue, bool) {
 		last  []byte
 		found bool
 	)
-	for b := a.b; len(b) > 0; {
-		f, n := next(b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-		if !f.isBytes(a.num) {
-			continue
-		}
+	for kv := range a.pairs() {
 		// Compare the key before decoding the value: most pairs are not the one looked for.
-		if k, v := splitKeyValue(f.b); string(k) == key {
+		if k, v := splitKeyValue(kv); string(k) == key {
 			last, found = v, true
 		}
 	}
@@ -845,28 +827,28 @@ type KeyValue struct {
 }
 
 func parseKeyValue(raw []byte) KeyValue {
-	// The usual attribute, a key and a value holding one string, all lengths one byte, in one step.
-	if n := len(raw); n >= 6 && raw[0] == fieldKVKey<<3|2 && raw[1] < 0x80 {
-		kl := int(raw[1])
-		if kl+6 <= n && raw[kl+2] == fieldKVValue<<3|2 && raw[kl+3] < 0x80 && int(raw[kl+3]) == n-kl-4 &&
-			raw[kl+4] == fieldValueString<<3|2 && raw[kl+5] < 0x80 && int(raw[kl+5]) == n-kl-6 {
-			return KeyValue{Key: raw[2 : 2+kl : 2+kl], Value: AnyValue{typ: ValueString, b: raw[kl+6:]}}
-		}
+	k, v, ok := shortKeyValue(raw)
+	if !ok {
+		k, v = splitKeyValueFields(raw)
 	}
-	k, v := splitKeyValue(raw)
+	if str, ok := shortString(v); ok { // the usual value, without parseAnyValue's call
+		return KeyValue{Key: k, Value: AnyValue{typ: ValueString, b: str}}
+	}
 	return KeyValue{Key: k, Value: parseAnyValue(v)}
 }
 
 // splitKeyValue returns the key and the encoded value of a KeyValue. Attributes are most of the
-// bytes of a request, so the layout that every encoder writes for short attributes (key then
-// value, one-byte lengths) is recognised without the general field loop.
+// bytes of a request, so their usual layout (shortKeyValue) is read without the general field
+// loop.
 func splitKeyValue(raw []byte) (key, value []byte) {
-	if len(raw) >= 4 && raw[0] == fieldKVKey<<3|2 && raw[1] < 0x80 {
-		kl := int(raw[1])
-		if rest := raw[2:]; kl+2 <= len(rest) && rest[kl] == fieldKVValue<<3|2 && rest[kl+1] < 0x80 && kl+2+int(rest[kl+1]) == len(rest) {
-			return rest[:kl:kl], rest[kl+2:]
-		}
+	if k, v, ok := shortKeyValue(raw); ok {
+		return k, v
 	}
+	return splitKeyValueFields(raw)
+}
+
+// splitKeyValueFields is splitKeyValue by the general field loop, for any layout.
+func splitKeyValueFields(raw []byte) (key, value []byte) {
 	for b := raw; len(b) > 0; {
 		f, n := next(b)
 		if n < 0 {
@@ -881,6 +863,29 @@ func splitKeyValue(raw []byte) (key, value []byte) {
 		}
 	}
 	return key, value
+}
+
+// shortKeyValue reads the layout that every encoder writes for short attributes: the key, then
+// the value, each once, with one-byte tags and lengths, filling kv exactly. ok is false for any
+// other layout, which the general field loop reads (and validation checks).
+func shortKeyValue(kv []byte) (key, value []byte, ok bool) {
+	if len(kv) < 4 || kv[0] != fieldKVKey<<3|2 {
+		return nil, nil, false
+	}
+	// The key's length; a byte of 0x80 or more (a longer varint) fails below.
+	end := 2 + int(kv[1])
+	if end+2 > len(kv) || kv[end] != fieldKVValue<<3|2 || end+2+int(kv[end+1]) != len(kv) || (kv[1]|kv[end+1]) >= 0x80 {
+		return nil, nil, false
+	}
+	return kv[2:end:end], kv[end+2:], true
+}
+
+// shortString reads an AnyValue holding just a string with a one-byte length, the usual value.
+func shortString(v []byte) ([]byte, bool) {
+	if len(v) < 2 || v[0] != fieldValueString<<3|2 || v[1] >= 0x80 || int(v[1]) != len(v)-2 {
+		return nil, false
+	}
+	return v[2:], true
 }
 
 // ValueType is the type of an AnyValue.
@@ -930,8 +935,8 @@ type AnyValue struct {
 
 func parseAnyValue(raw []byte) AnyValue {
 	// The common case, a value holding just a short string, without the general field loop.
-	if len(raw) >= 2 && raw[0] == fieldValueString<<3|2 && raw[1] < 0x80 && int(raw[1]) == len(raw)-2 {
-		return AnyValue{typ: ValueString, b: raw[2:]}
+	if str, ok := shortString(raw); ok {
+		return AnyValue{typ: ValueString, b: str}
 	}
 	var v AnyValue
 	for b := raw; len(b) > 0; {
