@@ -36,7 +36,7 @@ type Resolved struct {
 // problem, one per line, each starting with its key after prefix ("redis." for the
 // exporter, "" for the operator's spec.redis): "redis.db: must be 0 in cluster mode, got 2".
 func (e Endpoint) Resolve(prefix string) (Resolved, error) {
-	r := Resolved{Mode: e.Mode.orDefault()}
+	r := Resolved{Mode: e.Mode.OrDefault()}
 	var errs []error
 	if err := r.Mode.check(); err != nil {
 		errs = append(errs, fieldError(prefix, "mode", err.Error()))

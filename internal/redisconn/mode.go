@@ -22,8 +22,9 @@ const (
 
 var modes = []Mode{ModeStandalone, ModeCluster, ModeSentinel}
 
-// orDefault is m, or ModeStandalone when m is empty.
-func (m Mode) orDefault() Mode {
+// OrDefault is m, or ModeStandalone when m is empty: the one place that says what an empty
+// mode means.
+func (m Mode) OrDefault() Mode {
 	if m == "" {
 		return ModeStandalone
 	}

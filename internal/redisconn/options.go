@@ -37,7 +37,7 @@ func (o *Options) FailoverOptions() *redis.FailoverOptions { return o.Failover()
 // NewClient builds the client for o.Mode: a *redis.Client for standalone and sentinel (a
 // failover client), a *redis.ClusterClient for cluster.
 func (o *Options) NewClient() redis.UniversalClient {
-	switch o.Mode.orDefault() {
+	switch o.Mode.OrDefault() {
 	case ModeCluster:
 		return redis.NewClusterClient(o.ClusterOptions())
 	case ModeSentinel:

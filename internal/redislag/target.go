@@ -52,11 +52,7 @@ type Target struct {
 // String describes the target without its credentials, for logs and errors.
 func (t Target) String() string {
 	var b strings.Builder
-	mode := t.Mode
-	if mode == "" {
-		mode = string(redisconn.ModeStandalone)
-	}
-	fmt.Fprintf(&b, "%s %v", mode, t.Addresses)
+	fmt.Fprintf(&b, "%s %v", redisconn.Mode(t.Mode).OrDefault(), t.Addresses)
 	if t.MasterName != "" {
 		fmt.Fprintf(&b, " master %q", t.MasterName)
 	}

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/tracestream/tracestream/api/v1alpha1"
 	"github.com/tracestream/tracestream/internal/exporter/config"
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // ExporterConfig is the exporter configuration the CR asks for, with Secrets as mounted files.
@@ -27,10 +28,7 @@ func ExporterConfig(rte *v1.RedisTraceExporter, in Inputs) config.Config {
 }
 
 func redisConfig(c *config.Redis, s v1.RedisSpec, in Inputs) {
-	c.Mode = s.Mode
-	if c.Mode == "" {
-		c.Mode = config.ModeStandalone
-	}
+	c.Mode = string(redisconn.Mode(s.Mode).OrDefault())
 	c.Addresses = append([]string(nil), s.Addresses...)
 	if s.Sentinel != nil {
 		c.Sentinel.MasterName = s.Sentinel.MasterName

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/tracestream/tracestream/internal/redisconn"
 )
 
 // Load builds the exporter's configuration: Default, overlaid by the YAML file at path (none when
@@ -79,11 +81,9 @@ func decodeYAML(data []byte, c *Config) error {
 		}
 		return err
 	}
-	if c.Redis.Mode == "" {
-		// Empty is standalone (a null or tagged empty value in the file): one spelling, so that
-		// the configuration reads back the same after a trip through a ConfigMap.
-		c.Redis.Mode = ModeStandalone
-	}
+	// Empty is standalone (a null or tagged empty value in the file): one spelling, so that the
+	// configuration reads back the same after a trip through a ConfigMap.
+	c.Redis.Mode = string(redisconn.Mode(c.Redis.Mode).OrDefault())
 	return nil
 }
 
