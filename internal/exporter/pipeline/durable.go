@@ -25,7 +25,7 @@ func (p *Pipeline) exportDurable(ctx context.Context, b *entry.Batch, n int, res
 	defer p.inflight.Add(int64(-n))
 	rec := p.records.Get().(*[]byte)
 	*rec = b.MarshalAppend((*rec)[:0])
-	p.putBatch(b)
+	p.batches.put(b)
 	size := len(*rec)
 	err := p.wal.Append(ctx, *rec)
 	if cap(*rec) <= maxPooledBatch {
@@ -90,8 +90,7 @@ func (p *Pipeline) drainLog(ctx context.Context) {
 		if err != nil {
 			return // stopped, or the log closed
 		}
-		b := p.batches.Get().(*entry.Batch)
-		b.Reset()
+		b := p.batches.get(len(rec))
 		if err := b.Unmarshal(rec); err != nil || b.Len() == 0 {
 			// The checksum matched, so this is not disk damage but bytes we cannot read
 			// (written by a different version): count them and move on.
@@ -99,7 +98,7 @@ func (p *Pipeline) drainLog(ctx context.Context) {
 				p.tel.QueueUnreadable.Inc()
 				p.log.Warn("Skipping an unreadable persistent queue record", "segment", end.Segment, "offset", end.Offset, "err", err)
 			}
-			p.putBatch(b)
+			p.batches.put(b)
 			select {
 			case order <- logged{end: end}:
 			case <-ctx.Done():
@@ -144,7 +143,7 @@ func (p *Pipeline) commitLog(order <-chan logged, budget *semaphore.Weighted) {
 			p.tel.InFlight.Sub(float64(n))
 			// Entries Redis refused for good (l.r.rejected) are committed with the rest: they
 			// were counted and logged per stream by the writers, and would only block the log.
-			p.putBatch(l.r.batch)
+			p.batches.put(l.r.batch)
 			budget.Release(p.drainWeight(n))
 		}
 		if err := p.wal.Commit(l.end, 1); err != nil {

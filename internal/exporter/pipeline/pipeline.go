@@ -87,7 +87,7 @@ type Pipeline struct {
 	draining atomic.Bool
 	stop     chan struct{} // closed when writers must give up retrying
 	wg       sync.WaitGroup
-	batches  sync.Pool
+	batches  batchPool
 
 	// authFailing is set while Redis refuses our credentials: requests then fail fast instead of
 	// each one queueing a write that cannot succeed.
@@ -114,7 +114,6 @@ func New(opts Options, enc Encoder, w Writer, tel *telemetry.Telemetry, log *slo
 
 		busySince: make([]atomic.Int64, opts.Writers),
 	}
-	p.batches.New = func() any { return new(entry.Batch) }
 	p.records.New = func() any { return new([]byte) }
 	return p
 }
@@ -181,7 +180,7 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 	}
 	n := b.Len()
 	if err := mem.Grow(int64(b.Size())); err != nil {
-		p.putBatch(b)
+		p.batches.put(b)
 		p.tel.Failed(telemetry.FailMemory, n)
 		return Result{}, err // an *admission.ExhaustedError, answered as the receivers' own claims are
 	}
@@ -189,12 +188,12 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 		return p.exportDurable(ctx, b, n, res)
 	}
 	if e := p.gate(n); e != nil {
-		p.putBatch(b)
+		p.batches.put(b)
 		return Result{}, e
 	}
 	weight, e := p.admit(n)
 	if e != nil {
-		p.putBatch(b)
+		p.batches.put(b)
 		return Result{}, e
 	}
 	defer p.release(weight, n)
@@ -204,11 +203,10 @@ func (p *Pipeline) Export(ctx context.Context, req []byte, protocol string, mem 
 // encode turns a request into entries and counts its spans. It returns a nil batch, and no
 // error, for a request with nothing to write.
 func (p *Pipeline) encode(req []byte, protocol string) (*entry.Batch, Result, error) {
-	b := p.batches.Get().(*entry.Batch)
-	b.Reset()
+	b := p.batches.get(len(req))
 	st, err := p.enc.Encode(req, b)
 	if err != nil {
-		p.putBatch(b)
+		p.batches.put(b)
 		return nil, Result{}, &Error{Class: ErrInvalid, Detail: err.Error()}
 	}
 	p.tel.Received(protocol, st.Spans)
@@ -216,7 +214,7 @@ func (p *Pipeline) encode(req []byte, protocol string) (*entry.Batch, Result, er
 	p.tel.Dropped(telemetry.DropInvalid, st.Invalid)
 	res := Result{Rejected: st.Invalid, Message: st.InvalidMessage}
 	if b.Len() == 0 {
-		p.putBatch(b)
+		p.batches.put(b)
 		return nil, res, nil
 	}
 	return b, res, nil
@@ -274,7 +272,7 @@ func (p *Pipeline) deliver(ctx context.Context, b *entry.Batch, n int, res Resul
 		return p.abandon(r, n, ctx.Err())
 	}
 	// Every chunk has been gathered and resolved: no writer references the batch any more.
-	p.putBatch(b)
+	p.batches.put(b)
 	return p.answer(r, n, res)
 }
 
@@ -293,34 +291,6 @@ func (p *Pipeline) answer(r *request, n int, res Result) (Result, error) {
 		}
 	}
 	return res, nil
-}
-
-// maxPooledBatch is the most memory a request batch in the pool, or a log record buffer, may
-// keep (entry.Batch.Cap): after a burst of large requests their memory goes back to the GC
-// instead of staying held for good.
-const maxPooledBatch = 1 << 20
-
-// maxWriterBatch is the most memory each of a writer's two batches (the pipeline and its retries,
-// which trade places) keeps between pipelines. A writer fills the same batch again and again, up
-// to PipelineSize entries: 1,000 json spans of 1.2 KB are 1.2 MB, and a batch let go after every
-// full pipeline was grown again from nothing for the next one (growslice was 6 % of the
-// exporter's CPU in make bench's profile, json at 100 spans per request). A writer waiting for
-// work holds at most 2 × 4 MiB and no request (writer.idle).
-const maxWriterBatch = 4 << 20
-
-func (p *Pipeline) putBatch(b *entry.Batch) {
-	if b.Cap() <= maxPooledBatch {
-		p.batches.Put(b)
-	}
-}
-
-// resetBatch empties b, keeping its memory only if it is not more than limit bytes.
-func resetBatch(b *entry.Batch, limit int) {
-	if b.Cap() > limit {
-		*b = entry.Batch{}
-		return
-	}
-	b.Reset()
 }
 
 // abandon answers a request that ran out of time, or whose client canceled it. Its entries may
