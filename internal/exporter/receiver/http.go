@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -39,13 +38,12 @@ type HTTP struct {
 	mem     *admission.Budget
 	tok     *tokenFile
 	maxBody int64
-	bufs    sync.Pool
+	bufs    bodyPool
 }
 
 // NewHTTP builds the HTTP receiver; request bodies are counted against mem as they are read.
 func NewHTTP(cfg config.Receivers, exp Exporter, mem *admission.Budget) (*HTTP, error) {
 	h := &HTTP{exp: exp, mem: mem, maxBody: cfg.MaxRequestBytes}
-	h.bufs.New = func() any { return new(bytes.Buffer) }
 	if cfg.BearerTokenFile != "" {
 		t, err := newTokenFile(cfg.BearerTokenFile)
 		if err != nil {
@@ -116,13 +114,8 @@ func (h *HTTP) traces(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("unsupported Content-Type %q: send %s or %s", mt, contentProtobuf, contentJSON), http.StatusUnsupportedMediaType)
 		return
 	}
-	buf := h.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBody { // a large body's buffer goes back to the GC, not the pool
-			h.bufs.Put(buf)
-		}
-	}()
+	buf := h.bufs.get()
+	defer h.bufs.put(buf)
 	claim := h.mem.Claim()
 	defer claim.Release()
 	if err := h.readBody(w, r, buf, &claim); err != nil {
@@ -187,9 +180,6 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffe
 		return &bodyError{codes.InvalidArgument, "reading body: " + err.Error(), reasonMalformed}
 	}
 }
-
-// maxPooledBody is the largest body buffer kept for reuse.
-const maxPooledBody = 1 << 20
 
 func (h *HTTP) write(w http.ResponseWriter, mt string, status int, m proto.Message) {
 	var (
