@@ -17,7 +17,7 @@ func (b *Batch) MarshalAppend(dst []byte) []byte {
 		dst = append(dst, e.TraceID[:]...)
 		dst = append(dst, e.SpanID[:]...)
 		dst = binary.AppendUvarint(dst, uint64(e.Spans))
-		dst = appendBytes(dst, b.Bytes(e.Key))
+		dst = appendBytes(dst, b.Key(i))
 		dst = binary.AppendUvarint(dst, uint64(e.n))
 		for j := range e.n {
 			name, value := b.FieldPair(i, j)

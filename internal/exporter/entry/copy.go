@@ -1,20 +1,15 @@
 package entry
 
-// Append copies entry i of src (its key, fields and identity) to the end of b. The writers use it
-// to gather entries of several requests into one pipeline, and to keep only the entries that
-// need a retry.
-func (b *Batch) Append(src *Batch, i int) {
+// AppendRef adds entry i of src to the end of b without copying it: b's entry refers to the
+// batch that holds the entry's bytes (src, or the batch src's entry refers to). The writers use
+// it to gather the entries of several requests into one pipeline, and to keep only the entries
+// that need a retry; a pipeline of 1,000 json spans is 1.2 MB that no longer needs a second copy.
+//
+// The batch holding the bytes must not be reset, truncated or reused while b refers to it, and
+// b's references end at b's Reset: a request's batch goes back to its pool only once every
+// entry of it has been settled, and a writer resets its pipeline before it waits for more.
+func (b *Batch) AppendRef(src *Batch, i int) {
 	e := src.Entries[i]
-	keyStart := len(b.Buf)
-	b.Buf = append(b.Buf, src.Bytes(e.Key)...)
-	b.Begin(keyStart, e.TraceID, e.SpanID)
-	b.Entries[len(b.Entries)-1].Spans = e.Spans
-	for j := 0; j < e.n; j++ {
-		name, value := src.FieldPair(i, j)
-		n := len(b.Buf)
-		b.Buf = append(b.Buf, name...)
-		v := len(b.Buf)
-		b.Buf = append(b.Buf, value...)
-		b.Field(n, v)
-	}
+	e.src = src.holder(&e)
+	b.Entries = append(b.Entries, e)
 }

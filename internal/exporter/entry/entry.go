@@ -13,7 +13,7 @@ type Range struct{ Start, End int }
 
 // Entry is one stream entry: XADD <Key> * <field> <value> ...
 type Entry struct {
-	// Key is the stream key.
+	// Key is the stream key, in the Buf of the batch that holds the entry's bytes (see src).
 	Key Range
 	// first and n locate this entry's field and value ranges in Batch.fields: field i is
 	// fields[first+2i], its value fields[first+2i+1].
@@ -24,6 +24,9 @@ type Entry struct {
 	SpanID  [8]byte
 	// Spans is how many spans this entry carries (always 1 today: one entry per span).
 	Spans int
+	// src is the batch that holds the entry's bytes and field ranges when the entry was
+	// gathered from another batch (AppendRef); nil when they are in the entry's own batch.
+	src *Batch
 }
 
 // Batch is a reusable arena of entries. The zero value is ready to use; Reset keeps the memory.
@@ -33,8 +36,10 @@ type Batch struct {
 	fields  []Range
 }
 
-// Reset empties the batch and keeps its memory for reuse.
+// Reset empties the batch and keeps its memory for reuse. Entries gathered from other batches
+// (AppendRef) are cleared, so that the memory kept refers to none of those batches.
 func (b *Batch) Reset() {
+	clear(b.Entries)
 	b.Buf = b.Buf[:0]
 	b.Entries = b.Entries[:0]
 	b.fields = b.fields[:0]
@@ -48,6 +53,7 @@ func (b *Batch) Mark() Mark { return Mark{len(b.Buf), len(b.Entries), len(b.fiel
 
 // Truncate drops every entry and byte appended since m was taken, keeping the memory.
 func (b *Batch) Truncate(m Mark) {
+	clear(b.Entries[m.entries:])
 	b.Buf, b.Entries, b.fields = b.Buf[:m.buf], b.Entries[:m.entries], b.fields[:m.fields]
 }
 
@@ -123,14 +129,26 @@ func (b *Batch) AddField(name string, value []byte) {
 // Bytes returns the bytes of r. The slice aliases Buf: valid until the next append or Reset.
 func (b *Batch) Bytes(r Range) []byte { return b.Buf[r.Start:r.End] }
 
+// holder is the batch that holds the bytes and field ranges of e, an entry of b.
+func (b *Batch) holder(e *Entry) *Batch {
+	if e.src != nil {
+		return e.src
+	}
+	return b
+}
+
 // Key returns entry i's stream key.
-func (b *Batch) Key(i int) []byte { return b.Bytes(b.Entries[i].Key) }
+func (b *Batch) Key(i int) []byte {
+	e := &b.Entries[i]
+	return b.holder(e).Bytes(e.Key)
+}
 
 // NumFields is the number of field/value pairs of entry i.
 func (b *Batch) NumFields(i int) int { return b.Entries[i].n }
 
 // FieldPair returns field j of entry i: its name and value.
 func (b *Batch) FieldPair(i, j int) (name, value []byte) {
-	e := b.Entries[i]
-	return b.Bytes(b.fields[e.first+2*j]), b.Bytes(b.fields[e.first+2*j+1])
+	e := &b.Entries[i]
+	h := b.holder(e)
+	return h.Bytes(h.fields[e.first+2*j]), h.Bytes(h.fields[e.first+2*j+1])
 }

@@ -21,11 +21,11 @@ const (
 	// outgrow a small batch anyway. Small requests never take, and so never hold, a large batch.
 	largeRequest = 256 << 10
 	// maxWriterBatch is the most memory each of a writer's two batches (the pipeline and its
-	// retries, which trade places) keeps between pipelines. A writer fills the same batch again
-	// and again, up to PipelineSize entries: 1,000 json spans are 1.2 MB, and a batch let go after
-	// every full pipeline was grown again from nothing for the next one (growslice was 6 % of the
-	// exporter's CPU in make bench's profile, json at 100 spans per request). A writer waiting for
-	// work holds at most 2 × 4 MiB and no request (writer.idle).
+	// retries, which trade places) keeps between pipelines. A writer's batches refer to the
+	// entries of the requests it gathers (entry.Batch.AppendRef), 72 bytes of bookkeeping per
+	// entry, and are filled again and again up to PipelineSize entries; a batch grown past this
+	// bound (a very large stream.pipelineSize) is let go. A writer waiting for work holds no
+	// request (writer.idle).
 	maxWriterBatch = 4 << 20
 )
 

@@ -65,7 +65,7 @@ func (w *writer) gather(c chunk) {
 		return
 	}
 	for i := c.from; i < c.to; i++ {
-		w.wb.Append(c.r.batch, i)
+		w.wb.AppendRef(c.r.batch, i)
 		w.owners = append(w.owners, owner{c.r})
 	}
 }
@@ -166,7 +166,7 @@ func (w *writer) settle(i int, err error) {
 	case retryEntry, abandonEntry:
 		w.p.errLog.failed(class, err)
 		if v == retryEntry {
-			w.retry.Append(&w.wb, i)
+			w.retry.AppendRef(&w.wb, i)
 			w.retryOwn = append(w.retryOwn, w.owners[i])
 		}
 	}
