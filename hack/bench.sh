@@ -32,7 +32,7 @@ go build -o "$work/operatorscale" ./test/bench/operatorscale
 
 log "micro-benchmarks (-benchmem)"
 go test -run '^$' -bench . -benchmem -benchtime 1s -count 1 \
-	./internal/exporter/otlpwire/ ./internal/exporter/encode/ ./internal/exporter/sink/ \
+	./internal/exporter/otlpwire/ ./internal/exporter/encode/ ./internal/exporter/pipeline/ ./internal/exporter/sink/ \
 	| grep -E '^Benchmark' | tee "$work/micro.txt"
 
 log "operator at scale: $crs RedisTraceExporters"

@@ -99,7 +99,10 @@ func medianOf(ws []window, f func(window) float64) float64 {
 }
 
 // ratio is the median over rounds of exporter spans/s ÷ redis-benchmark XADD/s of the same round.
-func (r *report) ratio(k runKey) float64 {
+func (r *report) ratio(k runKey) float64 { return median(r.roundRatios(k)) }
+
+// roundRatios are exporter spans/s ÷ redis-benchmark XADD/s, round by round.
+func (r *report) roundRatios(k runKey) []float64 {
 	ws, rbs := r.exporter[k], r.rb[rbKey{k.format, k.size}]
 	var xs []float64
 	for i := range min(len(ws), len(rbs)) {
@@ -107,7 +110,7 @@ func (r *report) ratio(k runKey) float64 {
 			xs = append(xs, ws[i].spansPerSec/rbs[i].xaddPerSec)
 		}
 	}
-	return median(xs)
+	return xs
 }
 
 func noisyRuns(ws []window) int {
@@ -168,7 +171,7 @@ func (r *report) writeHeader(d *page) {
 func (r *report) writeThroughput(d *page) {
 	d.p("### Throughput next to redis-benchmark\n\n")
 	d.p("Spans acknowledged per second (medians), every one checked in Redis afterwards; `redis-benchmark` replays an entry sampled from the exporter's own output with the same `XADD` (key, `MAXLEN ~`, fields), 4 connections (the exporter's writers) and pipeline depth = spans per request, in the same round. CPU columns are µs of CPU per span; *pipeline* is the exporter's mean XADDs per Redis pipeline; *allocs* are the exporter process's heap allocations per span (whole process: gRPC/HTTP, decode, encode, Redis client).\n\n")
-	d.p("| format | protocol | spans/req | entry B | spans/s | redis-benchmark XADD/s | ratio | exporter CPU µs/span | Redis CPU µs/span (redis-benchmark) | load generator µs/span | pipeline | allocs/span | B/span | lost | dup | noisy runs |\n")
+	d.p("| format | protocol | spans/req | entry B | spans/s | redis-benchmark XADD/s | ratio, median (rounds) | exporter CPU µs/span | Redis CPU µs/span (redis-benchmark) | load generator µs/span | pipeline | allocs/span | B/span | lost | dup | noisy runs |\n")
 	d.p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, format := range r.opts.formats {
 		for _, n := range r.opts.sizes {
@@ -195,9 +198,9 @@ func (r *report) writeThroughputRow(d *page, k runKey, rbRate, rbCPU float64) {
 		lost += w.delivery.Lost
 		dup += w.delivery.Duplicates
 	}
-	d.p("| %s | %s | %d | %d | %s | %s | **%s** | %s | %s (%s) | %s | %s | %s | %s | %d | %d | %d/%d |\n",
+	d.p("| %s | %s | %d | %d | %s | %s | **%s** (%s) | %s | %s (%s) | %s | %s | %s | %s | %d | %d | %d/%d |\n",
 		k.format, k.protocol, k.size, r.entryBytes[k.format],
-		thousands(medianOf(ws, func(w window) float64 { return w.spansPerSec })), thousands(rbRate), f2(r.ratio(k)),
+		thousands(medianOf(ws, func(w window) float64 { return w.spansPerSec })), thousands(rbRate), f2(r.ratio(k)), rangeOf(r.roundRatios(k)),
 		f2(medianOf(ws, func(w window) float64 { return w.serverCPU })),
 		f2(medianOf(ws, func(w window) float64 { return w.redisCPU })), f2(rbCPU),
 		f2(medianOf(ws, func(w window) float64 { return w.loadgenCPU })),
@@ -211,7 +214,7 @@ func (r *report) writeThroughputRow(d *page, k runKey, rbRate, rbCPU float64) {
 func (r *report) writeCollector(d *page) {
 	d.p("### The OpenTelemetry Collector, measured the same way\n\n")
 	d.p("otlp receiver → batch processor → nop exporter, built from the module proxy by `hack/otelcol.sh`, on core 0 like the exporter; the exporter's figures are json from the table above.\n\n")
-	d.p("| protocol | spans/req | Collector spans/s | Collector CPU µs/span | exporter CPU µs/span (json) | exporter ÷ Collector CPU |\n|---|---|---|---|---|---|\n")
+	d.p("| protocol | spans/req | Collector spans/s | Collector CPU µs/span | exporter CPU µs/span (json) | exporter ÷ Collector CPU, median of rounds (rounds) |\n|---|---|---|---|---|---|\n")
 	for _, n := range r.opts.sizes {
 		for _, proto := range r.opts.protocols {
 			cs := r.collector[runKey{"", proto, n}]
@@ -221,7 +224,17 @@ func (r *report) writeCollector(d *page) {
 			}
 			cc := medianOf(cs, func(w window) float64 { return w.serverCPU })
 			ec := medianOf(es, func(w window) float64 { return w.serverCPU })
-			d.p("| %s | %d | %s | %s | %s | %s |\n", proto, n, thousands(medianOf(cs, func(w window) float64 { return w.spansPerSec })), f2(cc), f2(ec), f2(ec/cc))
+			// The exporter's and the Collector's runs of a round follow each other: their
+			// ratio is compared within the round, as the throughput ratio is, so that a slow
+			// stretch of a shared machine does not count against one side only.
+			var xs []float64
+			for i := range min(len(cs), len(es)) {
+				if cs[i].serverCPU > 0 {
+					xs = append(xs, es[i].serverCPU/cs[i].serverCPU)
+				}
+			}
+			d.p("| %s | %d | %s | %s | %s | **%s** (%s) |\n", proto, n, thousands(medianOf(cs, func(w window) float64 { return w.spansPerSec })),
+				f2(cc), f2(ec), f2(median(xs)), rangeOf(xs))
 		}
 	}
 	d.p("\n")
@@ -280,4 +293,12 @@ func failures(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// rangeOf is the lowest and highest of xs, as "0.91–1.05".
+func rangeOf(xs []float64) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return f2(slices.Min(xs)) + "–" + f2(slices.Max(xs))
 }
