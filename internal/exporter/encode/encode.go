@@ -50,6 +50,7 @@ var (
 type Encoder struct {
 	format   string
 	key      *Template
+	keyAttrs []string // the template's attribute keys
 	fallback string
 	keys     *keyLimit // nil when the template has no placeholder: one key only
 	requests sync.Pool // *requestEncoder, for EncodeRequest
@@ -63,12 +64,12 @@ func New(cfg config.Stream) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream.keyTemplate: %w", err)
 	}
-	e := &Encoder{format: cfg.Format, key: key, fallback: cfg.Fallback}
+	e := &Encoder{format: cfg.Format, key: key, keyAttrs: key.Attributes(), fallback: cfg.Fallback}
 	e.requests.New = func() any { return new(requestEncoder) }
 	if e.fallback == "" {
 		e.fallback = DefaultFallback
 	}
-	if len(key.Attributes()) > 0 {
+	if len(e.keyAttrs) > 0 {
 		max := cfg.MaxKeys
 		if max <= 0 { // an Encoder built from a Stream that did not come from config.Default
 			max = config.DefaultMaxKeys
@@ -165,7 +166,7 @@ func (e *Encoder) encode(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwir
 // the template's attributes, its key is the scope's, rendered once and copied (c).
 func (e *Encoder) appendKey(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlpwire.ScopeSpans, sp *otlpwire.Span, c *scopeCache) int {
 	keyStart := len(b.Buf)
-	if c == nil || !e.key.ScopeOnly(sp) {
+	if c == nil || !e.scopeOnly(sp) {
 		b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
 		return keyStart
 	}
@@ -176,6 +177,15 @@ func (e *Encoder) appendKey(b *entry.Batch, rs *otlpwire.ResourceSpans, ss *otlp
 	b.Buf = e.key.Append(b.Buf, sp, rs.Resource(), ss.Scope(), e.fallback)
 	c.scopeKeyStart, c.scopeKeyEnd = keyStart, len(b.Buf)
 	return keyStart
+}
+
+// scopeOnly reports whether sp carries none of the key template's attributes (Template.ScopeOnly),
+// from what the Walker noted of its attribute keys while it validated them when it did.
+func (e *Encoder) scopeOnly(sp *otlpwire.Span) bool {
+	if seen, known := sp.Watched(); known {
+		return !seen
+	}
+	return e.key.ScopeOnly(sp)
 }
 
 // admitKeys applies stream.maxKeys to the keys of the entries of b from first on: an entry whose

@@ -38,6 +38,8 @@ func (e *Encoder) EncodeRequest(b *entry.Batch, req []byte, keep func(service []
 	defer e.requests.Put(s)
 	*s = requestEncoder{e: e, b: b, keep: keep, maxBytes: maxBytes, scope: -1}
 	defer func() { *s = requestEncoder{} }() // nothing of this request kept in the pool
+	// appendKey asks of each span whether it carries a key attribute: the walk notes it.
+	s.walker.Watch(e.keyAttrs)
 	mark, first := b.Mark(), b.Len()
 	n, err := s.walker.Walk(req, s)
 	if err != nil {

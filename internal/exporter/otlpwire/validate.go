@@ -101,13 +101,32 @@ type Walker struct {
 	sp    Span
 	scope int
 	visit Visitor
+	watch []string
+}
+
+// Watch makes the Walker note, while it validates each span's attributes, whether one of them
+// has one of keys (Span.Watched): a stream key template asks it of every span, and the walk has
+// each key in hand already. The keys are kept until the next Watch.
+func (w *Walker) Watch(keys []string) { w.watch = keys }
+
+// see notes a key of the span's attributes against the watched keys.
+func (w *Walker) see(key []byte) {
+	if w.sp.watch == watchSeen {
+		return
+	}
+	for _, k := range w.watch {
+		if string(key) == k {
+			w.sp.watch = watchSeen
+			return
+		}
+	}
 }
 
 // Walk validates b as Validate does, returning the same count or error, and hands its spans to
 // visit on the way.
 func (w *Walker) Walk(b []byte, visit Visitor) (spans int, err error) {
 	w.scope, w.visit = -1, visit
-	defer func() { *w = Walker{} }() // no views of b kept past the call
+	defer func() { *w = Walker{watch: w.watch} }() // no views of b kept past the call
 	v := validator{w: w}
 	if e := v.message(descRequest, b, 0); e != nil {
 		return 0, finish(e)
@@ -133,6 +152,9 @@ func (v *validator) enter(d *msgDesc, b []byte) {
 		v.w.ss = parseScopeSpans(b)
 	case descSpan:
 		v.w.sp = Span{raw: b} // filled as its fields are validated
+		if len(v.w.watch) > 0 {
+			v.w.sp.watch = watchNone
+		}
 	}
 }
 
@@ -198,6 +220,10 @@ func (v *validator) fields(d *msgDesc, b []byte, off int) *Error {
 		}
 		if d == descSpan && v.w != nil {
 			v.w.sp.set(&val, b[fieldOff-off:]) // the span's view, filled as it is validated
+			if num == fieldSpanAttributes && len(v.w.watch) > 0 {
+				k, _ := splitKeyValue(val.b)
+				v.w.see(k)
+			}
 		}
 		pos += m
 	}
@@ -337,35 +363,43 @@ func (v *validator) plainAttribute(d *msgDesc, b []byte) int {
 		return 0
 	}
 	end := 2 + int(b[1])
-	if end > len(b) || !plainKeyValue(b[2:end]) {
+	if end > len(b) {
+		return 0
+	}
+	key, ok := plainKeyValue(b[2:end])
+	if !ok {
 		return 0
 	}
 	if d == descSpan && v.w != nil {
 		v.w.sp.set(&field{num: fieldSpanAttributes, typ: protowire.BytesType, b: b[2:end:end]}, b)
+		if len(v.w.watch) > 0 {
+			v.w.see(key)
+		}
 	}
 	return end
 }
 
 // plainKeyValue reports whether KeyValue kv is valid and of the layout that almost every
-// attribute has: a key and a string, int or bool value, each field once, with one-byte lengths.
+// attribute has, and returns its key: a key and a string, int or bool value, each field once,
+// with one-byte lengths.
 // Such an attribute is checked without walking its two messages; any other, and any invalid one
 // (to find where it is wrong), takes the general walk.
-func plainKeyValue(kv []byte) bool {
+func plainKeyValue(kv []byte) (key []byte, ok bool) {
 	key, val, ok := shortKeyValue(kv)
 	if !ok || len(val) == 0 {
-		return false
+		return nil, false
 	}
 	if _, ok := shortString(val); ok {
 		// The key, the value's tag and lengths (all below 0x80) and the string: valid UTF-8 as a
 		// whole exactly when the key and the string are, since no sequence spans ASCII bytes.
-		return utf8.Valid(kv[2:])
+		return key, utf8.Valid(kv[2:])
 	}
 	switch val[0] {
 	case fieldValueInt << 3, fieldValueBool << 3: // wire type 0, varint
 		_, n := protowire.ConsumeVarint(val[1:])
-		return n == len(val)-1 && utf8.Valid(key)
+		return key, n == len(val)-1 && utf8.Valid(key)
 	}
-	return false
+	return nil, false
 }
 
 // wireError describes a protowire error code without protowire's "proto: " prefix, which would

@@ -433,6 +433,24 @@ type Span struct {
 	droppedAttrs, droppedEvents, droppedLinks uint32
 	status                                    Status
 	attrs, events, links                      []byte // from the first occurrence on, nil if none
+	// watch is what a Walker with watched keys saw of the span's attribute keys (Watched).
+	watch watchState
+}
+
+// watchState is whether a span has an attribute with one of a Walker's watched keys.
+type watchState uint8
+
+const (
+	watchUnknown watchState = iota // not from a Walker that watches keys
+	watchNone
+	watchSeen
+)
+
+// Watched reports whether the span has an attribute whose key is one of the keys its Walker
+// watches (Walker.Watch); known is false when nobody looked (a span from ParseSpan, or from a
+// Walker that watches no key), and the caller looks for itself.
+func (s *Span) Watched() (seen, known bool) {
+	return s.watch == watchSeen, s.watch != watchUnknown
 }
 
 // ParseSpan returns a view of the Span message bytes raw.
