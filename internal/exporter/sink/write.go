@@ -188,8 +188,13 @@ func (w writeOptions) xtrim() bool { return w.maxLen && w.minID }
 func (st *writeState) size(b *entry.Batch, w writeOptions) {
 	n := b.Len()
 	nargs, nraws := 0, 0
+	var k *keyState
 	for i := range n {
-		k := st.key(b.Key(i))
+		// Entries in a row usually share their key (the spans of a request do): the map is
+		// asked only when it changes.
+		if name := b.Key(i); k == nil || k.name != string(name) {
+			k = st.key(name)
+		}
 		k.last = i
 		st.entryKey = append(st.entryKey, k)
 		nf := b.NumFields(i)
