@@ -65,7 +65,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 4, "client connections (gRPC; HTTP/1.1 uses one per request in flight)")
 	flag.Float64Var(&o.fixedRate, "fixed-rate", 100_000, "spans/s of the memory measurement")
 	flag.DurationVar(&o.stall, "stall", 4*time.Second, "how long redis-server is stopped (SIGSTOP) in the stall measurement")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "save a CPU profile of the exporter (admin.debug's /debug/pprof) for each format's first gRPC run here")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save a CPU profile of the exporter (admin.debug's /debug/pprof) for the first run of each format, protocol and size here")
 	flag.StringVar(&o.latencyCPUs, "latency-cpus", "", "CPUs of the exporter in the latency measurement (taskset -c, e.g. 1 or 0,1); empty keeps it on core 0 with the load generator, as in the throughput runs")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "spans/s of the latency measurement; 0 is half the measured maximum")
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency measurement")

@@ -197,7 +197,7 @@ func (fr formatRun) measureSize(ctx context.Context, t *loadgen.Template, n, rou
 	logf("%s round %d: redis-benchmark P=%d: %.0f XADD/s, others %.2f cores", format, round+1, n, r.xaddPerSec, r.others)
 	for _, proto := range o.protocols {
 		profile := ""
-		if o.profileDir != "" && round == 0 && proto == loadgen.GRPC {
+		if o.profileDir != "" && round == 0 {
 			profile = fmt.Sprintf("%s/exporter-%s-%s-%d.pprof", o.profileDir, format, proto, n)
 		}
 		w, err := measure(ctx, rs, exp, t, proto, o, profile)

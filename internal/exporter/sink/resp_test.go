@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,6 +130,21 @@ func TestWritesAfterCloseFail(t *testing.T) {
 	for i, err := range write(t, ctx, s, spansFrom(2, 2, "spans")) {
 		if !errors.Is(err, errClosed) || redisconn.Classify(err).Retryable() {
 			t.Fatalf("entry %d after Close: %v (class %s), want a permanent closed-client error", i, err, redisconn.Classify(err))
+		}
+	}
+}
+
+// A bulk string's length is written right on either side of each shortcut (one digit, two
+// digits, strconv).
+func TestAppendBulkWritesEveryLength(t *testing.T) {
+	for _, n := range []int{0, 1, 9, 10, 11, 42, 99, 100, 101, 999, 1179, 65536, 1 << 20} {
+		s := strings.Repeat("x", n)
+		want := "$" + strconv.Itoa(n) + "\r\n" + s + "\r\n"
+		if got := appendBulk([]byte("prefix"), []byte(s)); string(got) != "prefix"+want {
+			t.Errorf("length %d: %.20q..., want %.20q...", n, got[6:], want)
+		}
+		if got := appendBulk(nil, s); string(got) != want {
+			t.Errorf("length %d (string): %.20q..., want %.20q...", n, got, want)
 		}
 	}
 }
