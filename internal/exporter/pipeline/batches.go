@@ -33,13 +33,17 @@ const (
 // large batches while small requests keep small ones.
 type batchPool struct{ small, large sync.Pool }
 
-// get returns an empty batch for a request of reqBytes.
+// get returns an empty batch for a request of reqBytes. A large request takes a large batch if
+// one is kept, else a small one (put files a batch by its capacity, and a large request's batch
+// may fit the small class); a small request never takes a large batch.
 func (bp *batchPool) get(reqBytes int) *entry.Batch {
-	pool := &bp.small
 	if reqBytes >= largeRequest {
-		pool = &bp.large
+		if b, ok := bp.large.Get().(*entry.Batch); ok {
+			b.Reset()
+			return b
+		}
 	}
-	if b, ok := pool.Get().(*entry.Batch); ok {
+	if b, ok := bp.small.Get().(*entry.Batch); ok {
 		b.Reset()
 		return b
 	}

@@ -17,7 +17,7 @@ func TestBatchPoolKeepsBatchesBySize(t *testing.T) {
 	}
 	var bp batchPool
 	const rounds = 20
-	var smallReused, largeReused int
+	var smallReused, largeReused, midReused int
 	for range rounds {
 		small, large, huge := grown(64<<10), grown(1200<<10), grown(maxLargeBatch+1)
 		bp.put(large)
@@ -38,9 +38,16 @@ func TestBatchPoolKeepsBatchesBySize(t *testing.T) {
 		if bp.get(1) == small {
 			smallReused++
 		}
+		// A large request whose batch stayed under maxPooledBatch (otlp, 1,000 spans: a 454 KiB
+		// request, a 1,023 KiB batch) finds it again.
+		mid := grown(900 << 10)
+		bp.put(mid)
+		if bp.get(largeRequest) == mid {
+			midReused++
+		}
 	}
-	if largeReused == 0 || smallReused == 0 {
-		t.Errorf("in %d rounds a large batch was reused %d times and a small one %d times, want both at least once",
-			rounds, largeReused, smallReused)
+	if largeReused == 0 || smallReused == 0 || midReused == 0 {
+		t.Errorf("in %d rounds a large batch was reused %d times, a small one %d times and a small one by a large request %d times, want each at least once",
+			rounds, largeReused, smallReused, midReused)
 	}
 }
