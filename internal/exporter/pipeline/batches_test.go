@@ -25,10 +25,10 @@ func TestBatchPoolKeepsBatchesBySize(t *testing.T) {
 		if b := bp.get(largeRequest - 1); b == large || b == huge {
 			t.Fatalf("a request of %d bytes got a batch of %d bytes", largeRequest-1, b.Cap())
 		}
-		switch b := bp.get(largeRequest); {
-		case b == huge:
+		switch b := bp.get(largeRequest); b {
+		case huge:
 			t.Fatalf("a batch of %d bytes was kept, more than maxLargeBatch (%d)", huge.Cap(), maxLargeBatch)
-		case b == large:
+		case large:
 			largeReused++
 			if b.Len() != 0 || len(b.Buf) != 0 {
 				t.Fatal("a reused batch is not empty")
